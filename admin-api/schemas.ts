@@ -1,0 +1,78 @@
+// JSON schemas for the admin routes. additionalProperties: false everywhere:
+// an unknown field is a mistake the caller must hear about, not silently drop.
+export const tenantId = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,31}$' } as const
+export const principal = { type: 'string', minLength: 1, maxLength: 128 } as const
+
+export const tenant = {
+  type: 'object',
+  required: ['id', 'name', 'createdAt'],
+  additionalProperties: false,
+  properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'string' } }
+} as const
+
+export const credential = {
+  type: 'object',
+  required: ['username', 'tenant', 'principal', 'role', 'createdAt', 'revoked'],
+  additionalProperties: false,
+  properties: {
+    username: { type: 'string' },
+    tenant: { type: 'string' },
+    principal: { type: 'string' },
+    role: { type: 'string' },
+    createdAt: { type: 'string' },
+    revoked: { type: 'boolean' },
+    revokedAt: { type: 'string' }
+  }
+} as const
+
+export const issuedCredential = {
+  ...credential,
+  required: [...credential.required, 'secret'],
+  properties: { ...credential.properties, secret: { type: 'string' } }
+} as const
+
+export const revokedCredential = {
+  ...credential,
+  required: [...credential.required, 'disconnected'],
+  properties: { ...credential.properties, disconnected: { type: 'integer' } }
+} as const
+
+export const session = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    tenant: { type: 'string' },
+    principal: { type: 'string' },
+    role: { type: 'string' },
+    clientId: { type: 'string' },
+    protocol: { type: 'string' },
+    listener: { type: 'string' },
+    auth: { type: 'string' },
+    remoteAddress: { type: 'string' },
+    connectedAt: { type: 'string' },
+    node: { type: 'string' }
+  }
+} as const
+
+export const securityEvent = {
+  type: 'object',
+  required: ['id', 'time', 'code', 'severity', 'node'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string' },
+    time: { type: 'string' },
+    code: { type: 'string' },
+    severity: { type: 'string' },
+    node: { type: 'string' },
+    tenant: { type: 'string' },
+    principal: { type: 'string' },
+    clientId: { type: 'string' },
+    remoteAddress: { type: 'string' },
+    action: { type: 'string' },
+    topic: { type: 'string' },
+    reason: { type: 'string' },
+    policyRevision: { type: 'string' },
+    actor: { type: 'string' },
+    count: { type: 'integer' }
+  }
+} as const

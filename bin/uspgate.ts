@@ -1,0 +1,115 @@
+// uspgate command line: `start` runs the gateway; the other commands call the
+// admin API of a running gateway.
+import { Gateway, loadConfig, parseFlags, ConfigError } from '../broker/index.ts'
+import { call, CliError, resolveAdmin } from './cli-client.ts'
+
+const USAGE = `usage:
+  uspgate start [--data-dir DIR] [--mqtt-host H] [--mqtt-port P] [--admin-host H] [--admin-port P] [--node-id ID] [--log-level L]
+  uspgate tenant add <id> [--name NAME]
+  uspgate tenant list
+  uspgate credential issue <tenant> <principal> --role agent|controller
+  uspgate credential list <tenant>
+  uspgate credential revoke <tenant> <principal>
+
+admin commands find the API from --admin-url/--token, USPGATE_ADMIN_URL/USPGATE_ADMIN_TOKEN,
+or the data dir (--data-dir, USPGATE_DATA_DIR, default ./data). Add --json for JSON output.`
+
+function splitArgs (argv: string[]): { positional: string[], flags: Record<string, string>, json: boolean } {
+  const positional: string[] = []
+  const rest: string[] = []
+  let json = false
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--json') { json = true; continue }
+    if (a.startsWith('--')) {
+      rest.push(a)
+      if (!a.includes('=') && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) rest.push(argv[++i]!)
+    } else positional.push(a)
+  }
+  return { positional, flags: parseFlags(rest), json }
+}
+
+function table (rows: Array<Record<string, unknown>>, cols: string[]): string {
+  if (rows.length === 0) return '(none)'
+  const widths = cols.map(c => Math.max(c.length, ...rows.map(r => String(r[c] ?? '').length)))
+  const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()
+  return [line(cols), ...rows.map(r => line(cols.map(c => String(r[c] ?? ''))))].join('\n')
+}
+
+async function start (flags: Record<string, string>): Promise<void> {
+  const config = loadConfig(flags)
+  const gateway = new Gateway(config)
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    gateway.log.info({ signal }, 'stopping')
+    gateway.close().then(() => process.exit(0), err => {
+      gateway.log.error({ err }, 'shutdown failed')
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  await gateway.start()
+  process.stdout.write(`uspgate ready: MQTT on ${config.mqttHost}:${gateway.mqttPort}, admin API on ${gateway.adminUrl}\n`)
+}
+
+async function admin (group: string, action: string | undefined, args: string[], flags: Record<string, string>, json: boolean): Promise<void> {
+  const conn = await resolveAdmin({ adminUrl: flags['admin-url'], token: flags.token, dataDir: flags['data-dir'] })
+  const need = (n: number, what: string): void => { if (args.length !== n) throw new CliError(`usage: uspgate ${group} ${action ?? ''} ${what}`) }
+  const out = (value: unknown, human: () => string): void => { process.stdout.write((json ? JSON.stringify(value, null, 2) : human()) + '\n') }
+  const enc = encodeURIComponent
+  const key = `${group} ${action ?? ''}`
+  switch (key) {
+    case 'tenant add': {
+      need(1, '<id> [--name NAME]')
+      const t = await call(conn, 'POST', '/v1/tenants', { id: args[0], ...(flags.name ? { name: flags.name } : {}) }) as Record<string, unknown>
+      return out(t, () => `tenant ${String(t.id)} created`)
+    }
+    case 'tenant list': {
+      need(0, '')
+      const r = await call(conn, 'GET', '/v1/tenants') as { tenants: Array<Record<string, unknown>> }
+      return out(r, () => table(r.tenants, ['id', 'name', 'createdAt']))
+    }
+    case 'credential issue': {
+      need(2, '<tenant> <principal> --role agent|controller')
+      if (!flags.role) throw new CliError('--role agent|controller is required')
+      const c = await call(conn, 'POST', `/v1/tenants/${enc(args[0]!)}/credentials`, { principal: args[1], role: flags.role }) as Record<string, unknown>
+      return out(c, () => `username: ${String(c.username)}\nsecret:   ${String(c.secret)}\n(the secret is shown only this once; store it in the router now)`)
+    }
+    case 'credential list': {
+      need(1, '<tenant>')
+      const r = await call(conn, 'GET', `/v1/tenants/${enc(args[0]!)}/credentials`) as { credentials: Array<Record<string, unknown>> }
+      return out(r, () => table(r.credentials, ['username', 'role', 'createdAt', 'revoked', 'revokedAt']))
+    }
+    case 'credential revoke': {
+      need(2, '<tenant> <principal>')
+      const r = await call(conn, 'DELETE', `/v1/tenants/${enc(args[0]!)}/credentials/${enc(args[1]!)}`) as Record<string, unknown>
+      return out(r, () => `revoked ${String(r.username)}; ${String(r.disconnected)} live session(s) disconnected`)
+    }
+    default:
+      throw new CliError(`unknown command "uspgate ${key.trim()}"\n${USAGE}`)
+  }
+}
+
+async function main (argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(USAGE + '\n')
+    return
+  }
+  if (cmd === 'start') return await start(parseFlags(rest))
+  const [action, ...more] = rest
+  const { positional, flags, json } = splitArgs(more)
+  await admin(cmd, action, positional, flags, json)
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof CliError) {
+    process.stderr.write(`uspgate: ${err.message}\n`)
+    process.exit(2)
+  }
+  process.stderr.write(`uspgate: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})

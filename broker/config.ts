@@ -1,0 +1,167 @@
+// Gateway settings: environment variables (USPGATE_*) overridden by CLI flags.
+// Every setting is validated up front so a bad value stops start-up with one
+// clear line that names the setting, instead of failing later at runtime.
+import { isIP } from 'node:net'
+import { resolve } from 'node:path'
+
+export interface GatewayConfig {
+  dataDir: string
+  mqttHost: string
+  mqttPort: number
+  adminHost: string
+  adminPort: number
+  /** Bootstrap admin token; when unset one is generated on first start. */
+  adminToken?: string
+  nodeId?: string
+  logLevel: string
+  limits: Limits
+}
+
+export interface Limits {
+  /** Maximum MQTT packet size in bytes, enforced as soon as the fixed header is read. */
+  maxPacketBytes: number
+  maxTopicBytes: number
+  maxTopicLevels: number
+  maxClientIdBytes: number
+  maxUsernameBytes: number
+  /** Seconds a socket may stay open before CONNECT arrives (slow-loris guard). */
+  connectTimeoutSeconds: number
+  /** Upper bound on the keep-alive a client may ask for (MQTT 5 Server Keep Alive imposes it). */
+  maxKeepAliveSeconds: number
+  /** QoS 2 PUBLISHes awaiting PUBREL per client (aedes 1.1.3 maxInflightInbound, GHSA-5jvp-3p2v-5qgf). */
+  maxInflightQos2: number
+  /** Per-client publish rate (messages/second, token bucket); 0 disables. */
+  publishRatePerSecond: number
+  publishBurst: number
+  /** Auth failures per (username, address) before back-off starts. */
+  authFailuresBeforeBackoff: number
+  /** Longest back-off lock, so an attacker can never lock a device out for good. */
+  authMaxBackoffSeconds: number
+}
+
+export const defaultLimits: Limits = {
+  maxPacketBytes: 256 * 1024,
+  maxTopicBytes: 1024,
+  maxTopicLevels: 32,
+  maxClientIdBytes: 256,
+  maxUsernameBytes: 256,
+  connectTimeoutSeconds: 10,
+  maxKeepAliveSeconds: 1200,
+  maxInflightQos2: 100,
+  publishRatePerSecond: 1000,
+  publishBurst: 2000,
+  authFailuresBeforeBackoff: 5,
+  authMaxBackoffSeconds: 300
+}
+
+export class ConfigError extends Error {
+  constructor (readonly setting: string, message: string) {
+    super(`invalid setting ${setting}: ${message}`)
+  }
+}
+
+/** Flag name (without --) → environment variable. */
+const settings = {
+  'data-dir': 'USPGATE_DATA_DIR',
+  'mqtt-host': 'USPGATE_MQTT_HOST',
+  'mqtt-port': 'USPGATE_MQTT_PORT',
+  'admin-host': 'USPGATE_ADMIN_HOST',
+  'admin-port': 'USPGATE_ADMIN_PORT',
+  'admin-token': 'USPGATE_ADMIN_TOKEN',
+  'node-id': 'USPGATE_NODE_ID',
+  'log-level': 'USPGATE_LOG_LEVEL',
+  'max-packet-bytes': 'USPGATE_MAX_PACKET_BYTES',
+  'publish-rate': 'USPGATE_PUBLISH_RATE'
+} as const
+
+export type SettingFlag = keyof typeof settings
+
+export function parseFlags (argv: string[]): Record<string, string> {
+  const flags: Record<string, string> = {}
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (!arg.startsWith('--')) throw new ConfigError(arg, 'unexpected argument (flags look like --name value)')
+    const eq = arg.indexOf('=')
+    if (eq > 0) {
+      flags[arg.slice(2, eq)] = arg.slice(eq + 1)
+    } else {
+      const value = argv[i + 1]
+      if (value === undefined || value.startsWith('--')) throw new ConfigError(arg, 'needs a value')
+      flags[arg.slice(2)] = value
+      i++
+    }
+  }
+  return flags
+}
+
+function port (name: string, raw: string): number {
+  if (!/^\d{1,5}$/.test(raw)) throw new ConfigError(name, `"${raw}" is not a port number (0-65535)`)
+  const n = Number(raw)
+  if (n > 65535) throw new ConfigError(name, `${n} is above 65535`)
+  return n
+}
+
+function host (name: string, raw: string): string {
+  if (raw === 'localhost' || isIP(raw) !== 0) return raw
+  if (!/^[a-zA-Z0-9.-]{1,253}$/.test(raw)) throw new ConfigError(name, `"${raw}" is not a host name or IP address`)
+  return raw
+}
+
+function positiveInt (name: string, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `"${raw}" is not a whole number`)
+  const n = Number(raw)
+  if (n < min || n > max) throw new ConfigError(name, `${n} is outside ${min}..${max}`)
+  return n
+}
+
+/** Builds the config from flags (which win) and the environment. Throws ConfigError. */
+export function loadConfig (flags: Record<string, string> = {}, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  for (const key of Object.keys(flags)) {
+    if (!(key in settings)) throw new ConfigError(`--${key}`, 'unknown flag')
+  }
+  const get = (flag: SettingFlag): [string, string | undefined] => {
+    if (flags[flag] !== undefined) return [`--${flag}`, flags[flag]]
+    const envName = settings[flag]
+    const v = env[envName]
+    return [envName, v === '' ? undefined : v]
+  }
+  const read = <T>(flag: SettingFlag, fallback: T, parse: (name: string, raw: string) => T): T => {
+    const [name, raw] = get(flag)
+    return raw === undefined ? fallback : parse(name, raw)
+  }
+
+  const limits = { ...defaultLimits }
+  limits.maxPacketBytes = read('max-packet-bytes', limits.maxPacketBytes, (n, r) => positiveInt(n, r, 1024, 256 * 1024 * 1024))
+  limits.publishRatePerSecond = read('publish-rate', limits.publishRatePerSecond, (n, r) => positiveInt(n, r, 0, 10_000_000))
+  limits.publishBurst = Math.max(limits.publishBurst, limits.publishRatePerSecond * 2)
+
+  const adminToken = read('admin-token', undefined as string | undefined, (n, r) => {
+    if (r.length < 32) throw new ConfigError(n, 'must be at least 32 characters (use a generated secret)')
+    return r
+  })
+  const nodeId = read('node-id', undefined as string | undefined, (n, r) => {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(r)) throw new ConfigError(n, 'use 1-64 letters, digits, ".", "_" or "-"')
+    return r
+  })
+  const logLevel = read('log-level', 'info', (n, r) => {
+    if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(r)) throw new ConfigError(n, `"${r}" is not one of fatal, error, warn, info, debug, trace, silent`)
+    return r
+  })
+  const dataDir = read('data-dir', './data', (n, r) => {
+    if (r.includes('\0')) throw new ConfigError(n, 'contains a NUL byte')
+    return r
+  })
+
+  const config: GatewayConfig = {
+    dataDir: resolve(dataDir),
+    mqttHost: read('mqtt-host', '127.0.0.1', host),
+    mqttPort: read('mqtt-port', 1883, port),
+    adminHost: read('admin-host', '127.0.0.1', host),
+    adminPort: read('admin-port', 8080, port),
+    logLevel,
+    limits
+  }
+  if (adminToken !== undefined) config.adminToken = adminToken
+  if (nodeId !== undefined) config.nodeId = nodeId
+  return config
+}

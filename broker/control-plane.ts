@@ -1,0 +1,115 @@
+// What the admin API may do to the gateway. The admin API talks only to this
+// interface (never to aedes), so routes stay thin and the rules live here.
+import { isTenantId, isPrincipal, ROLES, type Role } from './identity.ts'
+import { generateSecret, hashSecret } from './credentials.ts'
+import { credentialView, StoreError, type CredentialView, type FileStateStore, type TenantRecord } from './store/index.ts'
+import type { EventQuery, SecurityEvent, SecurityEvents } from './security-events.ts'
+import type { SessionIndex, SessionView } from './sessions.ts'
+import type { Metrics } from './metrics.ts'
+
+export class ControlError extends Error {
+  constructor (readonly status: 400 | 404 | 409, readonly title: string, detail: string) {
+    super(detail)
+  }
+}
+
+export interface Actor {
+  id: string
+  role: string
+  address?: string
+}
+
+interface GatewayLike {
+  readonly store: FileStateStore
+  readonly events: SecurityEvents
+  readonly sessions: SessionIndex
+  readonly metrics: Metrics
+  readonly nodeId: string
+  readonly ready: boolean
+  disconnectIdentity(tenant: string, principal: string): number
+}
+
+export class ControlPlane {
+  constructor (private readonly gw: GatewayLike) {}
+
+  get metrics (): Metrics { return this.gw.metrics }
+  get nodeId (): string { return this.gw.nodeId }
+  readiness (): { ready: boolean } { return { ready: this.gw.ready } }
+
+  listTenants (): TenantRecord[] { return this.gw.store.listTenants() }
+
+  async addTenant (input: { id: string, name?: string | undefined }, actor: Actor): Promise<TenantRecord> {
+    if (!isTenantId(input.id)) throw new ControlError(400, 'invalid tenant id', 'tenant id must match ^[a-z0-9][a-z0-9-]{0,31}$')
+    try {
+      const t = await this.gw.store.addTenant({ id: input.id, name: input.name ?? input.id, createdAt: new Date().toISOString() })
+      this.gw.events.emit({ code: 'tenant.created', tenant: t.id, actor: actor.id, action: 'tenant.create' })
+      return t
+    } catch (err) {
+      throw mapStoreError(err)
+    }
+  }
+
+  private requireTenant (tenant: string): void {
+    if (!isTenantId(tenant) || this.gw.store.getTenant(tenant) === undefined) {
+      throw new ControlError(404, 'tenant not found', `no tenant "${tenant}"`)
+    }
+  }
+
+  listCredentials (tenant: string): CredentialView[] {
+    this.requireTenant(tenant)
+    return this.gw.store.listCredentials(tenant).map(credentialView)
+  }
+
+  /** Issues a generated secret; the caller sees it once, the store keeps only its hash. */
+  async issueCredential (tenant: string, input: { principal: string, role: string }, actor: Actor): Promise<CredentialView & { secret: string }> {
+    this.requireTenant(tenant)
+    if (!isPrincipal(input.principal)) {
+      throw new ControlError(400, 'invalid principal', 'principal must be 1-128 characters of A-Z a-z 0-9 . _ % : - (a USP Endpoint ID such as os::00256D-0001)')
+    }
+    if (!(ROLES as readonly string[]).includes(input.role)) throw new ControlError(400, 'invalid role', `role must be one of ${ROLES.join(', ')}`)
+    const secret = generateSecret()
+    const record = { tenant, principal: input.principal, role: input.role as Role, secretHash: hashSecret(secret), createdAt: new Date().toISOString() }
+    try {
+      await this.gw.store.putCredential(record)
+    } catch (err) {
+      throw mapStoreError(err)
+    }
+    this.gw.events.emit({ code: 'credential.issued', tenant, principal: input.principal, actor: actor.id, action: 'credential.issue', reason: `role ${input.role}` })
+    return { ...credentialView(record), secret }
+  }
+
+  /** Revokes and disconnects every live session of the credential on this node. */
+  async revokeCredential (tenant: string, principal: string, actor: Actor): Promise<CredentialView & { disconnected: number }> {
+    this.requireTenant(tenant)
+    let record
+    try {
+      record = await this.gw.store.revokeCredential(tenant, principal, new Date().toISOString())
+    } catch (err) {
+      throw mapStoreError(err)
+    }
+    const disconnected = this.gw.disconnectIdentity(tenant, principal)
+    this.gw.events.emit({ code: 'credential.revoked', tenant, principal, actor: actor.id, action: 'credential.revoke', reason: `${disconnected} live session(s) disconnected` })
+    return { ...credentialView(record), disconnected }
+  }
+
+  listSessions (tenant?: string): SessionView[] { return this.gw.sessions.list(tenant) }
+
+  queryEvents (q: EventQuery): SecurityEvent[] { return this.gw.events.query(q) }
+
+  findAdminToken (tokenHash: string): { id: string, role: string } | undefined {
+    const t = this.gw.store.findAdminTokenByHash(tokenHash)
+    return t && t.revokedAt === undefined ? { id: t.id, role: t.role } : undefined
+  }
+
+  recordAdminAuthFailure (address: string, reason: string): void {
+    this.gw.events.emit({ code: 'admin.auth_failed', remoteAddress: address, reason })
+  }
+}
+
+function mapStoreError (err: unknown): Error {
+  if (err instanceof StoreError) {
+    if (err.code === 'conflict') return new ControlError(409, 'conflict', err.message)
+    if (err.code === 'not_found') return new ControlError(404, 'not found', err.message)
+  }
+  return err as Error
+}

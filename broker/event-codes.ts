@@ -1,0 +1,48 @@
+// The stable catalogue of security event codes. Codes are part of the public
+// contract (SIEM rules and dashboards match on them): add new ones, never
+// rename. docs/security-events.md is generated from / checked against this table.
+
+export type Severity = 'info' | 'warning' | 'critical'
+
+export const EVENT_CODES = {
+  'auth.bare_username': { severity: 'warning', meaning: 'CONNECT without a "<tenant>:<principal>" username (missing, no tenant, empty tenant or empty principal).' },
+  'auth.unknown_tenant': { severity: 'warning', meaning: 'CONNECT for a tenant that does not exist.' },
+  'auth.bad_credentials': { severity: 'warning', meaning: 'Unknown principal or wrong secret.' },
+  'auth.revoked': { severity: 'warning', meaning: 'CONNECT with a credential that was revoked.' },
+  'auth.throttled': { severity: 'warning', meaning: 'CONNECT refused because repeated failures for this username/address put it in back-off.' },
+  'auth.cert_mismatch': { severity: 'warning', meaning: 'Username does not match the identity of the client certificate.' },
+  'auth.cert_revoked': { severity: 'warning', meaning: 'Client certificate (or its issuing CA) is revoked.' },
+  'auth.cert_untrusted': { severity: 'warning', meaning: 'Client certificate not issued by a CA trusted for any tenant.' },
+  'auth.cert_expired': { severity: 'warning', meaning: 'Client certificate expired or not yet valid.' },
+  'acl.cross_tenant': { severity: 'critical', meaning: 'Publish, subscribe, will or delivery outside the caller\'s tenant prefix.' },
+  'acl.reserved_topic': { severity: 'warning', meaning: '$-topic ($SYS, $share, ...) requested by a tenant client.' },
+  'acl.denied': { severity: 'warning', meaning: 'The policy engine denied the action; reason carries the rule.' },
+  'acl.invalid_topic': { severity: 'warning', meaning: 'Topic or filter too long, too deep, with control/NUL characters, invalid UTF-8 or reserved words (__proto__).' },
+  'session.takeover_blocked': { severity: 'critical', meaning: 'A client id in use by another identity was presented; the session was not taken over.' },
+  'session.invalid_client_id': { severity: 'warning', meaning: 'Client id too long or with control characters / invalid UTF-8.' },
+  'limits.packet_too_large': { severity: 'warning', meaning: 'Packet above the maximum packet size; connection closed before buffering it.' },
+  'limits.rate_limited': { severity: 'warning', meaning: 'Publish rate above the per-client limit; messages dropped or refused.' },
+  'limits.qos2_inflight': { severity: 'warning', meaning: 'Too many QoS 2 PUBLISHes awaiting PUBREL (PUBREL flood); connection closed.' },
+  'limits.connect_timeout': { severity: 'info', meaning: 'Socket opened but no CONNECT in time (slow-loris guard).' },
+  'limits.keepalive': { severity: 'info', meaning: 'Client keep-alive expired or keep-alive outside the allowed range.' },
+  'protocol.error': { severity: 'warning', meaning: 'Malformed MQTT packet or protocol violation; connection closed.' },
+  'credential.issued': { severity: 'info', meaning: 'A device credential was issued.' },
+  'credential.revoked': { severity: 'warning', meaning: 'A device credential was revoked; its live sessions were disconnected.' },
+  'tenant.created': { severity: 'info', meaning: 'A tenant was created.' },
+  'admin.auth_failed': { severity: 'warning', meaning: 'Admin API request with a missing or wrong bearer token.' },
+  'events.suppressed': { severity: 'info', meaning: 'Summary of repeated events from one client that were rate-limited in the log (metrics still count all).' },
+  'usp.malformed_record': { severity: 'warning', meaning: 'PUBLISH to a USP inbox whose payload is not a valid USP Record.' },
+  'usp.from_id_spoofed': { severity: 'critical', meaning: 'USP Record from_id differs from the authenticated Endpoint ID (TR-369 R-SEC.4c).' },
+  'usp.misrouted': { severity: 'warning', meaning: 'USP Record to_id differs from the endpoint of the inbox it was sent to.' },
+  'usp.reply_to_cross_tenant': { severity: 'critical', meaning: 'USP reply-to topic outside the publisher\'s tenant.' },
+  'policy.error': { severity: 'critical', meaning: 'Policy evaluation failed; the request was denied (fail closed).' },
+  'policy.activated': { severity: 'info', meaning: 'A policy revision became active.' },
+  'policy.canary_started': { severity: 'info', meaning: 'A canary policy revision started for some tenants.' },
+  'policy.rolled_back': { severity: 'warning', meaning: 'Policy rolled back to the previous revision.' }
+} as const satisfies Record<string, { severity: Severity, meaning: string }>
+
+export type EventCode = keyof typeof EVENT_CODES
+
+export function isEventCode (s: string): s is EventCode {
+  return Object.prototype.hasOwnProperty.call(EVENT_CODES, s)
+}

@@ -1,0 +1,275 @@
+// The gateway runtime: aedes 2.0.0-beta.1 behind tenant-aware hooks, an MQTT
+// listener, the admin API, metrics and the security-event sink.
+import { createServer, type Server, type Socket } from 'node:net'
+import { randomUUID } from 'node:crypto'
+import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises'
+import { join } from 'node:path'
+import { hostname } from 'node:os'
+import { Aedes, type Client } from 'aedes'
+import type { Logger } from 'pino'
+import type { GatewayConfig } from './config.ts'
+import { createLogger } from './logger.ts'
+import { Metrics } from './metrics.ts'
+import { SecurityEvents, type SecurityEventInput } from './security-events.ts'
+import { FileStateStore, writeFileAtomic } from './store/index.ts'
+import { AuthThrottle } from './limits.ts'
+import { SessionIndex, type SessionHandle } from './sessions.ts'
+import { createHooks, isGatewayDenial, type GatewayClient } from './mqtt-hooks.ts'
+import { createMemoryPersistence } from './persistence.ts'
+import { generateSecret, hashSecret } from './credentials.ts'
+import { ControlPlane } from './control-plane.ts'
+import { buildAdminApi, type AdminApi } from '../admin-api/index.ts'
+
+/** MQTT 5 DISCONNECT reason codes the gateway sends. */
+const DISCONNECT_NOT_AUTHORIZED = 0x87
+const DISCONNECT_SERVER_SHUTTING_DOWN = 0x8b
+const DISCONNECT_QUOTA_EXCEEDED = 0x97
+
+export interface GatewayOptions {
+  /** Print the generated admin token (first start only). Default true. */
+  printAdminToken?: boolean
+  logger?: Logger
+}
+
+export class Gateway {
+  readonly nodeId: string
+  readonly log: Logger
+  readonly metrics: Metrics
+  readonly events: SecurityEvents
+  readonly store: FileStateStore
+  readonly sessions: SessionIndex
+  readonly control: ControlPlane
+  readonly broker: Aedes
+  private readonly throttle: AuthThrottle
+  private mqttServer: Server | undefined
+  private admin: AdminApi | undefined
+  private readonly sockets = new Set<Socket>()
+  private started = false
+  private closing: Promise<void> | undefined
+  mqttPort = 0
+  adminPort = 0
+  adminUrl = ''
+
+  constructor (readonly config: GatewayConfig, private readonly options: GatewayOptions = {}) {
+    this.nodeId = config.nodeId ?? `${hostname()}-${process.pid}`
+    this.log = options.logger ?? createLogger(config.logLevel, this.nodeId)
+    this.metrics = new Metrics(this.nodeId)
+    this.events = new SecurityEvents(config.dataDir, this.nodeId, this.log)
+    const eventCounter = this.metrics.securityEvents
+    this.events.onEvent = code => eventCounter.labels(code).inc()
+    this.store = new FileStateStore(config.dataDir)
+    this.sessions = new SessionIndex(this.nodeId)
+    this.throttle = new AuthThrottle(config.limits.authFailuresBeforeBackoff, config.limits.authMaxBackoffSeconds)
+    const emit = (e: SecurityEventInput): void => { this.events.emit(e) }
+    const hooks = createHooks({
+      limits: config.limits,
+      store: this.store,
+      sessions: this.sessions,
+      throttle: this.throttle,
+      metrics: this.metrics,
+      emit,
+      revision: () => 'builtin'
+    })
+    const limits = config.limits
+    this.broker = new Aedes({
+      id: this.nodeId,
+      persistence: createMemoryPersistence(),
+      connectTimeout: limits.connectTimeoutSeconds * 1000,
+      keepaliveLimit: limits.maxKeepAliveSeconds,
+      // aedes' own guard stays at its maximum (100, qlobber's limit, GHSA-xxqp-5qx8-gj5q);
+      // the stricter tenant limit is applied in the hooks so each refusal is an event.
+      maxTopicLevels: 100,
+      maximumPacketSize: limits.maxPacketBytes,
+      sessionExpiryIntervalLimit: 7 * 24 * 3600,
+      pendingSessionsLimit: 100_000,
+      ...hooks
+    })
+    this.control = new ControlPlane(this)
+    this.wireBrokerEvents()
+  }
+
+  private wireBrokerEvents (): void {
+    const b = this.broker
+    b.on('client', (client: Client) => {
+      const st = (client as GatewayClient).gw
+      if (!st) return
+      const handle: SessionHandle = {
+        state: st,
+        disconnect: reasonCode => { client.disconnect({ reasonCode }) }
+      }
+      ;(client as GatewayClient & { gwHandle?: SessionHandle }).gwHandle = handle
+      this.sessions.add(handle)
+      this.metrics.connections.labels(st.listener, String(st.protocol)).inc()
+    })
+    b.on('clientDisconnect', (client: Client) => {
+      const c = client as GatewayClient & { gwHandle?: SessionHandle }
+      if (!c.gwHandle) return
+      this.sessions.remove(c.gwHandle)
+      c.gwHandle = undefined
+      this.metrics.connections.labels(c.gw!.listener, String(c.gw!.protocol)).dec()
+    })
+    const onError = (client: Client | null, err: Error & { errorCode?: number }): void => {
+      if (isGatewayDenial(err)) return
+      const c = client as GatewayClient | null
+      const base = {
+        tenant: c?.gw?.tenant,
+        principal: c?.gw?.principal,
+        clientId: c?.gw?.wireClientId ?? c?.gwWireId,
+        remoteAddress: (c?.conn as { remoteAddress?: string } | undefined)?.remoteAddress
+      }
+      const msg = err.message ?? ''
+      if (msg === 'packet too large') {
+        this.events.emit({ ...base, code: 'limits.packet_too_large', reason: `packet of ${String((err as { size?: number }).size)} bytes above ${this.config.limits.maxPacketBytes}` })
+      } else if (msg === 'connect did not arrive in time') {
+        this.events.emit({ ...base, code: 'limits.connect_timeout', reason: msg })
+      } else if (msg === 'keep alive timeout' || err.errorCode === 6) {
+        this.events.emit({ ...base, code: 'limits.keepalive', reason: msg })
+      } else if (msg === 'topic has too many levels') {
+        this.events.emit({ ...base, code: 'acl.invalid_topic', reason: msg })
+      } else if (/ECONNRESET|EPIPE|ETIMEDOUT|write after end|connection closed/.test(msg + ((err as NodeJS.ErrnoException).code ?? ''))) {
+        // the peer went away: not a security event
+      } else {
+        this.events.emit({ ...base, code: 'protocol.error', reason: msg.slice(0, 200) })
+      }
+    }
+    b.on('clientError', onError)
+    b.on('connectionError', onError)
+  }
+
+  /** Hands a new socket to aedes with the packet-level guards in front of its handlers. */
+  private handleConnection (socket: Socket, listener: string): void {
+    this.sockets.add(socket)
+    socket.once('close', () => this.sockets.delete(socket))
+    socket.setNoDelay(true)
+    // Dead peers of 3.1.1 clients that asked for no keep-alive are still noticed.
+    socket.setKeepAlive(true, 60_000)
+    const client = this.broker.handle(socket) as GatewayClient & { _parser: NodeJS.EventEmitter }
+    client.gwListener = listener
+    const maxInflight = this.config.limits.maxInflightQos2
+    // Runs before aedes sees each parsed packet.
+    client._parser.prependListener('packet', (packet: { cmd: string, qos?: number, messageId?: number, subscriptions?: Array<{ topic: string }> }) => {
+      const st = client.gw
+      if (packet.cmd === 'publish' && packet.qos === 2 && st) {
+        // GHSA-5jvp-3p2v-5qgf: a client sending QoS 2 PUBLISHes and withholding
+        // PUBREL grew the broker's incoming store without bound (aedes 1.1.3
+        // added maxInflightInbound). Over the cap the connection is closed.
+        st.inflightQos2.add(packet.messageId!)
+        if (st.inflightQos2.size > maxInflight) {
+          this.events.emit({ code: 'limits.qos2_inflight', tenant: st.tenant, principal: st.principal, clientId: st.wireClientId, remoteAddress: st.remoteAddress, reason: `more than ${maxInflight} QoS 2 messages awaiting PUBREL` })
+          if (client.version === 5) client.disconnect({ reasonCode: DISCONNECT_QUOTA_EXCEEDED })
+          else socket.destroy()
+        }
+      } else if (packet.cmd === 'pubrel' && st) {
+        st.inflightQos2.delete(packet.messageId!)
+      } else if (packet.cmd === 'subscribe' && client.version === 5) {
+        // aedes answers MQTT 5 "$share/..." with 0x9E before any hook runs; report it here.
+        for (const s of packet.subscriptions ?? []) {
+          if (s.topic.startsWith('$share/')) {
+            this.events.emit({ code: 'acl.reserved_topic', tenant: st?.tenant, principal: st?.principal, clientId: st?.wireClientId, remoteAddress: st?.remoteAddress, action: 'subscribe', topic: s.topic, reason: 'shared subscriptions are not available to tenants' })
+          }
+        }
+      }
+    })
+  }
+
+  async start (): Promise<void> {
+    if (this.started) throw new Error('gateway already started')
+    this.started = true
+    await mkdir(this.config.dataDir, { recursive: true, mode: 0o700 })
+    await this.store.load()
+    await this.events.open()
+    await this.ensureAdminToken()
+    await this.broker.listen()
+
+    this.mqttServer = createServer(socket => this.handleConnection(socket, 'mqtt'))
+    // a listener error after start (EMFILE...) must not kill the process
+    this.mqttServer.on('error', err => this.log.error({ err }, 'mqtt listener error'))
+    this.mqttPort = await listen(this.mqttServer, this.config.mqttHost, this.config.mqttPort)
+
+    this.admin = await buildAdminApi(this.control, { logger: this.log })
+    this.adminPort = await this.admin.listen(this.config.adminHost, this.config.adminPort)
+    const adminHost = this.config.adminHost.includes(':') ? `[${this.config.adminHost}]` : this.config.adminHost
+    this.adminUrl = `http://${adminHost}:${this.adminPort}`
+    // Lets the CLI find a running gateway from the data dir alone.
+    await writeFileAtomic(join(this.config.dataDir, 'admin.json'), JSON.stringify({ url: this.adminUrl, node: this.nodeId }) + '\n', 0o600)
+    this.log.info({ mqtt: `${this.config.mqttHost}:${this.mqttPort}`, admin: this.adminUrl, dataDir: this.config.dataDir }, 'uspgate started')
+  }
+
+  get ready (): boolean {
+    return this.started && this.closing === undefined && this.mqttServer?.listening === true
+  }
+
+  /**
+   * The bootstrap admin token: USPGATE_ADMIN_TOKEN if set, else the one in
+   * <data>/admin-token, else a new one written there (0600) and printed once.
+   * Only its hash is kept in the state store.
+   */
+  private async ensureAdminToken (): Promise<void> {
+    const file = join(this.config.dataDir, 'admin-token')
+    let token = this.config.adminToken
+    let generated = false
+    if (token === undefined) {
+      try {
+        token = (await readFile(file, 'utf8')).trim()
+        await chmod(file, 0o600)
+      } catch {
+        token = generateSecret('usa')
+        await writeFile(file, token + '\n', { mode: 0o600, flag: 'wx' })
+        generated = true
+      }
+    }
+    const hash = hashSecret(token)
+    const existing = this.store.listAdminTokens().find(t => t.id === 'bootstrap')
+    if (existing?.tokenHash !== hash) {
+      await this.store.putAdminToken({ id: 'bootstrap', name: 'bootstrap', role: 'admin', tokenHash: hash, createdAt: new Date().toISOString() })
+    }
+    if (generated && this.options.printAdminToken !== false) {
+      // Shown once on the console, never through the logger.
+      process.stdout.write(`\nAdmin token (shown once; also stored 0600 in ${file}):\n  ${token}\n\n`)
+    }
+  }
+
+  /** Disconnects every live session of one identity (credential revocation). */
+  disconnectIdentity (tenant: string, principal: string): number {
+    const handles = this.sessions.ofIdentity(`${tenant}:${principal}`)
+    for (const h of handles) {
+      h.state.revoked = true
+      h.disconnect(DISCONNECT_NOT_AUTHORIZED)
+    }
+    return handles.length
+  }
+
+  async close (): Promise<void> {
+    if (this.closing) return await this.closing
+    this.closing = (async () => {
+      this.log.info('uspgate shutting down')
+      this.mqttServer?.close()
+      // MQTT 5 clients are told why (0x8B) before the sockets close.
+      for (const client of Object.values((this.broker as unknown as { clients: Record<string, Client> }).clients)) {
+        try { client.disconnect({ reasonCode: DISCONNECT_SERVER_SHUTTING_DOWN }) } catch { /* already closing */ }
+      }
+      await new Promise<void>(resolve => this.broker.close(() => resolve()))
+      for (const s of this.sockets) s.destroy()
+      await this.admin?.close()
+      this.throttle.close()
+      await this.events.close()
+      await this.store.flush()
+    })()
+    return await this.closing
+  }
+}
+
+function listen (server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      const addr = server.address()
+      resolve(typeof addr === 'object' && addr ? addr.port : port)
+    })
+  })
+}
+
+export function newRequestId (): string {
+  return randomUUID()
+}

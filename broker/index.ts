@@ -1,0 +1,5 @@
+export { Gateway, type GatewayOptions } from './gateway.ts'
+export { loadConfig, parseFlags, ConfigError, defaultLimits, type GatewayConfig, type Limits } from './config.ts'
+export { ControlPlane, ControlError, type Actor } from './control-plane.ts'
+export { EVENT_CODES, type EventCode } from './event-codes.ts'
+export type { SecurityEvent } from './security-events.ts'

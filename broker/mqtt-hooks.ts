@@ -1,0 +1,269 @@
+// The aedes hooks: authentication at CONNECT and the tenant invariants on
+// PUBLISH, SUBSCRIBE, wills and delivery. Every deny becomes a security event.
+import { randomUUID } from 'node:crypto'
+import type { Aedes, AedesOptions, AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes'
+import type { Limits } from './config.ts'
+import type { EventCode } from './event-codes.ts'
+import { parseUsername, isTenantId, usernameOf } from './identity.ts'
+import { checkClientId, checkTopicFilter, checkTopicName, checkUsername, type Check } from './invariants.ts'
+import { verifySecret } from './credentials.ts'
+import { TokenBucket, type AuthThrottle } from './limits.ts'
+import type { ClientState, SessionIndex } from './sessions.ts'
+import type { SecurityEventInput } from './security-events.ts'
+import type { Metrics } from './metrics.ts'
+import type { FileStateStore } from './store/index.ts'
+
+/** aedes' Client plus the private fields this module reads or sets (pinned aedes 2.0.0-beta.1). */
+export type GatewayClient = Client & {
+  gw?: ClientState
+  /** set by aedes init() from CONNECT: the Clean Start flag */
+  _cleanStart?: boolean
+  /** aedes reports this as the MQTT 5 Assigned Client Identifier */
+  _assignedClientId?: string
+  _will?: { topic: string } | null
+  /** set by preConnect below */
+  gwWireId?: string
+  gwListener?: string
+  /** MQTT 5 Assigned Client Identifier chosen in preConnect */
+  gwAssigned?: string
+}
+
+/** CONNACK return codes (MQTT 3.1.1 numbering; aedes maps them to MQTT 5 reason codes). */
+const BAD_USERNAME_OR_PASSWORD = 4 // → MQTT 5 0x86
+const IDENTIFIER_REJECTED = 2 // → MQTT 5 0x85
+const NOT_AUTHORIZED = 5 // → MQTT 5 0x87
+
+/** Separates the identity from the wire client id in aedes' internal client id. */
+export const INTERNAL_ID_SEPARATOR = '|'
+
+export interface HookDeps {
+  limits: Limits
+  store: FileStateStore
+  sessions: SessionIndex
+  throttle: AuthThrottle
+  metrics: Metrics
+  emit: (e: SecurityEventInput) => void
+  revision: () => string
+}
+
+/** Error passed to aedes for a deny; the event was already emitted. The message is the generic MQTT 5 Reason String. */
+class DeniedError extends Error {
+  readonly gatewayDenied = true
+}
+
+function connectError (returnCode: number): Error & { returnCode: number } {
+  const err = new DeniedError('connection refused') as DeniedError & { returnCode: number }
+  err.returnCode = returnCode
+  return err
+}
+
+export function isGatewayDenial (err: unknown): boolean {
+  return (err as { gatewayDenied?: boolean } | null)?.gatewayDenied === true
+}
+
+/** Tenant and principal from aedes' internal client id (used for wills whose client is gone). */
+export function identityFromInternalId (internalId: string | undefined): { tenant: string, principal: string } | undefined {
+  if (!internalId) return undefined
+  const sep = internalId.indexOf(INTERNAL_ID_SEPARATOR)
+  const colon = internalId.indexOf(':')
+  if (sep < 0 || colon < 1 || colon > sep) return undefined
+  return { tenant: internalId.slice(0, colon), principal: internalId.slice(colon + 1, sep) }
+}
+
+export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'>> {
+  const { limits, store, sessions, throttle, metrics, emit } = deps
+  const connectOk = metrics.connectResults.labels('accepted', 'ok')
+  const qosIn = [metrics.messagesIn.labels('0'), metrics.messagesIn.labels('1'), metrics.messagesIn.labels('2')]
+  const qosOut = [metrics.messagesOut.labels('0'), metrics.messagesOut.labels('1'), metrics.messagesOut.labels('2')]
+
+  function remote (client: Client): string {
+    return (client.conn as { remoteAddress?: string }).remoteAddress ?? 'unknown'
+  }
+
+  function eventFor (st: ClientState | undefined, client: Client | null, e: Omit<SecurityEventInput, 'tenant' | 'principal' | 'clientId' | 'remoteAddress'>): SecurityEventInput {
+    return {
+      ...e,
+      tenant: st?.tenant,
+      principal: st?.principal,
+      clientId: st?.wireClientId ?? (client as GatewayClient | null)?.gwWireId,
+      remoteAddress: st?.remoteAddress ?? (client ? remote(client) : undefined),
+      policyRevision: deps.revision()
+    }
+  }
+
+  function decisionMetric (action: string, result: 'allow' | 'deny', reason: string): void {
+    metrics.decisions.labels(action, result, reason, deps.revision()).inc()
+  }
+
+  return {
+    // Runs first on a valid CONNECT. The client id aedes will use is rewritten
+    // to "<claimed username>|<client id>": sessions, wills and persistence keys
+    // are then scoped to the identity that must still authenticate, so no
+    // identity can ever resume or take over another identity's session, and no
+    // client id can collide with an object key such as "__proto__"
+    // (GHSA-52qw-whmv-87c5). A failed authentication rejects the CONNECT.
+    preConnect (client, packet, done) {
+      const c = client as GatewayClient
+      let wire = packet.clientId ?? ''
+      if (wire.length === 0) {
+        // [MQTT-3.1.3-6] the server assigns an id to an empty MQTT 5 client id (TR-369 R-MQTT.8/9)
+        wire = `uspgate-${randomUUID()}`
+        if (packet.protocolVersion === 5) c.gwAssigned = wire
+      }
+      c.gwWireId = wire
+      packet.clientId = `${packet.username ?? ''}${INTERNAL_ID_SEPARATOR}${wire}`
+      done(null, true)
+    },
+
+    authenticate (client, username, password, done) {
+      const c = client as GatewayClient
+      const address = remote(client)
+      const wire = c.gwWireId ?? client.id
+      const refuse = (code: EventCode, reason: string, returnCode: number, extra: Partial<SecurityEventInput> = {}): void => {
+        metrics.connectResults.labels('refused', code).inc()
+        emit({ code, reason, remoteAddress: address, clientId: wire, action: 'connect', ...extra })
+        done(connectError(returnCode), null)
+      }
+      const failAuth = (code: EventCode, reason: string, extra: Partial<SecurityEventInput> = {}): void => {
+        if (username !== undefined) throttle.recordFailure(username, address)
+        // One answer for every credential failure, so tenants and principals cannot be probed.
+        refuse(code, reason, BAD_USERNAME_OR_PASSWORD, extra)
+      }
+
+      if (username !== undefined) {
+        const wait = throttle.lockedFor(username, address)
+        if (wait > 0) return refuse('auth.throttled', `too many failed logins; retry in ${wait}s`, BAD_USERNAME_OR_PASSWORD, { principal: username })
+        const u = checkUsername(username, limits)
+        if (!u.ok) return failAuth('auth.bad_credentials', u.reason)
+      }
+      const parsed = parseUsername(username)
+      if (!parsed.ok) return failAuth(parsed.code, parsed.reason, { principal: username })
+      const { tenant, principal } = parsed
+      if (!isTenantId(tenant) || store.getTenant(tenant) === undefined) {
+        return failAuth('auth.unknown_tenant', 'no such tenant', { tenant: isTenantId(tenant) ? tenant : undefined, principal })
+      }
+      const cred = store.getCredential(tenant, principal)
+      if (cred === undefined) return failAuth('auth.bad_credentials', 'unknown principal', { tenant, principal })
+      if (cred.revokedAt !== undefined) return failAuth('auth.revoked', `credential revoked at ${cred.revokedAt}`, { tenant, principal })
+      if (!verifySecret(password, cred.secretHash)) return failAuth('auth.bad_credentials', 'wrong secret', { tenant, principal })
+      throttle.recordSuccess(username!, address)
+
+      const idCheck = checkClientId(wire, limits)
+      if (!idCheck.ok) return refuse(idCheck.code, idCheck.reason, IDENTIFIER_REJECTED, { tenant, principal })
+      const identity = usernameOf(tenant, principal)
+      // The same identity reconnecting with its client id is a normal MQTT
+      // session takeover [MQTT-3.1.4-2]; another identity presenting a client id
+      // that is online here is refused and reported.
+      const holder = sessions.heldByOther(wire, identity)
+      if (holder !== undefined) {
+        return refuse('session.takeover_blocked', `client id is in use by another identity (${holder.split(':')[0] === tenant ? holder : 'another tenant'})`, IDENTIFIER_REJECTED, { tenant, principal })
+      }
+      const will = c._will
+      if (will) {
+        const w = checkTopicName(tenant, will.topic, limits)
+        if (!w.ok) return refuse(w.code, `will ${w.reason}`, NOT_AUTHORIZED, { tenant, principal, action: 'will', topic: will.topic })
+      }
+
+      const state: ClientState = {
+        tenant,
+        principal,
+        role: cred.role,
+        identity,
+        wireClientId: wire,
+        internalId: client.id,
+        prefix: tenant + '/',
+        protocol: client.version,
+        listener: c.gwListener ?? 'mqtt',
+        auth: 'password',
+        remoteAddress: address,
+        connectedAt: new Date().toISOString(),
+        revoked: false,
+        cleanStart: c._cleanStart === true,
+        inflightQos2: new Set(),
+        seenQos2: new Set(),
+        bucket: limits.publishRatePerSecond > 0 ? new TokenBucket(limits.publishRatePerSecond, limits.publishBurst) : undefined
+      }
+      c.gw = state
+      if (c.gwAssigned !== undefined) c._assignedClientId = c.gwAssigned
+      connectOk.inc()
+      done(null, true)
+    },
+
+    authorizePublish (client, packet, done) {
+      const c = client as GatewayClient | null
+      const st = c?.gw
+      const deny = (check: Exclude<Check, { ok: true }>, action = 'publish'): void => {
+        decisionMetric(action, 'deny', check.code)
+        metrics.drops.labels(check.code).inc()
+        emit(eventFor(st, c, { code: check.code, action, topic: packet.topic, reason: check.reason }))
+        done(new DeniedError('not authorized'))
+      }
+      if (st === undefined) {
+        // A will whose connection is gone (cluster sweep): scope it by the
+        // identity embedded in its namespaced client id.
+        const who = identityFromInternalId((packet as PublishPacket & { clientId?: string }).clientId)
+        if (who === undefined) return deny({ ok: false, code: 'acl.cross_tenant', reason: 'publish without an identity' }, 'will')
+        const check = checkTopicName(who.tenant, packet.topic, limits)
+        return check.ok ? done(null) : deny(check, 'will')
+      }
+      if (st.revoked) return deny({ ok: false, code: 'auth.revoked', reason: 'credential revoked' })
+      const check = checkTopicName(st.tenant, packet.topic, limits)
+      if (!check.ok) return deny(check)
+      if (st.bucket !== undefined && !st.bucket.take()) {
+        metrics.drops.labels('limits.rate_limited').inc()
+        emit(eventFor(st, c, { code: 'limits.rate_limited', action: 'publish', topic: packet.topic, reason: `above ${limits.publishRatePerSecond} messages/s` }))
+        if (packet.qos === 0) {
+          // QoS 0 is at-most-once: drop it and keep the connection ([MQTT-4.3.1]).
+          ;(packet as PublishPacket & { _notAuthorized?: boolean })._notAuthorized = true
+          return done(null)
+        }
+        return done(new DeniedError('message rate too high'))
+      }
+      qosIn[packet.qos]!.inc()
+      metrics.bytesIn.inc(packet.payload.length)
+      if (packet.qos === 2 && st.cleanStart && !st.seenQos2.has(packet.messageId!)) {
+        // GHSA-p8r9-qf8w-p73r: aedes 2.0.0-beta.1 keeps QoS 2 dedup state across a
+        // clean-start reconnect, so a new message reusing an old message id would be
+        // acknowledged and silently dropped. The first use of an id on a clean
+        // connection clears any stale entry before aedes looks for a duplicate.
+        st.seenQos2.add(packet.messageId!)
+        const persistence = (c as unknown as { broker: Aedes & { persistence: { incomingDelPacket(c: unknown, p: unknown): Promise<void> } } }).broker.persistence
+        persistence.incomingDelPacket(c, { messageId: packet.messageId }).then(() => done(null), () => done(null))
+        return
+      }
+      done(null)
+    },
+
+    authorizeSubscribe (client, sub, done) {
+      const c = client as GatewayClient
+      const st = c.gw
+      const deny = (check: Exclude<Check, { ok: true }>): void => {
+        decisionMetric('subscribe', 'deny', check.code)
+        emit(eventFor(st, c, { code: check.code, action: 'subscribe', topic: sub.topic, reason: check.reason }))
+        done(null, null) // SUBACK 0x87 (MQTT 5) / 0x80 (3.1.1) for this filter only
+      }
+      if (st === undefined) return deny({ ok: false, code: 'acl.cross_tenant', reason: 'subscribe without an identity' })
+      if (st.revoked) return deny({ ok: false, code: 'auth.revoked', reason: 'credential revoked' })
+      const check = checkTopicFilter(st.tenant, sub.topic, limits)
+      if (!check.ok) return deny(check)
+      // MQTT 5 subscription options only ever narrow delivery; nothing to rewrite.
+      done(null, sub as Subscription)
+    },
+
+    // Synchronous, once per subscriber per message: only cheap checks here.
+    authorizeForward (client, packet) {
+      const st = (client as GatewayClient).gw
+      if (st === undefined) return null
+      if (!packet.topic.startsWith(st.prefix)) {
+        // Unreachable while SUBSCRIBE enforces the prefix; kept as the last line of defence.
+        metrics.drops.labels('acl.cross_tenant').inc()
+        emit(eventFor(st, client, { code: 'acl.cross_tenant', action: 'deliver', topic: packet.topic, reason: 'delivery outside tenant prefix' }))
+        return null
+      }
+      if (st.revoked) return null
+      qosOut[packet.qos]!.inc()
+      metrics.bytesOut.inc(packet.payload.length)
+      return packet as AedesPublishPacket
+    }
+  }
+}

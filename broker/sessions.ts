@@ -1,0 +1,116 @@
+// Live sessions on this node, indexed by identity so a revocation can find
+// every connection of a credential at once, and by wire client id so a client
+// id held by one identity can never be presented by another.
+import type { Role } from './identity.ts'
+
+export interface ClientState {
+  tenant: string
+  principal: string
+  role: Role
+  /** "<tenant>:<principal>" */
+  identity: string
+  /** The client id the client sent (or was assigned); aedes sees the namespaced one. */
+  wireClientId: string
+  /** aedes' client.id: "<tenant>:<principal>|<wire client id>". */
+  internalId: string
+  prefix: string
+  protocol: number
+  listener: string
+  auth: 'password' | 'certificate'
+  remoteAddress: string
+  connectedAt: string
+  revoked: boolean
+  cleanStart: boolean
+  /** QoS 2 message ids received and not yet released by PUBREL. */
+  inflightQos2: Set<number>
+  /** QoS 2 message ids first used on this connection (clean-start dedup fix). */
+  seenQos2: Set<number>
+  bucket: { take(): boolean } | undefined
+}
+
+export interface SessionView {
+  tenant: string
+  principal: string
+  role: Role
+  clientId: string
+  protocol: string
+  listener: string
+  auth: string
+  remoteAddress: string
+  connectedAt: string
+  node: string
+}
+
+export interface SessionHandle {
+  state: ClientState
+  disconnect(reasonCode: number): void
+}
+
+export class SessionIndex {
+  private readonly byInternalId = new Map<string, SessionHandle>()
+  private readonly byIdentity = new Map<string, Set<SessionHandle>>()
+  private readonly byWireId = new Map<string, Set<SessionHandle>>()
+
+  constructor (private readonly node: string) {}
+
+  add (h: SessionHandle): void {
+    const s = h.state
+    this.byInternalId.set(s.internalId, h)
+    addTo(this.byIdentity, s.identity, h)
+    addTo(this.byWireId, s.wireClientId, h)
+  }
+
+  remove (h: SessionHandle): void {
+    const s = h.state
+    if (this.byInternalId.get(s.internalId) === h) this.byInternalId.delete(s.internalId)
+    removeFrom(this.byIdentity, s.identity, h)
+    removeFrom(this.byWireId, s.wireClientId, h)
+  }
+
+  /** The identity (other than `identity`) currently holding this wire client id, if any. */
+  heldByOther (wireClientId: string, identity: string): string | undefined {
+    for (const h of this.byWireId.get(wireClientId) ?? []) {
+      if (h.state.identity !== identity) return h.state.identity
+    }
+    return undefined
+  }
+
+  ofIdentity (identity: string): SessionHandle[] {
+    return [...(this.byIdentity.get(identity) ?? [])]
+  }
+
+  get size (): number { return this.byInternalId.size }
+
+  list (tenant?: string): SessionView[] {
+    const out: SessionView[] = []
+    for (const { state: s } of this.byInternalId.values()) {
+      if (tenant !== undefined && s.tenant !== tenant) continue
+      out.push({
+        tenant: s.tenant,
+        principal: s.principal,
+        role: s.role,
+        clientId: s.wireClientId,
+        protocol: s.protocol === 5 ? 'mqtt5' : s.protocol === 4 ? 'mqtt3.1.1' : `mqtt-level-${s.protocol}`,
+        listener: s.listener,
+        auth: s.auth,
+        remoteAddress: s.remoteAddress,
+        connectedAt: s.connectedAt,
+        node: this.node
+      })
+    }
+    return out.sort((a, b) => a.connectedAt.localeCompare(b.connectedAt))
+  }
+}
+
+function addTo<K, V> (m: Map<K, Set<V>>, k: K, v: V): void {
+  let s = m.get(k)
+  if (!s) { s = new Set(); m.set(k, s) }
+  s.add(v)
+}
+
+function removeFrom<K, V> (m: Map<K, Set<V>>, k: K, v: V): void {
+  const s = m.get(k)
+  if (!s) return
+  s.delete(v)
+  if (s.size === 0) m.delete(k)
+}

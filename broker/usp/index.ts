@@ -1,0 +1,63 @@
+// Public surface of broker/usp: USP Record envelope peek, Msg header read, topic layout helpers,
+// PUBLISH inspection, and (for tests and tools) schema-backed encoders. Other folders import only
+// from here. Nothing in this folder depends on aedes.
+
+export {
+  peekRecord,
+  decodeMsgHeader,
+  RECORD_TYPES,
+  DEFAULT_MAX_RECORD_BYTES,
+  MAX_ID_BYTES,
+  type RecordType,
+  type RecordEnvelope,
+  type PayloadSecurity,
+  type MqttVersion,
+  type PeekResult,
+  type PeekOptions,
+  type UspFailure,
+  type MsgHeader,
+  type MsgHeaderResult,
+  type MsgKind,
+  type MsgTypeName,
+  type MsgBodyType
+} from './peek.ts'
+
+export {
+  parseUspTopic,
+  isUspInbox,
+  inboxTopic,
+  withReplyTo,
+  type UspTopic,
+  type UspTopicKind,
+  type InboxRole
+} from './topics.ts'
+
+export {
+  inspectUspPublish,
+  type UspPublishContext,
+  type UspInspection,
+  type UspInspectionMode,
+  type UspAuditLevel,
+  type UspFindingCode,
+  type InspectedEnvelope,
+  type InspectedMessage
+} from './inspect.ts'
+
+export {
+  encodeRecord,
+  encodeMsg,
+  uspSchema,
+  fullyDecodeRecord,
+  fullyDecodeMsg,
+  type UspSchema,
+  type RecordInput,
+  type MsgInput,
+  type MsgBodyInput,
+  type RequestInput,
+  type ResponseInput,
+  type GetInput,
+  type GetRespInput,
+  type NotifyInput,
+  type NotifyRespInput,
+  type ErrorInput
+} from './schema.ts'

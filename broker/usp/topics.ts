@@ -1,0 +1,95 @@
+// The default USP topic layout (DESIGN.md "Identity and namespaces"):
+//   <tenant>/usp/agent/<agent-endpoint-id>            an Agent's inbox
+//   <tenant>/usp/controller/<controller-endpoint-id>  a Controller's inbox
+//   <tenant>/usp/status/<agent-endpoint-id>           presence, published by the gateway only
+//   <tenant>/bulkdata/<agent-endpoint-id>/...         Bulk Data reports (JSON/CSV, not USP)
+// and the MQTT 3.1.1 reply-to suffix `/reply-to=<topic with every "/" as "%2F">` (TR-369 R-MQTT.24).
+
+export type UspTopicKind = 'agent' | 'controller' | 'status' | 'bulkdata' | 'other'
+export type InboxRole = 'agent' | 'controller'
+
+export interface UspTopic {
+  /** The first topic level, as is ('' for an empty topic or a leading '/'). */
+  tenant: string
+  kind: UspTopicKind
+  /** For every kind but 'other': the level naming the endpoint. */
+  endpointId?: string
+  /** Levels after the endpoint id, reply-to suffix excluded, when the topic has any ('' for a trailing '/'). */
+  subtopic?: string
+  /** The decoded MQTT 3.1.1 reply-to, when the topic carries the suffix ('' if it is empty). */
+  replyTo?: string
+}
+
+const REPLY_TO_MARKER = '/reply-to='
+const USP_KINDS: ReadonlySet<string> = new Set(['agent', 'controller', 'status'])
+
+/**
+ * Splits a topic name into tenant, USP kind, endpoint id, sub-levels and 3.1.1 reply-to.
+ *
+ * Deterministic rules for odd input:
+ * - The reply-to is what follows the LAST `/reply-to=` (TR-369 R-MQTT.25), with every `%2F` or
+ *   `%2f` turned back into `/` (percent-encoding hex digits are case-insensitive, RFC 3986 §2.1);
+ *   nothing else is decoded. An earlier `/reply-to=` stays in the base topic, as a sub-level.
+ * - Levels after the endpoint id are kept in `subtopic`, not dropped: a 3.1.1 endpoint subscribes
+ *   `<inbox>/#`, so such a topic still reaches the inbox owner and must be treated as its inbox.
+ * - An empty endpoint level (`acme/usp/agent/`, `acme/bulkdata//x`) makes the topic 'other'.
+ * - Levels are compared exactly (MQTT topics are case-sensitive): `acme/USP/agent/x` is 'other'.
+ */
+export function parseUspTopic (topic: string): UspTopic {
+  let base = topic
+  let replyTo: string | undefined
+  const marker = topic.lastIndexOf(REPLY_TO_MARKER)
+  if (marker >= 0) {
+    base = topic.slice(0, marker)
+    replyTo = decodeReplyTo(topic.slice(marker + REPLY_TO_MARKER.length))
+  }
+  const levels = base.split('/')
+  const tenant = levels[0] ?? ''
+  const result: UspTopic = { tenant, kind: 'other' }
+
+  let endpointLevel = -1
+  if (levels[1] === 'usp' && USP_KINDS.has(levels[2] ?? '')) {
+    result.kind = levels[2] as UspTopicKind
+    endpointLevel = 3
+  } else if (levels[1] === 'bulkdata') {
+    result.kind = 'bulkdata'
+    endpointLevel = 2
+  }
+  const endpointId = levels[endpointLevel]
+  if (endpointLevel < 0 || endpointId === undefined || endpointId === '') {
+    result.kind = 'other'
+  } else {
+    result.endpointId = endpointId
+    if (levels.length > endpointLevel + 1) result.subtopic = levels.slice(endpointLevel + 1).join('/')
+  }
+  if (replyTo !== undefined) result.replyTo = replyTo
+  return result
+}
+
+/** An Agent or Controller inbox, with or without a reply-to suffix or further sub-levels. */
+export function isUspInbox (topic: string): boolean {
+  const kind = parseUspTopic(topic).kind
+  return kind === 'agent' || kind === 'controller'
+}
+
+/** `<tenant>/usp/<role>/<endpointId>`; throws on a tenant or Endpoint ID that cannot be one topic level. */
+export function inboxTopic (tenant: string, role: InboxRole, endpointId: string): string {
+  assertTopicLevel(tenant, 'tenant')
+  assertTopicLevel(endpointId, 'endpoint id')
+  if (role !== 'agent' && role !== 'controller') throw new TypeError(`unknown inbox role: ${String(role)}`)
+  return `${tenant}/usp/${role}/${endpointId}`
+}
+
+/** Appends the MQTT 3.1.1 reply-to suffix (TR-369 R-MQTT.24): `<topic>/reply-to=<replyTo, / as %2F>`. */
+export function withReplyTo (topic: string, replyTo: string): string {
+  return `${topic}${REPLY_TO_MARKER}${replyTo.replaceAll('/', '%2F')}`
+}
+
+function decodeReplyTo (encoded: string): string {
+  return encoded.replace(/%2F/gi, '/')
+}
+
+function assertTopicLevel (level: string, what: string): void {
+  // Endpoint IDs never contain '/', '+' or '#' (TR-369), and MQTT forbids U+0000 in topics.
+  if (level === '' || /[/+#\u0000]/.test(level)) throw new TypeError(`invalid ${what} for a topic level: ${JSON.stringify(level)}`)
+}
