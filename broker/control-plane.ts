@@ -39,7 +39,7 @@ export class ControlPlane {
   listTenants (): TenantRecord[] { return this.gw.store.listTenants() }
 
   async addTenant (input: { id: string, name?: string | undefined }, actor: Actor): Promise<TenantRecord> {
-    if (!isTenantId(input.id)) throw new ControlError(400, 'invalid tenant id', 'tenant id must match ^[a-z0-9][a-z0-9-]{0,31}$')
+    if (!isTenantId(input.id)) throw new ControlError(400, 'invalid tenant id', 'tenant id must match ^[a-z0-9][a-z0-9-]{0,31}$ and not be a USP Endpoint ID scheme (os, oui, proto, ...)')
     try {
       const t = await this.gw.store.addTenant({ id: input.id, name: input.name ?? input.id, createdAt: new Date().toISOString() })
       this.gw.events.emit({ code: 'tenant.created', tenant: t.id, actor: actor.id, action: 'tenant.create' })

@@ -16,8 +16,15 @@ export type UsernameParse =
   | { ok: true, tenant: string, principal: string }
   | { ok: false, code: 'auth.bare_username', reason: string }
 
+/**
+ * TR-369 Endpoint ID authority schemes (R-ARC.2a-6). They are reserved as tenant
+ * ids: a bare Endpoint ID such as "os::00256D-0001" used as a username would
+ * otherwise parse as tenant "os", and must be reported as a bare username.
+ */
+export const USP_AUTHORITY_SCHEMES: ReadonlySet<string> = new Set(['oui', 'cid', 'pen', 'self', 'user', 'os', 'ops', 'uuid', 'imei', 'proto', 'doc', 'fqdn'])
+
 export function isTenantId (s: string): boolean {
-  return TENANT_ID.test(s)
+  return TENANT_ID.test(s) && !USP_AUTHORITY_SCHEMES.has(s)
 }
 
 /**
@@ -40,6 +47,7 @@ export function parseUsername (username: string | undefined): UsernameParse {
   if (colon === 0) return { ok: false, code: 'auth.bare_username', reason: 'empty tenant' }
   const tenant = username.slice(0, colon)
   const principal = username.slice(colon + 1)
+  if (USP_AUTHORITY_SCHEMES.has(tenant)) return { ok: false, code: 'auth.bare_username', reason: 'username is a bare USP Endpoint ID (no tenant prefix)' }
   if (principal.length === 0) return { ok: false, code: 'auth.bare_username', reason: 'empty principal' }
   return { ok: true, tenant, principal }
 }

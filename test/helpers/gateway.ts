@@ -1,0 +1,141 @@
+// Starts a real gateway on free ports with its own data dir, and gives tests
+// real MQTT clients (mqtt.js) and a real admin API client.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import { Gateway, defaultLimits, type GatewayConfig, type Limits } from '../../broker/index.ts'
+import type { SecurityEvent } from '../../broker/index.ts'
+import { REDACT_PATHS } from '../../broker/logger.ts'
+
+export interface TestGateway {
+  gw: Gateway
+  dataDir: string
+  mqttPort: number
+  adminUrl: string
+  token: string
+  logText: () => string
+  api: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number, body: any, headers: Headers }>
+  restart: () => Promise<TestGateway>
+  close: () => Promise<void>
+}
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef0123456789'
+
+export async function startGateway (opts: { limits?: Partial<Limits>, dataDir?: string, logLines?: string[] } = {}): Promise<TestGateway> {
+  const dataDir = opts.dataDir ?? await mkdtemp(join(tmpdir(), 'uspgate-test-'))
+  const lines = opts.logLines ?? []
+  const sink = new Writable({ write (chunk, _enc, cb) { lines.push(chunk.toString()); cb() } })
+  const logger = pino({ level: 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink)
+  const config: GatewayConfig = {
+    dataDir,
+    mqttHost: '127.0.0.1',
+    mqttPort: 0,
+    adminHost: '127.0.0.1',
+    adminPort: 0,
+    adminToken: ADMIN_TOKEN,
+    nodeId: 'test-node',
+    logLevel: 'info',
+    limits: { ...defaultLimits, ...opts.limits }
+  }
+  const gw = new Gateway(config, { logger, printAdminToken: false })
+  await gw.start()
+  const adminUrl = gw.adminUrl
+  const t: TestGateway = {
+    gw,
+    dataDir,
+    mqttPort: gw.mqttPort,
+    adminUrl,
+    token: ADMIN_TOKEN,
+    logText: () => lines.join(''),
+    async api (method, path, body, headers = {}) {
+      const res = await fetch(adminUrl + path, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+        ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {})
+      })
+      const text = await res.text()
+      let parsed: unknown = text
+      try { parsed = JSON.parse(text) } catch { /* not JSON */ }
+      return { status: res.status, body: parsed, headers: res.headers }
+    },
+    async restart () {
+      await gw.close()
+      return await startGateway({ ...opts, dataDir, logLines: lines })
+    },
+    async close () {
+      await gw.close()
+    }
+  }
+  return t
+}
+
+export async function removeDir (dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true })
+}
+
+/** Creates a tenant and a credential; returns the username and secret. */
+export async function provision (t: TestGateway, tenant: string, principal: string, role: 'agent' | 'controller' = 'agent'): Promise<{ username: string, secret: string }> {
+  const tr = await t.api('POST', '/v1/tenants', { id: tenant })
+  if (tr.status !== 201 && tr.status !== 409) throw new Error(`tenant create failed: ${tr.status} ${JSON.stringify(tr.body)}`)
+  const cr = await t.api('POST', `/v1/tenants/${tenant}/credentials`, { principal, role })
+  if (cr.status !== 201) throw new Error(`credential issue failed: ${cr.status} ${JSON.stringify(cr.body)}`)
+  return { username: cr.body.username, secret: cr.body.secret }
+}
+
+export interface ConnectOptions extends IClientOptions {
+  v?: 4 | 5
+}
+
+/** Connects a real mqtt.js client; rejects with the CONNACK error (err.code = reason/return code). */
+export function connect (t: TestGateway, opts: ConnectOptions): Promise<MqttClient> {
+  const { v = 5, ...rest } = opts
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect({
+      host: '127.0.0.1',
+      port: t.mqttPort,
+      protocolVersion: v,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      ...rest
+    })
+    const fail = (err: Error): void => { client.end(true); reject(err) }
+    client.once('connect', () => { client.off('error', fail); resolve(client) })
+    client.once('error', fail)
+    client.once('close', () => fail(Object.assign(new Error('closed before CONNACK'), { code: 'closed' })))
+  })
+}
+
+/** The CONNACK reason (MQTT 5) or return code (3.1.1) of a refused connect. */
+export async function refusedWith (t: TestGateway, opts: ConnectOptions): Promise<number | string> {
+  try {
+    const c = await connect(t, opts)
+    c.end(true)
+  } catch (err) {
+    return (err as { code: number | string }).code
+  }
+  throw new Error('connect was accepted')
+}
+
+export async function waitFor<T> (fn: () => T | undefined | false, timeoutMs = 3000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = fn()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(r => setTimeout(r, 20))
+  }
+}
+
+export async function waitForEvent (t: TestGateway, match: Partial<SecurityEvent>, timeoutMs = 3000): Promise<SecurityEvent> {
+  return await waitFor(() => t.gw.events.query({ limit: 1000 }).find(e =>
+    Object.entries(match).every(([k, v]) => (e as unknown as Record<string, unknown>)[k] === v)), timeoutMs, `security event ${JSON.stringify(match)}`)
+}
+
+export function closeClient (c: MqttClient | undefined): Promise<void> {
+  return new Promise(resolve => { if (!c) return resolve(); c.end(true, {}, () => resolve()) })
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms))
