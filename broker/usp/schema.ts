@@ -69,7 +69,7 @@ export function encodeRecord (input: RecordInput): Buffer {
   const types = RECORD_TYPE_KEYS.filter(key => input[key] !== undefined)
   if (types.length !== 1) throw new TypeError(`a Record needs exactly one record type, got ${types.length}`)
   const { Record } = uspSchema()
-  const message = Record.fromObject({ version: '1.3', ...input })
+  const message = Record.fromObject({ ...input, version: input.version ?? '1.3' })
   return toBuffer(Record.encode(message).finish())
 }
 

@@ -32,7 +32,9 @@ const USP_KINDS: ReadonlySet<string> = new Set(['agent', 'controller', 'status']
  *   nothing else is decoded. An earlier `/reply-to=` stays in the base topic, as a sub-level.
  * - Levels after the endpoint id are kept in `subtopic`, not dropped: a 3.1.1 endpoint subscribes
  *   `<inbox>/#`, so such a topic still reaches the inbox owner and must be treated as its inbox.
- * - An empty endpoint level (`acme/usp/agent/`, `acme/bulkdata//x`) makes the topic 'other'.
+ *   Every topic under `<inbox>/` therefore parses as that inbox, whatever follows.
+ * - An empty endpoint level (`acme/usp/agent/`, `acme/bulkdata//x`) makes the topic 'other', and so
+ *   does a marker in the endpoint level (`acme/usp/agent/reply-to=x`: no Endpoint ID looks like that).
  * - Levels are compared exactly (MQTT topics are case-sensitive): `acme/USP/agent/x` is 'other'.
  */
 export function parseUspTopic (topic: string): UspTopic {
