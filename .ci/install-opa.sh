@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the pinned OPA CLI (used to compile policies/*.rego to wasm and to run `opa test`).
-# Idempotent: if an `opa` on PATH or in $(go env GOPATH)/bin already reports the pinned
+# Idempotent: if an `opa` on PATH, in $(go env GOPATH)/bin or in ~/go/bin already reports the pinned
 # version, nothing is downloaded. The pin lives in ONE place: policies/OPA_VERSION
 # (also read by policies/opa-cli.ts, so the build and the tests use the same binary).
 # Prints the absolute path of the opa binary on the last line of stdout.
@@ -23,6 +23,7 @@ if command -v go >/dev/null 2>&1; then
   [ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
   candidates+=("$gobin/opa")
 fi
+candidates+=("${HOME:-/root}/go/bin/opa")   # Go's default GOPATH, for shells without go on PATH
 
 for c in "${candidates[@]}"; do
   if [ -x "$c" ] && [ "$(opa_version_of "$c")" = "$want" ]; then

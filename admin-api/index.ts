@@ -66,6 +66,8 @@ export async function buildAdminApi (control: ControlPlane, opts: { logger?: Log
       req.actor = { id: found.id, role: found.role, address: req.ip }
     })
 
+    const tenantParams = { type: 'object', required: ['tenant'], additionalProperties: false, properties: { tenant: S.tenantId } } as const
+
     v1.post('/tenants', {
       schema: {
         body: { type: 'object', required: ['id'], additionalProperties: false, properties: { id: S.tenantId, name: { type: 'string', minLength: 1, maxLength: 200 } } },
@@ -79,7 +81,33 @@ export async function buildAdminApi (control: ControlPlane, opts: { logger?: Log
     v1.get('/tenants', { schema: { response: { 200: { type: 'object', properties: { tenants: { type: 'array', items: S.tenant } } } } } },
       async () => ({ tenants: control.listTenants() }))
 
-    const tenantParams = { type: 'object', required: ['tenant'], additionalProperties: false, properties: { tenant: S.tenantId } } as const
+    v1.patch('/tenants/:tenant', {
+      schema: {
+        params: tenantParams,
+        body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, usp: S.uspSettings } },
+        response: { 200: S.tenant, ...problems }
+      }
+    }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { name?: string, usp?: { inspection?: 'enforce' | 'observe' | 'off', audit?: 'envelope' | 'message' } } }>) =>
+      await control.updateTenant(req.params.tenant, req.body, req.actor!))
+
+    v1.get('/tenants/:tenant/endpoints', {
+      schema: { params: tenantParams, response: { 200: { type: 'object', properties: { endpoints: { type: 'array', items: S.endpoint } } }, ...problems } }
+    }, async (req: FastifyRequest<{ Params: { tenant: string } }>) => ({ endpoints: control.listEndpoints(req.params.tenant) }))
+
+    v1.get('/tenants/:tenant/endpoints/:endpointId', {
+      schema: {
+        params: { type: 'object', required: ['tenant', 'endpointId'], additionalProperties: false, properties: { tenant: S.tenantId, endpointId: S.principal } },
+        response: { 200: S.endpoint, ...problems }
+      }
+    }, async (req: FastifyRequest<{ Params: { tenant: string, endpointId: string } }>) => control.getEndpoint(req.params.tenant, req.params.endpointId))
+
+    v1.get('/tenants/:tenant/usp-audit', {
+      schema: {
+        params: tenantParams,
+        querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } },
+        response: { 200: { type: 'object', properties: { records: { type: 'array', items: S.uspAuditEntry } } }, ...problems }
+      }
+    }, async (req: FastifyRequest<{ Params: { tenant: string }, Querystring: { limit?: number } }>) => ({ records: control.uspAuditTrail(req.params.tenant, req.query.limit) }))
 
     v1.post('/tenants/:tenant/credentials', {
       schema: {

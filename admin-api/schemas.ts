@@ -3,11 +3,54 @@
 export const tenantId = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,31}$' } as const
 export const principal = { type: 'string', minLength: 1, maxLength: 128 } as const
 
+export const uspSettings = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    inspection: { type: 'string', enum: ['enforce', 'observe', 'off'] },
+    audit: { type: 'string', enum: ['envelope', 'message'] }
+  }
+} as const
+
 export const tenant = {
   type: 'object',
   required: ['id', 'name', 'createdAt'],
   additionalProperties: false,
-  properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'string' } }
+  properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'string' }, usp: uspSettings }
+} as const
+
+export const endpoint = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    tenant: { type: 'string' },
+    endpointId: { type: 'string' },
+    role: { type: 'string' },
+    online: { type: 'boolean' },
+    firstContact: { type: 'string' },
+    lastSeen: { type: 'string' },
+    mqttVersion: { type: 'string' },
+    subscribedTopic: { type: 'string' },
+    node: { type: 'string' }
+  }
+} as const
+
+export const uspAuditEntry = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    time: { type: 'string' },
+    tenant: { type: 'string' },
+    fromId: { type: 'string' },
+    toId: { type: 'string' },
+    topic: { type: 'string' },
+    recordType: { type: 'string' },
+    result: { type: 'string' },
+    code: { type: 'string' },
+    msgId: { type: 'string' },
+    msgType: { type: 'string' },
+    kind: { type: 'string' }
+  }
 } as const
 
 export const credential = {

@@ -6,6 +6,9 @@ import { credentialView, StoreError, type CredentialView, type FileStateStore, t
 import type { EventQuery, SecurityEvent, SecurityEvents } from './security-events.ts'
 import type { SessionIndex, SessionView } from './sessions.ts'
 import type { Metrics } from './metrics.ts'
+import type { EndpointRegistry } from './endpoints.ts'
+import type { UspAuditEntry, UspAuditTrail } from './usp-audit.ts'
+import { DEFAULT_USP_SETTINGS, type EndpointRecord, type TenantUspSettings } from './store/index.ts'
 
 export class ControlError extends Error {
   constructor (readonly status: 400 | 404 | 409, readonly title: string, detail: string) {
@@ -26,6 +29,8 @@ interface GatewayLike {
   readonly metrics: Metrics
   readonly nodeId: string
   readonly ready: boolean
+  readonly endpoints: EndpointRegistry
+  readonly uspAudit: UspAuditTrail
   disconnectIdentity(tenant: string, principal: string): number
 }
 
@@ -47,6 +52,34 @@ export class ControlPlane {
     } catch (err) {
       throw mapStoreError(err)
     }
+  }
+
+  async updateTenant (tenant: string, patch: { name?: string | undefined, usp?: Partial<TenantUspSettings> | undefined }, actor: Actor): Promise<TenantRecord> {
+    this.requireTenant(tenant)
+    const current = this.gw.store.getTenant(tenant)!
+    const update: { name?: string, usp?: TenantUspSettings } = {}
+    if (patch.name !== undefined) update.name = patch.name
+    if (patch.usp !== undefined) update.usp = { ...(current.usp ?? DEFAULT_USP_SETTINGS), ...patch.usp }
+    const t = await this.gw.store.updateTenant(tenant, update)
+    this.gw.events.emit({ code: 'tenant.updated', tenant, actor: actor.id, action: 'tenant.update', reason: JSON.stringify(update) })
+    return t
+  }
+
+  listEndpoints (tenant: string): EndpointRecord[] {
+    this.requireTenant(tenant)
+    return this.gw.endpoints.list(tenant)
+  }
+
+  getEndpoint (tenant: string, endpointId: string): EndpointRecord {
+    this.requireTenant(tenant)
+    const e = this.gw.endpoints.get(tenant, endpointId)
+    if (!e) throw new ControlError(404, 'endpoint not found', `no endpoint "${endpointId}" has connected to tenant "${tenant}"`)
+    return e
+  }
+
+  uspAuditTrail (tenant: string, limit?: number): UspAuditEntry[] {
+    this.requireTenant(tenant)
+    return this.gw.uspAudit.list(tenant, limit)
   }
 
   private requireTenant (tenant: string): void {

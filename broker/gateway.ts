@@ -11,7 +11,12 @@ import type { GatewayConfig } from './config.ts'
 import { createLogger } from './logger.ts'
 import { Metrics } from './metrics.ts'
 import { SecurityEvents, type SecurityEventInput } from './security-events.ts'
-import { FileStateStore, writeFileAtomic } from './store/index.ts'
+import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS } from './store/index.ts'
+import { EndpointRegistry } from './endpoints.ts'
+import { UspAuditTrail } from './usp-audit.ts'
+import { installConnackSteering } from './connack-steering.ts'
+import { inboxTopic, type UspInspection } from './usp/index.ts'
+import type { ClientState } from './sessions.ts'
 import { AuthThrottle } from './limits.ts'
 import { SessionIndex, type SessionHandle } from './sessions.ts'
 import { createHooks, isGatewayDenial, type GatewayClient } from './mqtt-hooks.ts'
@@ -40,6 +45,8 @@ export class Gateway {
   readonly sessions: SessionIndex
   readonly control: ControlPlane
   readonly broker: Aedes
+  readonly endpoints: EndpointRegistry
+  readonly uspAudit: UspAuditTrail
   private readonly throttle: AuthThrottle
   private mqttServer: Server | undefined
   private admin: AdminApi | undefined
@@ -60,6 +67,9 @@ export class Gateway {
     this.store = new FileStateStore(config.dataDir)
     this.sessions = new SessionIndex(this.nodeId)
     this.throttle = new AuthThrottle(config.limits.authFailuresBeforeBackoff, config.limits.authMaxBackoffSeconds)
+    this.endpoints = new EndpointRegistry(config.dataDir, this.nodeId)
+    this.uspAudit = new UspAuditTrail(config.dataDir)
+    installConnackSteering()
     const emit = (e: SecurityEventInput): void => { this.events.emit(e) }
     const hooks = createHooks({
       limits: config.limits,
@@ -68,7 +78,9 @@ export class Gateway {
       throttle: this.throttle,
       metrics: this.metrics,
       emit,
-      revision: () => 'builtin'
+      revision: () => 'builtin',
+      uspSettings: tenant => this.store.getTenant(tenant)?.usp ?? DEFAULT_USP_SETTINGS,
+      onUspRecord: (st, topic, inspection) => this.onUspRecord(st, topic, inspection)
     })
     const limits = config.limits
     this.broker = new Aedes({
@@ -82,6 +94,12 @@ export class Gateway {
       maximumPacketSize: limits.maxPacketBytes,
       sessionExpiryIntervalLimit: 7 * 24 * 3600,
       pendingSessionsLimit: 100_000,
+      // TR-369 R-MQTT.12/.21: an endpoint that asks for Response Information gets its own inbox,
+      // which becomes its reply-to topic.
+      responseInformation: (client: Client) => {
+        const st = (client as GatewayClient).gw
+        return st ? inboxTopic(st.tenant, st.role, st.principal) : undefined
+      },
       ...hooks
     })
     this.control = new ControlPlane(this)
@@ -100,13 +118,21 @@ export class Gateway {
       ;(client as GatewayClient & { gwHandle?: SessionHandle }).gwHandle = handle
       this.sessions.add(handle)
       this.metrics.connections.labels(st.listener, String(st.protocol)).inc()
+      this.endpoints.connected(st.tenant, st.principal, st.role, st.protocol)
+      if (st.role === 'agent') this.publishPresence(st, '1')
     })
     b.on('clientDisconnect', (client: Client) => {
       const c = client as GatewayClient & { gwHandle?: SessionHandle }
       if (!c.gwHandle) return
       this.sessions.remove(c.gwHandle)
       c.gwHandle = undefined
-      this.metrics.connections.labels(c.gw!.listener, String(c.gw!.protocol)).dec()
+      const st = c.gw!
+      this.metrics.connections.labels(st.listener, String(st.protocol)).dec()
+      // offline only when this was the endpoint's last session on this node
+      if (this.sessions.ofIdentity(st.identity).length === 0) {
+        this.endpoints.disconnected(st.tenant, st.principal)
+        if (st.role === 'agent') this.publishPresence(st, '0')
+      }
     })
     const onError = (client: Client | null, err: Error & { errorCode?: number }): void => {
       if (isGatewayDenial(err)) return
@@ -134,6 +160,38 @@ export class Gateway {
     }
     b.on('clientError', onError)
     b.on('connectionError', onError)
+  }
+
+  /** Presence is published by the gateway only: retained "1"/"0" on <tenant>/usp/status/<endpoint-id>. */
+  private publishPresence (st: ClientState, value: '1' | '0'): void {
+    if (this.broker.closed) return
+    this.broker.publish({ cmd: 'publish', topic: `${st.tenant}/usp/status/${st.principal}`, payload: Buffer.from(value), qos: 1, retain: true, dup: false }, err => {
+      if (err) this.log.warn({ err, tenant: st.tenant, endpoint: st.principal }, 'presence publish failed')
+    })
+  }
+
+  private onUspRecord (st: ClientState, topic: string, inspection: UspInspection): void {
+    const env = inspection.envelope
+    const result = inspection.verdict === 'refuse' ? 'refused' : 'delivered'
+    this.metrics.uspRecords.labels(env?.recordType ?? 'unparsed', inspection.message?.msgType ?? 'none', result).inc()
+    if (env === undefined) {
+      this.uspAudit.record({ time: new Date().toISOString(), tenant: st.tenant, fromId: st.principal, toId: '', topic, recordType: 'unparsed', result, ...(inspection.code ? { code: inspection.code } : {}) })
+      return
+    }
+    this.uspAudit.record({
+      time: new Date().toISOString(),
+      tenant: st.tenant,
+      fromId: env.fromId,
+      toId: env.toId,
+      topic,
+      recordType: env.recordType,
+      result,
+      ...(inspection.code ? { code: inspection.code } : {}),
+      ...(inspection.message ? { msgId: inspection.message.msgId, msgType: inspection.message.msgType, kind: inspection.message.kind } : {})
+    })
+    if (result === 'delivered' && env.recordType === 'mqtt_connect' && env.mqttConnect) {
+      this.endpoints.sawConnectRecord(st.tenant, st.principal, env.mqttConnect.subscribedTopic)
+    }
   }
 
   /** Hands a new socket to aedes with the packet-level guards in front of its handlers. */
@@ -178,6 +236,8 @@ export class Gateway {
     await mkdir(this.config.dataDir, { recursive: true, mode: 0o700 })
     await this.store.load()
     await this.events.open()
+    await this.endpoints.load()
+    await this.uspAudit.open()
     await this.ensureAdminToken()
     await this.broker.listen()
 
@@ -252,6 +312,8 @@ export class Gateway {
       for (const s of this.sockets) s.destroy()
       await this.admin?.close()
       this.throttle.close()
+      await this.endpoints.flush()
+      await this.uspAudit.close()
       await this.events.close()
       await this.store.flush()
     })()

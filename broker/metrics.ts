@@ -17,6 +17,7 @@ export class Metrics {
   readonly drops: Counter
   readonly securityEvents: Counter
   readonly policyInfo: Gauge
+  readonly uspRecords: Counter
 
   constructor (nodeId: string) {
     const registers = [this.registry]
@@ -38,6 +39,7 @@ export class Metrics {
     this.bytesOut = new Counter({ name: 'uspgate_bytes_sent_total', help: 'Payload bytes delivered to subscribers', registers })
     this.drops = new Counter({ name: 'uspgate_messages_dropped_total', help: 'Messages not accepted or not delivered', labelNames: ['reason'], registers })
     this.securityEvents = new Counter({ name: 'uspgate_security_events_total', help: 'Security events by code', labelNames: ['code'], registers })
+    this.uspRecords = new Counter({ name: 'uspgate_usp_records_total', help: 'USP Records on inbox topics', labelNames: ['record_type', 'msg_type', 'result'], registers })
     this.policyInfo = new Gauge({ name: 'uspgate_policy_active_info', help: 'Active policy revision per slot (value 1)', labelNames: ['revision', 'slot'], registers })
   }
 

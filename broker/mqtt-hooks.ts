@@ -11,7 +11,9 @@ import { TokenBucket, type AuthThrottle } from './limits.ts'
 import type { ClientState, SessionIndex } from './sessions.ts'
 import type { SecurityEventInput } from './security-events.ts'
 import type { Metrics } from './metrics.ts'
-import type { FileStateStore } from './store/index.ts'
+import type { FileStateStore, TenantUspSettings } from './store/index.ts'
+import { inspectUspPublish, isUspInbox, inboxTopic, type UspInspection } from './usp/index.ts'
+import { setConnackUserProperties } from './connack-steering.ts'
 
 /** aedes' Client plus the private fields this module reads or sets (pinned aedes 2.0.0-beta.1). */
 export type GatewayClient = Client & {
@@ -26,6 +28,8 @@ export type GatewayClient = Client & {
   gwListener?: string
   /** MQTT 5 Assigned Client Identifier chosen in preConnect */
   gwAssigned?: string
+  /** MQTT 5 CONNECT user property usp-endpoint-id (TR-369 R-MQTT.13) */
+  gwUspEndpointId?: string | string[]
 }
 
 /** CONNACK return codes (MQTT 3.1.1 numbering; aedes maps them to MQTT 5 reason codes). */
@@ -44,6 +48,9 @@ export interface HookDeps {
   metrics: Metrics
   emit: (e: SecurityEventInput) => void
   revision: () => string
+  uspSettings: (tenant: string) => TenantUspSettings
+  /** Called for every PUBLISH to a USP inbox that was inspected (metrics, audit trail, registry). */
+  onUspRecord: (st: ClientState, topic: string, inspection: UspInspection) => void
 }
 
 /** Error passed to aedes for a deny; the event was already emitted. The message is the generic MQTT 5 Reason String. */
@@ -111,6 +118,8 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
         if (packet.protocolVersion === 5) c.gwAssigned = wire
       }
       c.gwWireId = wire
+      const eid = packet.properties?.userProperties?.['usp-endpoint-id']
+      if (eid !== undefined) c.gwUspEndpointId = eid
       packet.clientId = `${packet.username ?? ''}${INTERNAL_ID_SEPARATOR}${wire}`
       done(null, true)
     },
@@ -158,6 +167,11 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
       if (holder !== undefined) {
         return refuse('session.takeover_blocked', `client id is in use by another identity (${holder.split(':')[0] === tenant ? holder : 'another tenant'})`, IDENTIFIER_REJECTED, { tenant, principal })
       }
+      // TR-369 R-MQTT.13: an MQTT 5 endpoint names its Endpoint ID in CONNECT; it must be the authenticated one.
+      const claimed = c.gwUspEndpointId
+      if (claimed !== undefined && (Array.isArray(claimed) ? claimed.some(x => x !== principal) : claimed !== principal)) {
+        return refuse('usp.endpoint_id_mismatch', `usp-endpoint-id ${JSON.stringify(String(claimed).slice(0, 80))} is not the authenticated endpoint`, NOT_AUTHORIZED, { tenant, principal })
+      }
       const will = c._will
       if (will) {
         const w = checkTopicName(tenant, will.topic, limits)
@@ -184,6 +198,10 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
         bucket: limits.publishRatePerSecond > 0 ? new TokenBucket(limits.publishRatePerSecond, limits.publishBurst) : undefined
       }
       c.gw = state
+      if (client.version === 5 && cred.role === 'agent') {
+        // TR-369 R-MQTT.15/.44: tell the Agent which topic to subscribe to (its inbox).
+        setConnackUserProperties(client, { 'subscribe-topic': inboxTopic(tenant, 'agent', principal) })
+      }
       if (c.gwAssigned !== undefined) c._assignedClientId = c.gwAssigned
       connectOk.inc()
       done(null, true)
@@ -218,6 +236,26 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
           return done(null)
         }
         return done(new DeniedError('message rate too high'))
+      }
+      const usp = deps.uspSettings(st.tenant)
+      if (usp.inspection !== 'off' && isUspInbox(packet.topic)) {
+        const inspection = inspectUspPublish({
+          publisher: { tenant: st.tenant, endpointId: st.principal, role: st.role },
+          topic: packet.topic,
+          payload: packet.payload as Buffer,
+          ...(packet.properties?.responseTopic !== undefined ? { responseTopic: packet.properties.responseTopic } : {}),
+          protocolVersion: st.protocol as 3 | 4 | 5,
+          mode: usp.inspection,
+          audit: usp.audit
+        })
+        deps.onUspRecord(st, packet.topic, inspection)
+        if (inspection.verdict === 'refuse') {
+          // Refused records are never delivered (TR-369 R-SEC.4c trusted broker).
+          return deny({ ok: false, code: inspection.code!, reason: inspection.reason ?? inspection.code! })
+        }
+        if (inspection.code !== undefined) {
+          emit(eventFor(st, c, { code: inspection.code, action: 'publish', topic: packet.topic, reason: `observe mode, delivered: ${inspection.reason ?? ''}` }))
+        }
       }
       qosIn[packet.qos]!.inc()
       metrics.bytesIn.inc(packet.payload.length)

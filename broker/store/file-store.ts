@@ -78,6 +78,15 @@ export class FileStateStore {
     return t
   }
 
+  async updateTenant (id: string, patch: Partial<Pick<TenantRecord, 'name' | 'usp'>>): Promise<TenantRecord> {
+    const existing = this.tenants.get(id)
+    if (!existing) throw new StoreError('not_found', `no tenant "${id}"`)
+    const updated = { ...existing, ...patch }
+    this.tenants.set(id, updated)
+    try { await this.persist() } catch (err) { this.tenants.set(id, existing); throw err }
+    return updated
+  }
+
   // ---- device credentials
   getCredential (tenant: string, principal: string): CredentialRecord | undefined {
     return this.credentials.get(credKey(tenant, principal))

@@ -1,9 +1,35 @@
 import type { Role } from '../identity.ts'
 
+export type UspInspectionMode = 'enforce' | 'observe' | 'off'
+export type UspAuditLevel = 'envelope' | 'message'
+
+export interface TenantUspSettings {
+  /** USP Record checks on inbox PUBLISHes (sender binding, routing, reply-to). */
+  inspection: UspInspectionMode
+  /** 'envelope' never decodes the Msg (TR-369 R-SEC.4c); 'message' audits msg_id/msg_type too. */
+  audit: UspAuditLevel
+}
+
+export const DEFAULT_USP_SETTINGS: TenantUspSettings = { inspection: 'enforce', audit: 'envelope' }
+
 export interface TenantRecord {
   id: string
   name: string
   createdAt: string
+  usp?: TenantUspSettings
+}
+
+export interface EndpointRecord {
+  tenant: string
+  endpointId: string
+  role: string
+  online: boolean
+  firstContact: string
+  lastSeen: string
+  mqttVersion: string
+  /** From the MQTTConnectRecord the endpoint sent (TR-369 R-MTP.6), when seen. */
+  subscribedTopic?: string
+  node: string
 }
 
 export interface CredentialRecord {

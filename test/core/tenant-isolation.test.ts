@@ -66,7 +66,7 @@ test('MQTT 5: a publish outside the tenant prefix gets PUBACK 0x87 and acl.cross
 
 test('MQTT 3.1.1: a publish outside the tenant prefix closes the connection [MQTT-3.3.5-2] and is an event', async () => {
   const a = await connect(t, { v: 4, username: acme.username, password: acme.secret, clientId: 'x-pub-4' })
-  const closed = new Promise(resolve => a.once('close', resolve))
+  const closed = new Promise<void>(resolve => a.once('close', () => resolve()))
   a.publish('beta/x', 'sneaky', { qos: 1 })
   await closed
   await waitForEvent(t, { code: 'acl.cross_tenant', clientId: 'x-pub-4', topic: 'beta/x' })

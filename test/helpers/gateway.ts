@@ -129,7 +129,7 @@ export async function waitFor<T> (fn: () => T | undefined | false, timeoutMs = 3
   }
 }
 
-export async function waitForEvent (t: TestGateway, match: Partial<SecurityEvent>, timeoutMs = 3000): Promise<SecurityEvent> {
+export async function waitForEvent (t: TestGateway, match: Partial<Omit<SecurityEvent, 'code'>> & { code?: string }, timeoutMs = 3000): Promise<SecurityEvent> {
   return await waitFor(() => t.gw.events.query({ limit: 1000 }).find(e =>
     Object.entries(match).every(([k, v]) => (e as unknown as Record<string, unknown>)[k] === v)), timeoutMs, `security event ${JSON.stringify(match)}`)
 }

@@ -1,0 +1,22 @@
+// Public surface of policies/: topic ACLs as Rego compiled to wasm, decided in-process behind a
+// decision cache. Other folders import only from here. Nothing here knows about aedes.
+//
+//   const engine = new PolicyEngine({ onError: (err, input) => log.error(...) })
+//   engine.activate(await loadDefaultBundle())          // or loadBundle(bytes, { golden })
+//   const d = engine.decide({ action: 'publish', client, topic, qos, retain })
+//   if (!d.allow) deny(d.reason, d.revision)
+//   engine.invalidateIdentity(tenant, principal)        // on credential / certificate revocation
+
+// Runtime
+export { PolicyEngine, DEFAULT_CACHE_SIZE, type PolicyEngineOptions, type PolicyEngineStats } from './engine.ts'
+export {
+  loadBundle, loadDefaultBundle, loadGolden, PolicyBundleError, DEFAULT_BUNDLE_PATH, DEFAULT_GOLDEN_PATH,
+  type LoadedPolicy, type LoadBundleOptions, type BundleManifest, type PolicyBundleErrorCode
+} from './bundle.ts'
+export {
+  ENTRYPOINT, type PolicyInput, type PolicyClient, type PolicyAction, type PolicyResult, type Decision, type GoldenCase
+} from './types.ts'
+
+// Build tooling (needs the pinned OPA CLI; not used at runtime)
+export { OPA_VERSION, findOpa, runOpa, OpaNotFoundError } from './opa-cli.ts'
+export { buildBundle, checkBundle, computeRevision, policySources, POLICY_DIR, type BuildOptions, type CheckResult, type PolicySource } from './build-bundle.ts'
