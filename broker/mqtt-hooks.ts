@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import type { Aedes, AedesOptions, AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes'
 import type { Limits } from './config.ts'
 import type { EventCode } from './event-codes.ts'
-import { parseUsername, isTenantId, usernameOf } from './identity.ts'
+import { parseUsername, isTenantId, usernameOf, type Role } from './identity.ts'
 import { checkClientId, checkTopicFilter, checkTopicName, checkUsername, type Check } from './invariants.ts'
 import { verifySecret } from './credentials.ts'
 import { TokenBucket, type AuthThrottle } from './limits.ts'
@@ -30,6 +30,16 @@ export type GatewayClient = Client & {
   gwAssigned?: string
   /** MQTT 5 CONNECT user property usp-endpoint-id (TR-369 R-MQTT.13) */
   gwUspEndpointId?: string | string[]
+  /** Set by the MQTTS listener when the client presented a certificate that passed identifyPeer. */
+  gwCertIdentity?: CertIdentity
+}
+
+/** Identity proven by a client certificate (tenant from the CA that signed it, principal from its urn:bbf:usp:id SAN). */
+export interface CertIdentity {
+  tenant: string
+  principal: string
+  role: 'agent' | 'controller'
+  serial: string
 }
 
 /** CONNACK return codes (MQTT 3.1.1 numbering; aedes maps them to MQTT 5 reason codes). */
@@ -120,7 +130,9 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
       c.gwWireId = wire
       const eid = packet.properties?.userProperties?.['usp-endpoint-id']
       if (eid !== undefined) c.gwUspEndpointId = eid
-      packet.clientId = `${packet.username ?? ''}${INTERNAL_ID_SEPARATOR}${wire}`
+      // a certificate, when present, is the identity (the username must then match it)
+      const owner = c.gwCertIdentity ? usernameOf(c.gwCertIdentity.tenant, c.gwCertIdentity.principal) : packet.username ?? ''
+      packet.clientId = `${owner}${INTERNAL_ID_SEPARATOR}${wire}`
       done(null, true)
     },
 
@@ -139,6 +151,8 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
         refuse(code, reason, BAD_USERNAME_OR_PASSWORD, extra)
       }
 
+      const cert = c.gwCertIdentity
+      if (cert !== undefined) return authenticateWithCertificate(cert)
       if (username !== undefined) {
         const wait = throttle.lockedFor(username, address)
         if (wait > 0) return refuse('auth.throttled', `too many failed logins; retry in ${wait}s`, BAD_USERNAME_OR_PASSWORD, { principal: username })
@@ -156,56 +170,78 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
       if (cred.revokedAt !== undefined) return failAuth('auth.revoked', `credential revoked at ${cred.revokedAt}`, { tenant, principal })
       if (!verifySecret(password, cred.secretHash)) return failAuth('auth.bad_credentials', 'wrong secret', { tenant, principal })
       throttle.recordSuccess(username!, address)
+      return admit(tenant, principal, cred.role, 'password')
 
-      const idCheck = checkClientId(wire, limits)
-      if (!idCheck.ok) return refuse(idCheck.code, idCheck.reason, IDENTIFIER_REJECTED, { tenant, principal })
-      const identity = usernameOf(tenant, principal)
-      // The same identity reconnecting with its client id is a normal MQTT
-      // session takeover [MQTT-3.1.4-2]; another identity presenting a client id
-      // that is online here is refused and reported.
-      const holder = sessions.heldByOther(wire, identity)
-      if (holder !== undefined) {
-        return refuse('session.takeover_blocked', `client id is in use by another identity (${holder.split(':')[0] === tenant ? holder : 'another tenant'})`, IDENTIFIER_REJECTED, { tenant, principal })
-      }
-      // TR-369 R-MQTT.13: an MQTT 5 endpoint names its Endpoint ID in CONNECT; it must be the authenticated one.
-      const claimed = c.gwUspEndpointId
-      if (claimed !== undefined && (Array.isArray(claimed) ? claimed.some(x => x !== principal) : claimed !== principal)) {
-        return refuse('usp.endpoint_id_mismatch', `usp-endpoint-id ${JSON.stringify(String(claimed).slice(0, 80))} is not the authenticated endpoint`, NOT_AUTHORIZED, { tenant, principal })
-      }
-      const will = c._will
-      if (will) {
-        const w = checkTopicName(tenant, will.topic, limits)
-        if (!w.ok) return refuse(w.code, `will ${w.reason}`, NOT_AUTHORIZED, { tenant, principal, action: 'will', topic: will.topic })
+      // With a client certificate the identity comes from the certificate; a username, if
+      // sent, must name the same identity (TR-369 R-SEC.4b).
+      function authenticateWithCertificate (cert: CertIdentity): void {
+        if (username !== undefined && username !== usernameOf(cert.tenant, cert.principal)) {
+          return refuse('auth.cert_mismatch', 'username does not match the client certificate', BAD_USERNAME_OR_PASSWORD, { tenant: cert.tenant, principal: cert.principal })
+        }
+        if (store.getTenant(cert.tenant) === undefined) {
+          return refuse('auth.unknown_tenant', 'certificate of a tenant that does not exist', BAD_USERNAME_OR_PASSWORD, { tenant: cert.tenant, principal: cert.principal })
+        }
+        // A revoked credential of the same identity also shuts out its certificate.
+        if (store.getCredential(cert.tenant, cert.principal)?.revokedAt !== undefined) {
+          return refuse('auth.revoked', 'credential of this identity is revoked', BAD_USERNAME_OR_PASSWORD, { tenant: cert.tenant, principal: cert.principal })
+        }
+        admit(cert.tenant, cert.principal, cert.role, 'certificate')
       }
 
-      const state: ClientState = {
-        tenant,
-        principal,
-        role: cred.role,
-        identity,
-        wireClientId: wire,
-        internalId: client.id,
-        prefix: tenant + '/',
-        protocol: client.version,
-        listener: c.gwListener ?? 'mqtt',
-        auth: 'password',
-        remoteAddress: address,
-        connectedAt: new Date().toISOString(),
-        revoked: false,
-        cleanStart: c._cleanStart === true,
-        inflightQos2: new Set(),
-        seenQos2: new Set(),
+      // Session rules shared by password and certificate logins.
+      function admit (tenant: string, principal: string, role: Role, auth: 'password' | 'certificate'): void {
+        const idCheck = checkClientId(wire, limits)
+        if (!idCheck.ok) return refuse(idCheck.code, idCheck.reason, IDENTIFIER_REJECTED, { tenant, principal })
+        const identity = usernameOf(tenant, principal)
+        // The same identity reconnecting with its client id is a normal MQTT
+        // session takeover [MQTT-3.1.4-2]; another identity presenting a client id
+        // that is online here is refused and reported.
+        const holder = sessions.heldByOther(wire, identity)
+        if (holder !== undefined) {
+          return refuse('session.takeover_blocked', `client id is in use by another identity (${holder.split(':')[0] === tenant ? holder : 'another tenant'})`, IDENTIFIER_REJECTED, { tenant, principal })
+        }
+        // TR-369 R-MQTT.13: an MQTT 5 endpoint names its Endpoint ID in CONNECT; it must be the authenticated one.
+        const claimed = c.gwUspEndpointId
+        if (claimed !== undefined && (Array.isArray(claimed) ? claimed.some(x => x !== principal) : claimed !== principal)) {
+          return refuse('usp.endpoint_id_mismatch', `usp-endpoint-id ${JSON.stringify(String(claimed).slice(0, 80))} is not the authenticated endpoint`, NOT_AUTHORIZED, { tenant, principal })
+        }
+        const will = c._will
+        if (will) {
+          const w = checkTopicName(tenant, will.topic, limits)
+          if (!w.ok) return refuse(w.code, `will ${w.reason}`, NOT_AUTHORIZED, { tenant, principal, action: 'will', topic: will.topic })
+        }
+
+        const state: ClientState = {
+          tenant,
+          principal,
+          role,
+          identity,
+          wireClientId: wire,
+          internalId: client.id,
+          prefix: tenant + '/',
+          protocol: client.version,
+          listener: c.gwListener ?? 'mqtt',
+          auth,
+          remoteAddress: address,
+          connectedAt: new Date().toISOString(),
+          revoked: false,
+          cleanStart: c._cleanStart === true,
+          inflightQos2: new Set(),
+          seenQos2: new Set(),
+          ...(auth === 'certificate' && c.gwCertIdentity ? { certSerial: c.gwCertIdentity.serial } : {}),
         bucket: limits.publishRatePerSecond > 0 ? new TokenBucket(limits.publishRatePerSecond, limits.publishBurst) : undefined
+        }
+        c.gw = state
+        if (client.version === 5 && role === 'agent') {
+          // TR-369 R-MQTT.15/.44: tell the Agent which topic to subscribe to (its inbox).
+          setConnackUserProperties(client, { 'subscribe-topic': inboxTopic(tenant, 'agent', principal) })
+        }
+        if (c.gwAssigned !== undefined) c._assignedClientId = c.gwAssigned
+        connectOk.inc()
+        done(null, true)
       }
-      c.gw = state
-      if (client.version === 5 && cred.role === 'agent') {
-        // TR-369 R-MQTT.15/.44: tell the Agent which topic to subscribe to (its inbox).
-        setConnackUserProperties(client, { 'subscribe-topic': inboxTopic(tenant, 'agent', principal) })
-      }
-      if (c.gwAssigned !== undefined) c._assignedClientId = c.gwAssigned
-      connectOk.inc()
-      done(null, true)
     },
+
 
     authorizePublish (client, packet, done) {
       const c = client as GatewayClient | null

@@ -17,6 +17,8 @@ export interface ClientState {
   protocol: number
   listener: string
   auth: 'password' | 'certificate'
+  /** Serial of the client certificate that authenticated this session (mTLS). */
+  certSerial?: string
   remoteAddress: string
   connectedAt: string
   revoked: boolean
@@ -73,6 +75,11 @@ export class SessionIndex {
       if (h.state.identity !== identity) return h.state.identity
     }
     return undefined
+  }
+
+  /** Sessions authenticated by certificates matching `pred` (revocation of a serial or a whole tenant CA). */
+  matching (pred: (s: ClientState) => boolean): SessionHandle[] {
+    return [...this.byInternalId.values()].filter(h => pred(h.state))
   }
 
   ofIdentity (identity: string): SessionHandle[] {
