@@ -24,6 +24,7 @@ import { createMemoryPersistence } from './persistence.ts'
 import { generateSecret, hashSecret } from './credentials.ts'
 import { ControlPlane } from './control-plane.ts'
 import { buildAdminApi, type AdminApi } from '../admin-api/index.ts'
+import { PolicyEngine, loadDefaultBundle } from '../policies/index.ts'
 
 /** MQTT 5 DISCONNECT reason codes the gateway sends. */
 const DISCONNECT_NOT_AUTHORIZED = 0x87
@@ -45,6 +46,7 @@ export class Gateway {
   readonly sessions: SessionIndex
   readonly control: ControlPlane
   readonly broker: Aedes
+  readonly policy: PolicyEngine
   readonly endpoints: EndpointRegistry
   readonly uspAudit: UspAuditTrail
   private readonly throttle: AuthThrottle
@@ -71,6 +73,11 @@ export class Gateway {
     this.uspAudit = new UspAuditTrail(config.dataDir)
     installConnackSteering()
     const emit = (e: SecurityEventInput): void => { this.events.emit(e) }
+    // Evaluation errors fail closed (the hook denies) and are reported here.
+    this.policy = new PolicyEngine({
+      onError: (err, input) => emit({ code: 'policy.error', tenant: input.client.tenant, principal: input.client.principal, action: input.action, topic: input.topic, reason: err.message.slice(0, 200) })
+    })
+    this.events.revision = () => this.policy.revision || undefined
     const hooks = createHooks({
       limits: config.limits,
       store: this.store,
@@ -78,7 +85,8 @@ export class Gateway {
       throttle: this.throttle,
       metrics: this.metrics,
       emit,
-      revision: () => 'builtin',
+      revision: () => this.policy.revision,
+      policy: this.policy,
       uspSettings: tenant => this.store.getTenant(tenant)?.usp ?? DEFAULT_USP_SETTINGS,
       onUspRecord: (st, topic, inspection) => this.onUspRecord(st, topic, inspection)
     })
@@ -239,6 +247,11 @@ export class Gateway {
     await this.endpoints.load()
     await this.uspAudit.open()
     await this.ensureAdminToken()
+    // The committed bundle, validated (entry point, golden decisions) before it takes traffic.
+    const bundle = await loadDefaultBundle()
+    this.policy.activate(bundle)
+    this.metrics.policyInfo.labels(bundle.revision, 'stable').set(1)
+    this.log.info({ revision: bundle.revision }, 'policy active')
     await this.broker.listen()
 
     this.mqttServer = createServer(socket => this.handleConnection(socket, 'mqtt'))
@@ -291,6 +304,7 @@ export class Gateway {
 
   /** Disconnects every live session of one identity (credential revocation). */
   disconnectIdentity (tenant: string, principal: string): number {
+    this.policy.invalidateIdentity(tenant, principal)
     const handles = this.sessions.ofIdentity(`${tenant}:${principal}`)
     for (const h of handles) {
       h.state.revoked = true

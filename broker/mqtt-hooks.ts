@@ -14,6 +14,7 @@ import type { Metrics } from './metrics.ts'
 import type { FileStateStore, TenantUspSettings } from './store/index.ts'
 import { inspectUspPublish, isUspInbox, inboxTopic, type UspInspection } from './usp/index.ts'
 import { setConnackUserProperties } from './connack-steering.ts'
+import type { PolicyEngine, PolicyInput, Decision } from '../policies/index.ts'
 
 /** aedes' Client plus the private fields this module reads or sets (pinned aedes 2.0.0-beta.1). */
 export type GatewayClient = Client & {
@@ -58,6 +59,7 @@ export interface HookDeps {
   metrics: Metrics
   emit: (e: SecurityEventInput) => void
   revision: () => string
+  policy: PolicyEngine
   uspSettings: (tenant: string) => TenantUspSettings
   /** Called for every PUBLISH to a USP inbox that was inspected (metrics, audit trail, registry). */
   onUspRecord: (st: ClientState, topic: string, inspection: UspInspection) => void
@@ -108,8 +110,35 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
     }
   }
 
-  function decisionMetric (action: string, result: 'allow' | 'deny', reason: string): void {
-    metrics.decisions.labels(action, result, reason, deps.revision()).inc()
+  // prom-client label lookups hash their values; keep one child per label set for the hot path.
+  const decisionChildren = new Map<string, { inc(): void }>()
+  function decisionMetric (action: string, result: 'allow' | 'deny', reason: string, revision = deps.revision()): void {
+    const k = `${action}|${result}|${reason}|${revision}`
+    let child = decisionChildren.get(k)
+    if (child === undefined) {
+      if (decisionChildren.size > 10_000) decisionChildren.clear()
+      child = metrics.decisions.labels(action, result, reason, revision)
+      decisionChildren.set(k, child)
+    }
+    child.inc()
+  }
+
+  /** Asks the policy engine; the Decision carries the revision that made it. */
+  function decide (st: ClientState, action: PolicyInput['action'], topic?: string, qos?: number, retain?: boolean): Decision {
+    const input: PolicyInput = { action, client: st.policyClient }
+    if (topic !== undefined) input.topic = topic
+    if (qos !== undefined) input.qos = qos
+    if (retain !== undefined) input.retain = retain
+    const d = deps.policy.decide(input)
+    decisionMetric(action, d.allow ? 'allow' : 'deny', d.reason, d.revision)
+    return d
+  }
+
+  /** A policy deny as an invariant-style check: policy_error becomes policy.error (fail closed). */
+  function policyDenial (d: Decision): Exclude<Check, { ok: true }> {
+    return d.reason === 'policy_error' || d.reason === 'no_policy'
+      ? { ok: false, code: 'policy.error', reason: `${d.reason}: ${d.error ?? ''}` }
+      : { ok: false, code: 'acl.denied', reason: d.reason }
   }
 
   return {
@@ -228,8 +257,21 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
           cleanStart: c._cleanStart === true,
           inflightQos2: new Set(),
           seenQos2: new Set(),
+          policyClient: { tenant, principal, role, client_id: wire, protocol: client.version, auth, listener: c.gwListener ?? 'mqtt' },
           ...(auth === 'certificate' && c.gwCertIdentity ? { certSerial: c.gwCertIdentity.serial } : {}),
-        bucket: limits.publishRatePerSecond > 0 ? new TokenBucket(limits.publishRatePerSecond, limits.publishBurst) : undefined
+          bucket: limits.publishRatePerSecond > 0 ? new TokenBucket(limits.publishRatePerSecond, limits.publishBurst) : undefined
+        }
+        const verdict = decide(state, 'connect')
+        if (!verdict.allow) {
+          const denial = policyDenial(verdict)
+          return refuse(denial.code, denial.reason, NOT_AUTHORIZED, { tenant, principal, policyRevision: verdict.revision })
+        }
+        if (will) {
+          const w = decide(state, 'publish', will.topic, (will as { qos?: number }).qos ?? 0, (will as { retain?: boolean }).retain ?? false)
+          if (!w.allow) {
+            const denial = policyDenial(w)
+            return refuse(denial.code, `will: ${denial.reason}`, NOT_AUTHORIZED, { tenant, principal, action: 'will', topic: will.topic, policyRevision: w.revision })
+          }
         }
         c.gw = state
         if (client.version === 5 && role === 'agent') {
@@ -273,6 +315,8 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
         }
         return done(new DeniedError('message rate too high'))
       }
+      const verdict = decide(st, 'publish', packet.topic, packet.qos, packet.retain)
+      if (!verdict.allow) return deny(policyDenial(verdict))
       const usp = deps.uspSettings(st.tenant)
       if (usp.inspection !== 'off' && isUspInbox(packet.topic)) {
         const inspection = inspectUspPublish({
@@ -320,6 +364,8 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
       if (st.revoked) return deny({ ok: false, code: 'auth.revoked', reason: 'credential revoked' })
       const check = checkTopicFilter(st.tenant, sub.topic, limits)
       if (!check.ok) return deny(check)
+      const verdict = decide(st, 'subscribe', sub.topic, sub.qos)
+      if (!verdict.allow) return deny(policyDenial(verdict))
       // MQTT 5 subscription options only ever narrow delivery; nothing to rewrite.
       done(null, sub as Subscription)
     },
@@ -335,6 +381,18 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
         return null
       }
       if (st.revoked) return null
+      // A cache hit after the first delivery of a topic to this subscriber; the
+      // first one evaluates once. Rights that shrink under a new revision take
+      // effect here, on delivery, not only at the next SUBSCRIBE.
+      const input: PolicyInput = { action: 'deliver', client: st.policyClient, topic: packet.topic, qos: packet.qos, retain: packet.retain }
+      const d = deps.policy.peek(input) ?? deps.policy.decide(input)
+      if (!d.allow) {
+        decisionMetric('deliver', 'deny', d.reason, d.revision)
+        metrics.drops.labels('acl.denied').inc()
+        const denial = policyDenial(d)
+        emit(eventFor(st, client, { code: denial.code, action: 'deliver', topic: packet.topic, reason: denial.reason, policyRevision: d.revision }))
+        return null
+      }
       qosOut[packet.qos]!.inc()
       metrics.bytesOut.inc(packet.payload.length)
       return packet as AedesPublishPacket

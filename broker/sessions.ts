@@ -2,6 +2,7 @@
 // every connection of a credential at once, and by wire client id so a client
 // id held by one identity can never be presented by another.
 import type { Role } from './identity.ts'
+import type { PolicyClient } from '../policies/index.ts'
 
 export interface ClientState {
   tenant: string
@@ -28,6 +29,8 @@ export interface ClientState {
   /** QoS 2 message ids first used on this connection (clean-start dedup fix). */
   seenQos2: Set<number>
   bucket: { take(): boolean } | undefined
+  /** The client part of every policy input, built once per session. */
+  policyClient: PolicyClient
 }
 
 export interface SessionView {

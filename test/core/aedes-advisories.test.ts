@@ -8,24 +8,30 @@ import { startGateway, provision, connect, closeClient, removeDir, waitFor, wait
 import { rawConnect, rawPeer } from '../helpers/raw-mqtt.ts'
 
 let t: TestGateway
+// the attacker is an authenticated agent; its own bulkdata topics are allowed by the default policy
 let cred: { username: string, secret: string }
+let watcher: { username: string, secret: string }
+const AGENT = 'os::00256D-A77'
+const OWN = `acme/bulkdata/${AGENT}`
 before(async () => {
   t = await startGateway({ limits: { maxInflightQos2: 20 } })
-  cred = await provision(t, 'acme', 'self::attacker', 'controller')
+  cred = await provision(t, 'acme', AGENT, 'agent')
+  watcher = await provision(t, 'acme', 'self::noc', 'controller')
 })
 after(async () => { await t.close(); await removeDir(t.dataDir) })
 
 async function stillServes (): Promise<void> {
-  const c = await connect(t, { v: 5, username: cred.username, password: cred.secret })
-  const got = new Promise<string>(resolve => c.once('message', (_t, p) => resolve(p.toString())))
-  await new Promise<void>((resolve, reject) => c.subscribe('acme/health', { qos: 1 }, err => err ? reject(err) : resolve()))
-  c.publish('acme/health', 'alive', { qos: 1 })
+  const sub = await connect(t, { v: 5, username: watcher.username, password: watcher.secret })
+  const got = new Promise<string>(resolve => sub.once('message', (_t, p) => resolve(p.toString())))
+  await new Promise<void>((resolve, reject) => sub.subscribe('acme/bulkdata/#', { qos: 1 }, err => err ? reject(err) : resolve()))
+  const pub = await connect(t, { v: 5, username: cred.username, password: cred.secret })
+  pub.publish(`${OWN}/health`, 'alive', { qos: 1 })
   assert.equal(await got, 'alive')
-  await closeClient(c)
+  await closeClient(sub); await closeClient(pub)
 }
 
 test('GHSA-xxqp-5qx8-gj5q: topics deeper than qlobber\'s 100 levels do not kill the process', async () => {
-  const deep = 'acme/' + Array.from({ length: 150 }, (_, i) => `l${i}`).join('/')
+  const deep = `${OWN}/` + Array.from({ length: 150 }, (_, i) => `l${i}`).join('/')
   for (const v of [4, 5] as const) {
     const peer = await rawConnect(t.mqttPort, cred.username, cred.secret, { protocolVersion: v })
     peer.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: deep + '/#', qos: 0 }] })
@@ -48,7 +54,7 @@ test('GHSA-xxqp-5qx8-gj5q: topics deeper than qlobber\'s 100 levels do not kill 
 test('GHSA-5jvp-3p2v-5qgf: a QoS 2 flood that withholds PUBREL is cut off at the inflight cap', async () => {
   const peer = await rawConnect(t.mqttPort, cred.username, cred.secret, { clientId: 'qos2-flood' })
   for (let i = 1; i <= 200; i++) {
-    peer.send({ cmd: 'publish', topic: 'acme/bulkdata/flood', payload: Buffer.from('x'), qos: 2, messageId: i })
+    peer.send({ cmd: 'publish', topic: `${OWN}/flood`, payload: Buffer.from('x'), qos: 2, messageId: i })
   }
   await Promise.race([peer.closed, sleep(3000)])
   assert.equal(peer.isClosed(), true, 'connection still open after 200 unreleased QoS 2 messages')
@@ -60,7 +66,7 @@ test('GHSA-5jvp-3p2v-5qgf: a QoS 2 flood that withholds PUBREL is cut off at the
 test('QoS 2 with PUBREL below the cap keeps flowing (the cap counts only unreleased messages)', async () => {
   const peer = await rawConnect(t.mqttPort, cred.username, cred.secret, { clientId: 'qos2-ok' })
   for (let i = 1; i <= 60; i++) {
-    peer.send({ cmd: 'publish', topic: 'acme/bulkdata/ok', payload: Buffer.from('x'), qos: 2, messageId: i })
+    peer.send({ cmd: 'publish', topic: `${OWN}/ok`, payload: Buffer.from('x'), qos: 2, messageId: i })
     await peer.next('pubrec')
     peer.send({ cmd: 'pubrel', messageId: i })
     await peer.next('pubcomp')
@@ -70,19 +76,19 @@ test('QoS 2 with PUBREL below the cap keeps flowing (the cap counts only unrelea
 })
 
 test('GHSA-p8r9-qf8w-p73r: after a clean reconnect, a new QoS 2 message reusing an old id is delivered, not dropped', async () => {
-  const sub = await connect(t, { v: 5, username: cred.username, password: cred.secret })
+  const sub = await connect(t, { v: 5, username: watcher.username, password: watcher.secret })
   const got: string[] = []
   sub.on('message', (_tp, p) => got.push(p.toString()))
-  await new Promise<void>((resolve, reject) => sub.subscribe('acme/bulkdata/dedup', { qos: 2 }, err => err ? reject(err) : resolve()))
+  await new Promise<void>((resolve, reject) => sub.subscribe(`${OWN}/dedup`, { qos: 2 }, err => err ? reject(err) : resolve()))
   // first connection: QoS 2 message id 7, PUBREL withheld, connection dropped
   const first = await rawConnect(t.mqttPort, cred.username, cred.secret, { clientId: 'dedup-dev', clean: true })
-  first.send({ cmd: 'publish', topic: 'acme/bulkdata/dedup', payload: Buffer.from('old'), qos: 2, messageId: 7 })
+  first.send({ cmd: 'publish', topic: `${OWN}/dedup`, payload: Buffer.from('old'), qos: 2, messageId: 7 })
   await first.next('pubrec')
   first.end()
   await waitFor(() => got.includes('old'))
   // clean reconnect: a NEW message with the same id must be delivered
   const second = await rawConnect(t.mqttPort, cred.username, cred.secret, { clientId: 'dedup-dev', clean: true })
-  second.send({ cmd: 'publish', topic: 'acme/bulkdata/dedup', payload: Buffer.from('new'), qos: 2, messageId: 7 })
+  second.send({ cmd: 'publish', topic: `${OWN}/dedup`, payload: Buffer.from('new'), qos: 2, messageId: 7 })
   await second.next('pubrec')
   second.send({ cmd: 'pubrel', messageId: 7 })
   await second.next('pubcomp')
@@ -117,7 +123,7 @@ test('a racing duplicate PUBREL does not crash the gateway (aedes 1.2.0 fix)', a
   process.on('unhandledRejection', onRejection)
   const peer = await rawConnect(t.mqttPort, cred.username, cred.secret, { clientId: 'pubrel-race' })
   for (let round = 1; round <= 20; round++) {
-    peer.send({ cmd: 'publish', topic: 'acme/bulkdata/race', payload: Buffer.from('x'), qos: 2, messageId: round })
+    peer.send({ cmd: 'publish', topic: `${OWN}/race`, payload: Buffer.from('x'), qos: 2, messageId: round })
     await peer.next('pubrec')
     // two PUBRELs in one TCP segment: both find the packet, the second delete loses the race
     const { encode } = await import('../helpers/raw-mqtt.ts')

@@ -6,9 +6,12 @@ import { rawConnect } from '../helpers/raw-mqtt.ts'
 
 let t: TestGateway
 let cred: { username: string, secret: string }
+let ctrl: { username: string, secret: string }
+const OWN = 'acme/bulkdata/os::00256D-L1'
 before(async () => {
   t = await startGateway({ limits: { maxPacketBytes: 64 * 1024, connectTimeoutSeconds: 1, publishRatePerSecond: 20, publishBurst: 20 } })
-  cred = await provision(t, 'acme', 'self::limits', 'controller')
+  cred = await provision(t, 'acme', 'os::00256D-L1', 'agent')
+  ctrl = await provision(t, 'acme', 'self::noc', 'controller')
 })
 after(async () => { await t.close(); await removeDir(t.dataDir) })
 
@@ -25,7 +28,7 @@ test('an oversized packet is refused as soon as its header is read, before the b
 test('MQTT 5: an oversized publish gets DISCONNECT 0x95 and the limit is advertised in CONNACK', async () => {
   const c = await connect(t, { v: 5, username: cred.username, password: cred.secret, clientId: 'big-5' })
   const reason = new Promise<number | undefined>(resolve => c.once('disconnect', p => resolve(p.reasonCode)))
-  c.publish('acme/bulkdata/big', Buffer.alloc(100 * 1024), { qos: 0 })
+  c.publish(`${OWN}/big`, Buffer.alloc(100 * 1024), { qos: 0 })
   assert.equal(await reason, 0x95)
   await waitForEvent(t, { code: 'limits.packet_too_large', clientId: 'big-5' })
   await closeClient(c)
@@ -42,12 +45,12 @@ test('a socket that never sends CONNECT is closed after the connect timeout (slo
 })
 
 test('publishing above the per-client rate drops QoS 0 messages and reports limits.rate_limited', async () => {
-  const sub = await connect(t, { v: 5, username: cred.username, password: cred.secret })
+  const sub = await connect(t, { v: 5, username: ctrl.username, password: ctrl.secret })
   let received = 0
   sub.on('message', () => { received++ })
-  await new Promise<void>((resolve, reject) => sub.subscribe('acme/bulkdata/rate', { qos: 0 }, err => err ? reject(err) : resolve()))
+  await new Promise<void>((resolve, reject) => sub.subscribe(`${OWN}/rate`, { qos: 0 }, err => err ? reject(err) : resolve()))
   const pub = await connect(t, { v: 5, username: cred.username, password: cred.secret, clientId: 'rate-pub' })
-  for (let i = 0; i < 200; i++) pub.publish('acme/bulkdata/rate', 'x', { qos: 0 })
+  for (let i = 0; i < 200; i++) pub.publish(`${OWN}/rate`, 'x', { qos: 0 })
   await sleep(500)
   assert.ok(received >= 20 && received < 100, `received ${received} of 200`)
   assert.equal(pub.connected, true)

@@ -40,8 +40,12 @@ test('the same identity reconnecting with its client id takes its session over (
 test('a persistent session is never resumed by another identity using the same client id', async () => {
   const a = await provision(t, 'acme', 'os::00256D-0104')
   const b = await provision(t, 'acme', 'os::00256D-0105')
+  // a's persistent session subscribes a's inbox; USP inspection is off so plain payloads flow
+  assert.equal((await t.api('PATCH', '/v1/tenants/acme', { usp: { inspection: 'off' } })).status, 200)
+  const ctrl = await provision(t, 'acme', 'self::ctrl-0104', 'controller')
+  const inbox = 'acme/usp/agent/os::00256D-0104'
   const s1 = await connect(t, { v: 4, username: a.username, password: a.secret, clientId: 'shared-id', clean: false })
-  await new Promise<void>((resolve, reject) => s1.subscribe('acme/bulkdata/#', { qos: 1 }, err => err ? reject(err) : resolve()))
+  await new Promise<void>((resolve, reject) => s1.subscribe(inbox, { qos: 1 }, (err, g) => err || g?.[0]?.qos !== 1 ? reject(err ?? new Error('refused')) : resolve()))
   await closeClient(s1)
   // b presents the same client id while a is offline: b gets a fresh, empty session of its own
   const s2 = await connect(t, { v: 4, username: b.username, password: b.secret, clientId: 'shared-id', clean: false })
@@ -49,8 +53,8 @@ test('a persistent session is never resumed by another identity using the same c
   assert.equal(present, true)
   const got: string[] = []
   s2.on('message', tp => got.push(tp))
-  const pub = await connect(t, { v: 5, username: a.username, password: a.secret })
-  await new Promise<void>(resolve => pub.publish('acme/bulkdata/os::00256D-0104/m', 'x', { qos: 1 }, () => resolve()))
+  const pub = await connect(t, { v: 5, username: ctrl.username, password: ctrl.secret })
+  await new Promise<void>((resolve, reject) => pub.publish(inbox, 'x', { qos: 1 }, err => err ? reject(err) : resolve()))
   await sleep(200)
   assert.deepEqual(got, [], 'b received a message through a\'s stored subscription')
   // a comes back and finds its session (sessionPresent) with the queued message

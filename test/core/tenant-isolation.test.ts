@@ -4,14 +4,19 @@ import type { MqttClient } from 'mqtt'
 import { startGateway, provision, connect, refusedWith, waitForEvent, closeClient, removeDir, sleep, waitFor, type TestGateway } from '../helpers/gateway.ts'
 import { rawConnect } from '../helpers/raw-mqtt.ts'
 
+// Controllers read their tenant's bulkdata; agents publish their own (the default policy's layout).
 let t: TestGateway
 let acme: { username: string, secret: string }
 let beta: { username: string, secret: string }
+let acmeAgent: { username: string, secret: string }
+let betaAgent: { username: string, secret: string }
 
 before(async () => {
   t = await startGateway()
   acme = await provision(t, 'acme', 'self::ctrl-a', 'controller')
   beta = await provision(t, 'beta', 'self::ctrl-b', 'controller')
+  acmeAgent = await provision(t, 'acme', 'os::00256D-AA', 'agent')
+  betaAgent = await provision(t, 'beta', 'x', 'agent')
 })
 after(async () => { await t.close(); await removeDir(t.dataDir) })
 
@@ -28,30 +33,33 @@ function subscribeAsync (c: MqttClient, filter: string): Promise<number> {
   }))
 }
 
-test('two tenants subscribed to their own "#" never see each other\'s messages', async () => {
+test('two tenants\' controllers reading all their bulkdata never see each other\'s messages', async () => {
   const a = await connect(t, { v: 5, username: acme.username, password: acme.secret })
   const b = await connect(t, { v: 4, username: beta.username, password: beta.secret })
+  const pa = await connect(t, { v: 4, username: acmeAgent.username, password: acmeAgent.secret })
+  const pb = await connect(t, { v: 5, username: betaAgent.username, password: betaAgent.secret })
   const seenA: string[] = []
   const seenB: string[] = []
   a.on('message', topic => seenA.push(topic))
   b.on('message', topic => seenB.push(topic))
-  assert.equal(await subscribeAsync(a, 'acme/#'), 1)
-  assert.equal(await subscribeAsync(b, 'beta/#'), 1)
-  assert.equal(await publishAsync(a, 'acme/bulkdata/x', 'from-acme', { qos: 1 }), undefined)
-  assert.equal(await publishAsync(b, 'beta/bulkdata/y', 'from-beta', { qos: 1 }), undefined)
+  assert.equal(await subscribeAsync(a, 'acme/bulkdata/#'), 1)
+  assert.equal(await subscribeAsync(b, 'beta/bulkdata/#'), 1)
+  assert.equal(await publishAsync(pa, 'acme/bulkdata/os::00256D-AA/x', 'from-acme', { qos: 1 }), undefined)
+  assert.equal(await publishAsync(pb, 'beta/bulkdata/x/y', 'from-beta', { qos: 1 }), undefined)
   await waitFor(() => seenA.length >= 1 && seenB.length >= 1)
   await sleep(100)
-  assert.deepEqual(seenA, ['acme/bulkdata/x'])
-  assert.deepEqual(seenB, ['beta/bulkdata/y'])
-  await closeClient(a); await closeClient(b)
+  assert.deepEqual(seenA, ['acme/bulkdata/os::00256D-AA/x'])
+  assert.deepEqual(seenB, ['beta/bulkdata/x/y'])
+  await closeClient(a); await closeClient(b); await closeClient(pa); await closeClient(pb)
 })
 
 test('MQTT 5: a publish outside the tenant prefix gets PUBACK 0x87 and acl.cross_tenant; the connection stays', async () => {
   const a = await connect(t, { v: 5, username: acme.username, password: acme.secret, clientId: 'x-pub-5' })
-  const spy = await connect(t, { v: 5, username: beta.username, password: beta.secret })
+  // the target: beta's agent "x" listening on its inbox
+  const spy = await connect(t, { v: 5, username: betaAgent.username, password: betaAgent.secret })
   const got: string[] = []
   spy.on('message', tp => got.push(tp))
-  await subscribeAsync(spy, 'beta/#')
+  assert.equal(await subscribeAsync(spy, 'beta/usp/agent/x'), 1)
   const err = await publishAsync(a, 'beta/usp/agent/x', 'sneaky', { qos: 1 }) as Error & { code?: number }
   assert.equal(err?.code, 0x87)
   const ev = await waitForEvent(t, { code: 'acl.cross_tenant', clientId: 'x-pub-5' })
@@ -117,13 +125,14 @@ test('a will inside the tenant is published when the client dies, never across t
   const gotA: string[] = []; const gotB: string[] = []
   watcherA.on('message', (tp, p) => gotA.push(`${tp}=${p.toString()}`))
   watcherB.on('message', tp => gotB.push(tp))
-  await subscribeAsync(watcherA, 'acme/#'); await subscribeAsync(watcherB, 'beta/#')
-  const dying = await rawConnect(t.mqttPort, acme.username, acme.secret)
-  dying.end()
-  // raw peer had no will; use an mqtt.js client with one and destroy its socket
-  const w = await connect(t, { v: 4, username: acme.username, password: acme.secret, clientId: 'will-ok', will: { topic: 'acme/bulkdata/will', payload: Buffer.from('gone'), qos: 0, retain: false } })
+  assert.equal(await subscribeAsync(watcherA, 'acme/bulkdata/#'), 1)
+  assert.equal(await subscribeAsync(watcherB, 'beta/bulkdata/#'), 1)
+  const raw = await rawConnect(t.mqttPort, acmeAgent.username, acmeAgent.secret)
+  raw.end()
+  // an mqtt.js client with a will whose socket dies without DISCONNECT
+  const w = await connect(t, { v: 4, username: acmeAgent.username, password: acmeAgent.secret, clientId: 'will-ok', will: { topic: 'acme/bulkdata/os::00256D-AA/will', payload: Buffer.from('gone'), qos: 0, retain: false } })
   ;(w as unknown as { stream: { destroy(): void } }).stream.destroy()
-  await waitFor(() => gotA.includes('acme/bulkdata/will=gone'))
+  await waitFor(() => gotA.includes('acme/bulkdata/os::00256D-AA/will=gone'))
   assert.deepEqual(gotB, [])
   await closeClient(watcherA); await closeClient(watcherB); await closeClient(w)
 })
