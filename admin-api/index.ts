@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto'
 import { ControlError, type Actor, type ControlPlane } from '../broker/control-plane.ts'
 import { problemSchema, sendProblem } from './problem.ts'
 import * as S from './schemas.ts'
+import { registerPolicyRoutes } from './policy-routes.ts'
+import { registerCertRoutes } from './cert-routes.ts'
 
 export interface AdminApi {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -155,6 +157,9 @@ export async function buildAdminApi (control: ControlPlane, opts: { logger?: Log
       }
     }, async (req: FastifyRequest<{ Querystring: { tenant?: string, code?: string, since?: string, limit?: number } }>) =>
       ({ events: control.queryEvents(req.query) }))
+
+    registerPolicyRoutes(v1, control)
+    registerCertRoutes(v1, control)
   }, { prefix: '/v1' })
 
   await app.ready()

@@ -2,14 +2,19 @@
 // admin API of a running gateway.
 import { Gateway, loadConfig, parseFlags, ConfigError } from '../broker/index.ts'
 import { call, CliError, resolveAdmin } from './cli-client.ts'
+import { certCommand, CERT_USAGE } from './cert-commands.ts'
+import { policyCommand, POLICY_USAGE } from './policy-commands.ts'
 
 const USAGE = `usage:
   uspgate start [--data-dir DIR] [--mqtt-host H] [--mqtt-port P] [--admin-host H] [--admin-port P] [--node-id ID] [--log-level L]
+                [--mqtts-host H] [--mqtts-port P|off] [--mqtts-client-cert optional|required] [--server-sans NAME,IP,...]
   uspgate tenant add <id> [--name NAME]
   uspgate tenant list
   uspgate credential issue <tenant> <principal> --role agent|controller
   uspgate credential list <tenant>
   uspgate credential revoke <tenant> <principal>
+${CERT_USAGE}
+${POLICY_USAGE}
 
 admin commands find the API from --admin-url/--token, USPGATE_ADMIN_URL/USPGATE_ADMIN_TOKEN,
 or the data dir (--data-dir, USPGATE_DATA_DIR, default ./data). Add --json for JSON output.`
@@ -52,7 +57,8 @@ async function start (flags: Record<string, string>): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
   await gateway.start()
-  process.stdout.write(`uspgate ready: MQTT on ${config.mqttHost}:${gateway.mqttPort}, admin API on ${gateway.adminUrl}\n`)
+  const mqtts = config.mqtts ? `, MQTTS on ${config.mqtts.host}:${gateway.certificates.mqttsPort}` : ''
+  process.stdout.write(`uspgate ready: MQTT on ${config.mqttHost}:${gateway.mqttPort}${mqtts}, admin API on ${gateway.adminUrl}\n`)
 }
 
 async function admin (group: string, action: string | undefined, args: string[], flags: Record<string, string>, json: boolean): Promise<void> {
@@ -60,6 +66,7 @@ async function admin (group: string, action: string | undefined, args: string[],
   const need = (n: number, what: string): void => { if (args.length !== n) throw new CliError(`usage: uspgate ${group} ${action ?? ''} ${what}`) }
   const out = (value: unknown, human: () => string): void => { process.stdout.write((json ? JSON.stringify(value, null, 2) : human()) + '\n') }
   const enc = encodeURIComponent
+  if (group === 'policy') return await policyCommand(conn, action, args, flags, out, table)
   const key = `${group} ${action ?? ''}`
   switch (key) {
     case 'tenant add': {
@@ -102,6 +109,7 @@ async function main (argv: string[]): Promise<void> {
   if (cmd === 'start') return await start(parseFlags(rest))
   const [action, ...more] = rest
   const { positional, flags, json } = splitArgs(more)
+  if (cmd === 'cert') return await certCommand(action, positional, flags, json)
   await admin(cmd, action, positional, flags, json)
 }
 

@@ -15,7 +15,22 @@ export interface GatewayConfig {
   nodeId?: string
   logLevel: string
   limits: Limits
+  /** MQTT over TLS with client certificates; absent = no MQTTS listener (see broker/certificates.ts). */
+  mqtts?: MqttsConfig
+  /** DNS names / IP addresses in the MQTTS server certificate. Default localhost, 127.0.0.1. */
+  serverSans?: string[]
+  /** Secret that encrypts the CA keys at rest; default: generated into <dataDir>/pki-master-key (0600). */
+  pkiMasterKey?: string
 }
+
+export interface MqttsConfig {
+  host: string
+  port: number
+  /** required: every MQTTS client must present a certificate; optional: password logins over TLS too. */
+  clientCert: 'required' | 'optional'
+}
+
+export const DEFAULT_SERVER_SANS = ['localhost', '127.0.0.1']
 
 export interface Limits {
   /** Maximum MQTT packet size in bytes, enforced as soon as the fixed header is read. */
@@ -71,7 +86,12 @@ const settings = {
   'node-id': 'USPGATE_NODE_ID',
   'log-level': 'USPGATE_LOG_LEVEL',
   'max-packet-bytes': 'USPGATE_MAX_PACKET_BYTES',
-  'publish-rate': 'USPGATE_PUBLISH_RATE'
+  'publish-rate': 'USPGATE_PUBLISH_RATE',
+  'mqtts-host': 'USPGATE_MQTTS_HOST',
+  'mqtts-port': 'USPGATE_MQTTS_PORT',
+  'mqtts-client-cert': 'USPGATE_MQTTS_CLIENT_CERT',
+  'server-sans': 'USPGATE_SERVER_SANS',
+  'pki-master-key': 'USPGATE_PKI_MASTER_KEY'
 } as const
 
 export type SettingFlag = keyof typeof settings
@@ -163,5 +183,28 @@ export function loadConfig (flags: Record<string, string> = {}, env: NodeJS.Proc
   }
   if (adminToken !== undefined) config.adminToken = adminToken
   if (nodeId !== undefined) config.nodeId = nodeId
+  // MQTTS: on by default; USPGATE_MQTTS_PORT=off disables the listener (the CA and its API stay available).
+  const mqttsPort = read('mqtts-port', 8883 as number | 'off', (n, r) => r === 'off' ? 'off' : port(n, r))
+  const clientCert = read('mqtts-client-cert', 'optional' as MqttsConfig['clientCert'], (n, r) => {
+    if (r !== 'required' && r !== 'optional') throw new ConfigError(n, `"${r}" is not one of required, optional`)
+    return r
+  })
+  const mqttsHost = read('mqtts-host', '127.0.0.1', host)
+  if (mqttsPort !== 'off') config.mqtts = { host: mqttsHost, port: mqttsPort, clientCert }
+  config.serverSans = read('server-sans', DEFAULT_SERVER_SANS, (n, r) => {
+    const sans = r.split(',').map(x => x.trim()).filter(x => x.length > 0)
+    if (sans.length === 0) throw new ConfigError(n, 'needs at least one DNS name or IP address')
+    for (const san of sans) {
+      if (isIP(san) === 0 && !/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/.test(san)) {
+        throw new ConfigError(n, `"${san}" is not a DNS name or IP address`)
+      }
+    }
+    return sans
+  })
+  const pkiMasterKey = read('pki-master-key', undefined as string | undefined, (n, r) => {
+    if (r.length < 16) throw new ConfigError(n, 'must be at least 16 characters (it encrypts the CA keys)')
+    return r
+  })
+  if (pkiMasterKey !== undefined) config.pkiMasterKey = pkiMasterKey
   return config
 }

@@ -8,6 +8,8 @@ import type { SessionIndex, SessionView } from './sessions.ts'
 import type { Metrics } from './metrics.ts'
 import type { EndpointRegistry } from './endpoints.ts'
 import type { UspAuditEntry, UspAuditTrail } from './usp-audit.ts'
+import type { CertificateService } from './certificates.ts'
+import type { PolicyVersions } from './policy-versions.ts'
 import { DEFAULT_USP_SETTINGS, type EndpointRecord, type TenantUspSettings } from './store/index.ts'
 
 export class ControlError extends Error {
@@ -31,6 +33,8 @@ interface GatewayLike {
   readonly ready: boolean
   readonly endpoints: EndpointRegistry
   readonly uspAudit: UspAuditTrail
+  readonly policyVersions?: PolicyVersions
+  readonly certificates?: CertificateService
   disconnectIdentity(tenant: string, principal: string): number
 }
 
@@ -39,7 +43,17 @@ export class ControlPlane {
 
   get metrics (): Metrics { return this.gw.metrics }
   get nodeId (): string { return this.gw.nodeId }
+  /** Device certificates, tenant CAs, CA trust and revocation (admin-api/cert-routes.ts). */
+  get certificates (): CertificateService {
+    if (this.gw.certificates === undefined) throw new Error('certificates are not available')
+    return this.gw.certificates
+  }
   readiness (): { ready: boolean } { return { ready: this.gw.ready } }
+  /** Policy versions, canary, shadow and rollback (admin-api/policy-routes.ts). */
+  get policies (): PolicyVersions {
+    if (this.gw.policyVersions === undefined) throw new Error('policy versions are not available')
+    return this.gw.policyVersions
+  }
 
   listTenants (): TenantRecord[] { return this.gw.store.listTenants() }
 

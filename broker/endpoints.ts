@@ -39,7 +39,7 @@ export class EndpointRegistry {
       online: true,
       firstContact: prev?.firstContact ?? now,
       lastSeen: now,
-      mqttVersion: protocol === 5 ? '5.0' : '3.1.1',
+      mqttVersion: protocol === 5 ? '5.0' : protocol === 4 ? '3.1.1' : '3.1',
       node: this.node
     })
     this.schedule()

@@ -28,6 +28,12 @@ export const EVENT_CODES = {
   'protocol.error': { severity: 'warning', meaning: 'Malformed MQTT packet or protocol violation; connection closed.' },
   'credential.issued': { severity: 'info', meaning: 'A device credential was issued.' },
   'credential.revoked': { severity: 'warning', meaning: 'A device credential was revoked; its live sessions were disconnected.' },
+  'cert.issued': { severity: 'info', meaning: 'A device certificate was issued by a tenant\'s issuing CA.' },
+  'cert.revoked': { severity: 'warning', meaning: 'A device certificate serial was revoked (CRL / deny-list); its live mTLS sessions were disconnected.' },
+  'cert.expiring': { severity: 'warning', meaning: 'The root CA, server certificate or a tenant / imported CA expires within 30 days (checked at start and daily).' },
+  'ca.imported': { severity: 'warning', meaning: 'A vendor CA was imported: certificates it signs now identify as devices of one tenant.' },
+  'ca.removed': { severity: 'warning', meaning: 'An imported vendor CA is no longer trusted; live sessions authenticated by it were disconnected.' },
+  'ca.revoked': { severity: 'critical', meaning: 'A tenant\'s issuing CA was revoked: all its certificates are refused and their live sessions disconnected.' },
   'tenant.updated': { severity: 'info', meaning: 'Tenant settings (name, USP inspection or audit level) changed.' },
   'tenant.created': { severity: 'info', meaning: 'A tenant was created.' },
   'admin.auth_failed': { severity: 'warning', meaning: 'Admin API request with a missing or wrong bearer token.' },
@@ -40,7 +46,10 @@ export const EVENT_CODES = {
   'policy.error': { severity: 'critical', meaning: 'Policy evaluation failed; the request was denied (fail closed).' },
   'policy.activated': { severity: 'info', meaning: 'A policy revision became active.' },
   'policy.canary_started': { severity: 'info', meaning: 'A canary policy revision started for some tenants.' },
-  'policy.rolled_back': { severity: 'warning', meaning: 'Policy rolled back to the previous revision.' }
+  'policy.rolled_back': { severity: 'warning', meaning: 'Policy rolled back to the previous revision.' },
+  'policy.uploaded': { severity: 'info', meaning: 'A policy bundle was uploaded and validated (loads, golden decisions pass); it decides nothing until activated.' },
+  'policy.shadow_started': { severity: 'info', meaning: 'A policy revision is evaluated in shadow beside stable: disagreements are counted, it decides nothing.' },
+  'policy.promoted': { severity: 'warning', meaning: 'A policy revision became the stable revision for every tenant.' }
 } as const satisfies Record<string, { severity: Severity, meaning: string }>
 
 export type EventCode = keyof typeof EVENT_CODES

@@ -23,8 +23,10 @@ import { createHooks, isGatewayDenial, type GatewayClient } from './mqtt-hooks.t
 import { createMemoryPersistence } from './persistence.ts'
 import { generateSecret, hashSecret } from './credentials.ts'
 import { ControlPlane } from './control-plane.ts'
+import { CertificateService } from './certificates.ts'
 import { buildAdminApi, type AdminApi } from '../admin-api/index.ts'
-import { PolicyEngine, loadDefaultBundle } from '../policies/index.ts'
+import { PolicyEngine } from '../policies/index.ts'
+import { PolicyVersions, policyHistoryFromEnv, canaryDenyMultipleFromEnv } from './policy-versions.ts'
 
 /** MQTT 5 DISCONNECT reason codes the gateway sends. */
 const DISCONNECT_NOT_AUTHORIZED = 0x87
@@ -47,8 +49,12 @@ export class Gateway {
   readonly control: ControlPlane
   readonly broker: Aedes
   readonly policy: PolicyEngine
+  /** Stored policy versions and the active assignment (stable / canary / shadow). */
+  readonly policyVersions: PolicyVersions
   readonly endpoints: EndpointRegistry
   readonly uspAudit: UspAuditTrail
+  /** The CA (<dataDir>/pki), the MQTTS listener (mutual TLS) and certificate revocation. */
+  readonly certificates: CertificateService
   private readonly throttle: AuthThrottle
   private mqttServer: Server | undefined
   private admin: AdminApi | undefined
@@ -75,9 +81,20 @@ export class Gateway {
     const emit = (e: SecurityEventInput): void => { this.events.emit(e) }
     // Evaluation errors fail closed (the hook denies) and are reported here.
     this.policy = new PolicyEngine({
-      onError: (err, input) => emit({ code: 'policy.error', tenant: input.client.tenant, principal: input.client.principal, action: input.action, topic: input.topic, reason: err.message.slice(0, 200) })
+      onError: (err, input) => emit({ code: 'policy.error', tenant: input.client.tenant, principal: input.client.principal, action: input.action, topic: input.topic, reason: err.message.slice(0, 200) }),
+      guard: { maxDenyMultiple: canaryDenyMultipleFromEnv() },
+      onCanaryTripped: trip => this.policyVersions.onCanaryTripped(trip)
     })
     this.events.revision = () => this.policy.revision || undefined
+    this.policyVersions = new PolicyVersions({
+      dataDir: config.dataDir,
+      engine: this.policy,
+      emit,
+      metrics: this.metrics,
+      log: this.log,
+      tenantExists: tenant => this.store.getTenant(tenant) !== undefined,
+      history: policyHistoryFromEnv()
+    })
     const hooks = createHooks({
       limits: config.limits,
       store: this.store,
@@ -100,6 +117,9 @@ export class Gateway {
       // the stricter tenant limit is applied in the hooks so each refusal is an event.
       maxTopicLevels: 100,
       maximumPacketSize: limits.maxPacketBytes,
+      // MQTT 3.1's 23-character client id limit would apply to the namespaced internal
+      // id ("<tenant>:<principal>|<id>"); the gateway bounds the client's own id instead.
+      maxClientsIdLength: 2048,
       sessionExpiryIntervalLimit: 7 * 24 * 3600,
       pendingSessionsLimit: 100_000,
       // TR-369 R-MQTT.12/.21: an endpoint that asks for Response Information gets its own inbox,
@@ -110,6 +130,7 @@ export class Gateway {
       },
       ...hooks
     })
+    this.certificates = new CertificateService(this, (socket, listener) => this.handleConnection(socket, listener))
     this.control = new ControlPlane(this)
     this.wireBrokerEvents()
   }
@@ -203,7 +224,7 @@ export class Gateway {
   }
 
   /** Hands a new socket to aedes with the packet-level guards in front of its handlers. */
-  private handleConnection (socket: Socket, listener: string): void {
+  private handleConnection (socket: Socket, listener: string): GatewayClient {
     this.sockets.add(socket)
     socket.once('close', () => this.sockets.delete(socket))
     socket.setNoDelay(true)
@@ -236,6 +257,7 @@ export class Gateway {
         }
       }
     })
+    return client
   }
 
   async start (): Promise<void> {
@@ -248,16 +270,16 @@ export class Gateway {
     await this.uspAudit.open()
     await this.ensureAdminToken()
     // The committed bundle, validated (entry point, golden decisions) before it takes traffic.
-    const bundle = await loadDefaultBundle()
-    this.policy.activate(bundle)
-    this.metrics.policyInfo.labels(bundle.revision, 'stable').set(1)
-    this.log.info({ revision: bundle.revision }, 'policy active')
+    // Restores stored versions and the active assignment (stable / canary / shadow); an empty store
+    // starts from the committed bundle. Every bundle is validated (loads, golden) before it decides.
+    await this.policyVersions.load()
     await this.broker.listen()
 
     this.mqttServer = createServer(socket => this.handleConnection(socket, 'mqtt'))
     // a listener error after start (EMFILE...) must not kill the process
     this.mqttServer.on('error', err => this.log.error({ err }, 'mqtt listener error'))
     this.mqttPort = await listen(this.mqttServer, this.config.mqttHost, this.config.mqttPort)
+    await this.certificates.start() // MQTTS listener (when configured) and CA expiry checks
 
     this.admin = await buildAdminApi(this.control, { logger: this.log })
     this.adminPort = await this.admin.listen(this.config.adminHost, this.config.adminPort)
@@ -318,6 +340,7 @@ export class Gateway {
     this.closing = (async () => {
       this.log.info('uspgate shutting down')
       this.mqttServer?.close()
+      this.certificates.close()
       // MQTT 5 clients are told why (0x8B) before the sockets close.
       for (const client of Object.values((this.broker as unknown as { clients: Record<string, Client> }).clients)) {
         try { client.disconnect({ reasonCode: DISCONNECT_SERVER_SHUTTING_DOWN }) } catch { /* already closing */ }

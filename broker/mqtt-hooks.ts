@@ -106,7 +106,8 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
       principal: st?.principal,
       clientId: st?.wireClientId ?? (client as GatewayClient | null)?.gwWireId,
       remoteAddress: st?.remoteAddress ?? (client ? remote(client) : undefined),
-      policyRevision: deps.revision()
+      // the revision that decides for this tenant (a canary tenant's is the canary's)
+      policyRevision: e.policyRevision ?? (st !== undefined ? deps.policy.revisionFor(st.tenant) : deps.revision())
     }
   }
 
@@ -139,6 +140,37 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
     return d.reason === 'policy_error' || d.reason === 'no_policy'
       ? { ok: false, code: 'policy.error', reason: `${d.reason}: ${d.error ?? ''}` }
       : { ok: false, code: 'acl.denied', reason: d.reason }
+  }
+
+  /** Session-like state for a will whose client is gone; undefined when the identity has no live credential. */
+  function orphanWillState (internalId: string | undefined, packet: PublishPacket): ClientState | undefined {
+    const who = identityFromInternalId(internalId)
+    if (who === undefined) return undefined
+    const cred = store.getCredential(who.tenant, who.principal)
+    // fail closed: no live credential (revoked, or a certificate-only identity) → no will
+    if (cred === undefined || cred.revokedAt !== undefined) return undefined
+    const wire = internalId!.slice(internalId!.indexOf(INTERNAL_ID_SEPARATOR) + 1)
+    const protocol = packet.properties?.responseTopic !== undefined ? 5 : 4
+    return {
+      tenant: who.tenant,
+      principal: who.principal,
+      role: cred.role,
+      identity: usernameOf(who.tenant, who.principal),
+      wireClientId: wire,
+      internalId: internalId!,
+      prefix: who.tenant + '/',
+      protocol,
+      listener: 'will-sweep',
+      auth: 'password',
+      remoteAddress: 'will-sweep',
+      connectedAt: new Date().toISOString(),
+      revoked: false,
+      cleanStart: false,
+      inflightQos2: new Set(),
+      seenQos2: new Set(),
+      bucket: undefined,
+      policyClient: { tenant: who.tenant, principal: who.principal, role: cred.role, client_id: wire, protocol, auth: 'password', listener: 'will-sweep' }
+    }
   }
 
   return {
@@ -287,7 +319,7 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
 
     authorizePublish (client, packet, done) {
       const c = client as GatewayClient | null
-      const st = c?.gw
+      let st = c?.gw
       const deny = (check: Exclude<Check, { ok: true }>, action = 'publish'): void => {
         decisionMetric(action, 'deny', check.code)
         metrics.drops.labels(check.code).inc()
@@ -295,12 +327,11 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
         done(new DeniedError('not authorized'))
       }
       if (st === undefined) {
-        // A will whose connection is gone (cluster sweep): scope it by the
-        // identity embedded in its namespaced client id.
-        const who = identityFromInternalId((packet as PublishPacket & { clientId?: string }).clientId)
-        if (who === undefined) return deny({ ok: false, code: 'acl.cross_tenant', reason: 'publish without an identity' }, 'will')
-        const check = checkTopicName(who.tenant, packet.topic, limits)
-        return check.ok ? done(null) : deny(check, 'will')
+        // A will whose connection is gone (published by the cluster's will sweep):
+        // the identity comes from its namespaced client id, and the will then goes
+        // through the same invariants, policy and USP inspection as any publish.
+        st = orphanWillState((packet as PublishPacket & { clientId?: string }).clientId, packet)
+        if (st === undefined) return deny({ ok: false, code: 'acl.cross_tenant', reason: 'will without a live identity' }, 'will')
       }
       if (st.revoked) return deny({ ok: false, code: 'auth.revoked', reason: 'credential revoked' })
       const check = checkTopicName(st.tenant, packet.topic, limits)

@@ -100,7 +100,7 @@ export class SessionIndex {
         principal: s.principal,
         role: s.role,
         clientId: s.wireClientId,
-        protocol: s.protocol === 5 ? 'mqtt5' : s.protocol === 4 ? 'mqtt3.1.1' : `mqtt-level-${s.protocol}`,
+        protocol: s.protocol === 5 ? 'mqtt5' : s.protocol === 4 ? 'mqtt3.1.1' : 'mqtt3.1',
         listener: s.listener,
         auth: s.auth,
         remoteAddress: s.remoteAddress,

@@ -8,7 +8,10 @@
 //   engine.invalidateIdentity(tenant, principal)        // on credential / certificate revocation
 
 // Runtime
-export { PolicyEngine, DEFAULT_CACHE_SIZE, type PolicyEngineOptions, type PolicyEngineStats } from './engine.ts'
+export {
+  PolicyEngine, DEFAULT_CACHE_SIZE, DEFAULT_GUARD, SHADOW_SAMPLE_SIZE, type PolicyEngineOptions, type PolicyEngineStats, type PolicyAssignment,
+  type CanaryGuardOptions, type CanaryTrip, type WindowCounts, type ShadowDiff, type ShadowSample
+} from './engine.ts'
 export {
   loadBundle, loadDefaultBundle, loadGolden, PolicyBundleError, DEFAULT_BUNDLE_PATH, DEFAULT_GOLDEN_PATH,
   type LoadedPolicy, type LoadBundleOptions, type BundleManifest, type PolicyBundleErrorCode

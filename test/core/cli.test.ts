@@ -39,13 +39,13 @@ test('invalid settings stop start-up with one line naming the setting', async ()
 
 test('start, manage tenants and credentials from the CLI, then SIGTERM shuts down cleanly', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'uspgate-cli-'))
-  const child = spawn(process.execPath, [BIN, 'start', '--mqtt-port', '0', '--admin-port', '0', '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [BIN, 'start', '--mqtt-port', '0', '--mqtts-port', '0', '--admin-port', '0', '--log-level', 'warn'], {
     env: { ...process.env, USPGATE_DATA_DIR: dir, USPGATE_ADMIN_TOKEN: '' }, stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''
   child.stdout.on('data', d => { out += d })
   child.stderr.on('data', d => { out += d })
-  await waitFor(() => out.includes('uspgate ready'), 20_000, 'gateway start')
+  await waitFor(() => out.includes('uspgate ready'), 60_000, 'gateway start')
   // the generated admin token is printed once and stored 0600
   const token = (await readFile(join(dir, 'admin-token'), 'utf8')).trim()
   assert.ok(out.includes(token))
@@ -73,10 +73,10 @@ test('start, manage tenants and credentials from the CLI, then SIGTERM shuts dow
   child.kill('SIGTERM')
   assert.equal(await exited, 0)
   // a second start reuses the stored token and does not print it again
-  const again = spawn(process.execPath, [BIN, 'start', '--mqtt-port', '0', '--admin-port', '0', '--log-level', 'warn'], { env: { ...process.env, USPGATE_DATA_DIR: dir, USPGATE_ADMIN_TOKEN: '' } })
+  const again = spawn(process.execPath, [BIN, 'start', '--mqtt-port', '0', '--mqtts-port', '0', '--admin-port', '0', '--log-level', 'warn'], { env: { ...process.env, USPGATE_DATA_DIR: dir, USPGATE_ADMIN_TOKEN: '' } })
   let out2 = ''
   again.stdout.on('data', d => { out2 += d })
-  await waitFor(() => out2.includes('uspgate ready'), 20_000, 'second start')
+  await waitFor(() => out2.includes('uspgate ready'), 60_000, 'second start')
   assert.ok(!out2.includes(token))
   assert.match((await cli(dir, 'tenant', 'list')).stdout, /acme +ACME ISP/)
   const exited2 = new Promise<number | null>(resolve => again.once('exit', code => resolve(code)))

@@ -14,6 +14,8 @@ export interface TestGateway {
   gw: Gateway
   dataDir: string
   mqttPort: number
+  /** MQTTS (mutual TLS) port when started with `mtls`, else 0. */
+  mqttsPort: number
   adminUrl: string
   token: string
   logText: () => string
@@ -24,7 +26,13 @@ export interface TestGateway {
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef0123456789'
 
-export async function startGateway (opts: { limits?: Partial<Limits>, dataDir?: string, logLines?: string[] } = {}): Promise<TestGateway> {
+export interface MtlsOptions {
+  /** Default 'optional' (password logins still allowed over TLS). */
+  clientCert?: 'required' | 'optional'
+  serverSans?: string[]
+}
+
+export async function startGateway (opts: { limits?: Partial<Limits>, dataDir?: string, logLines?: string[], mtls?: boolean | MtlsOptions } = {}): Promise<TestGateway> {
   const dataDir = opts.dataDir ?? await mkdtemp(join(tmpdir(), 'uspgate-test-'))
   const lines = opts.logLines ?? []
   const sink = new Writable({ write (chunk, _enc, cb) { lines.push(chunk.toString()); cb() } })
@@ -40,6 +48,11 @@ export async function startGateway (opts: { limits?: Partial<Limits>, dataDir?: 
     logLevel: 'info',
     limits: { ...defaultLimits, ...opts.limits }
   }
+  if (opts.mtls !== undefined && opts.mtls !== false) {
+    const m = opts.mtls === true ? {} : opts.mtls
+    config.mqtts = { host: '127.0.0.1', port: 0, clientCert: m.clientCert ?? 'optional' }
+    config.serverSans = m.serverSans ?? ['localhost', '127.0.0.1']
+  }
   const gw = new Gateway(config, { logger, printAdminToken: false })
   await gw.start()
   const adminUrl = gw.adminUrl
@@ -47,6 +60,7 @@ export async function startGateway (opts: { limits?: Partial<Limits>, dataDir?: 
     gw,
     dataDir,
     mqttPort: gw.mqttPort,
+    mqttsPort: gw.certificates.mqttsPort,
     adminUrl,
     token: ADMIN_TOKEN,
     logText: () => lines.join(''),

@@ -1,0 +1,174 @@
+// Certificates and CA trust: device certificates per tenant, revocation
+// (CRL), the tenant issuing CA, imported vendor CAs and the gateway root.
+// Registered inside the authenticated /v1 scope; errors are ControlErrors →
+// problem+json. PEM documents are served as text, everything else as JSON.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { ControlPlane } from '../broker/control-plane.ts'
+import { MAX_DEVICE_VALIDITY_DAYS, REVOCATION_REASONS, type RevocationReason } from '../certs/index.ts'
+import { problemSchema } from './problem.ts'
+import * as S from './schemas.ts'
+
+const problems = { 400: problemSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema }
+
+/** PEM text (RFC 7468); DER CRLs use application/pkix-crl (RFC 5280 §4.2.1.13 / RFC 2585). */
+const PEM_TYPE = 'application/x-pem-file'
+const DER_CRL_TYPE = 'application/pkix-crl'
+
+const serial = { type: 'string', pattern: '^[0-9A-Fa-f:]{1,128}$' } as const
+const fingerprint = { type: 'string', pattern: '^[0-9A-Fa-f:]{64,95}$' } as const
+const reason = { type: 'string', enum: [...REVOCATION_REASONS] } as const
+const tenantParams = { type: 'object', required: ['tenant'], additionalProperties: false, properties: { tenant: S.tenantId } } as const
+
+const certificate = {
+  type: 'object',
+  required: ['serial', 'principal', 'role', 'notBefore', 'notAfter', 'revoked'],
+  additionalProperties: false,
+  properties: {
+    serial: { type: 'string' },
+    principal: { type: 'string' },
+    role: { type: 'string' },
+    notBefore: { type: 'string' },
+    notAfter: { type: 'string' },
+    revoked: { type: 'boolean' },
+    revokedAt: { type: 'string' },
+    revocationReason: { type: 'string' }
+  }
+} as const
+
+const issuedCertificate = {
+  type: 'object',
+  required: ['tenant', 'principal', 'role', 'username', 'serial', 'notAfter', 'certPem', 'keyPem', 'chainPem'],
+  additionalProperties: false,
+  properties: {
+    tenant: { type: 'string' },
+    principal: { type: 'string' },
+    role: { type: 'string' },
+    username: { type: 'string' },
+    serial: { type: 'string' },
+    notAfter: { type: 'string' },
+    certPem: { type: 'string' },
+    keyPem: { type: 'string' },
+    chainPem: { type: 'string' }
+  }
+} as const
+
+const revokedCertificate = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    tenant: { type: 'string' },
+    serial: { type: 'string' },
+    revokedAt: { type: 'string' },
+    reason: { type: 'string' },
+    issuedByGateway: { type: 'boolean' },
+    disconnected: { type: 'integer' }
+  }
+} as const
+
+const importedCa = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { tenant: { type: 'string' }, fingerprint: { type: 'string' }, subject: { type: 'string' }, notAfter: { type: 'string' } }
+} as const
+
+function sendPem (reply: FastifyReply, pem: string): FastifyReply {
+  return reply.type(PEM_TYPE).send(pem)
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function registerCertRoutes (v1: FastifyInstance<any, any, any, any>, control: ControlPlane): void {
+  const certs = (): ControlPlane['certificates'] => control.certificates
+
+  v1.post('/tenants/:tenant/certificates', {
+    schema: {
+      params: tenantParams,
+      body: {
+        type: 'object',
+        required: ['principal', 'role'],
+        additionalProperties: false,
+        properties: {
+          principal: S.principal,
+          role: { type: 'string', enum: ['agent', 'controller'] },
+          validDays: { type: 'integer', minimum: 1, maximum: MAX_DEVICE_VALIDITY_DAYS }
+        }
+      },
+      response: { 201: issuedCertificate, ...problems }
+    }
+  }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { principal: string, role: string, validDays?: number } }>, reply) => {
+    const issued = await certs().issue(req.params.tenant, req.body, req.actor!)
+    // The private key is in this response only: never cached anywhere.
+    return reply.code(201).header('cache-control', 'no-store').send(issued)
+  })
+
+  v1.get('/tenants/:tenant/certificates', {
+    schema: { params: tenantParams, response: { 200: { type: 'object', properties: { certificates: { type: 'array', items: certificate } } }, ...problems } }
+  }, async (req: FastifyRequest<{ Params: { tenant: string } }>) => ({ certificates: await certs().list(req.params.tenant) }))
+
+  v1.delete('/tenants/:tenant/certificates/:serial', {
+    schema: {
+      params: { type: 'object', required: ['tenant', 'serial'], additionalProperties: false, properties: { tenant: S.tenantId, serial } },
+      querystring: { type: 'object', additionalProperties: false, properties: { reason } },
+      response: { 200: revokedCertificate, ...problems }
+    }
+  }, async (req: FastifyRequest<{ Params: { tenant: string, serial: string }, Querystring: { reason?: RevocationReason } }>) =>
+    await certs().revoke(req.params.tenant, req.params.serial, req.query.reason, req.actor!))
+
+  v1.get('/tenants/:tenant/crl', {
+    schema: {
+      params: tenantParams,
+      querystring: { type: 'object', additionalProperties: false, properties: { format: { type: 'string', enum: ['pem', 'der'] } } },
+      response: problems
+    }
+  }, async (req: FastifyRequest<{ Params: { tenant: string }, Querystring: { format?: 'pem' | 'der' } }>, reply) => {
+    const pem = await certs().crlPem(req.params.tenant)
+    if (req.query.format === 'der') {
+      const base64 = pem.replace(/-----(BEGIN|END) X509 CRL-----/g, '').replace(/\s+/g, '')
+      return reply.type(DER_CRL_TYPE).send(Buffer.from(base64, 'base64'))
+    }
+    return sendPem(reply, pem)
+  })
+
+  v1.get('/tenants/:tenant/ca', { schema: { params: tenantParams, response: problems } },
+    async (req: FastifyRequest<{ Params: { tenant: string } }>, reply) => sendPem(reply, await certs().caChainPem(req.params.tenant)))
+
+  v1.post('/tenants/:tenant/ca/import', {
+    schema: {
+      params: tenantParams,
+      body: { type: 'object', required: ['pem'], additionalProperties: false, properties: { pem: { type: 'string', minLength: 1, maxLength: 32 * 1024 } } },
+      response: { 201: importedCa, ...problems }
+    }
+  }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { pem: string } }>, reply) =>
+    reply.code(201).send(await certs().importCa(req.params.tenant, req.body.pem, req.actor!)))
+
+  v1.get('/tenants/:tenant/ca/imported', {
+    schema: { params: tenantParams, response: { 200: { type: 'object', properties: { imported: { type: 'array', items: importedCa } } }, ...problems } }
+  }, async (req: FastifyRequest<{ Params: { tenant: string } }>) => ({ imported: await certs().listImportedCas(req.params.tenant) }))
+
+  v1.delete('/tenants/:tenant/ca/imported/:fingerprint', {
+    schema: {
+      params: { type: 'object', required: ['tenant', 'fingerprint'], additionalProperties: false, properties: { tenant: S.tenantId, fingerprint } },
+      response: { 200: { type: 'object', properties: { tenant: { type: 'string' }, fingerprint: { type: 'string' }, disconnected: { type: 'integer' } } }, ...problems }
+    }
+  }, async (req: FastifyRequest<{ Params: { tenant: string, fingerprint: string } }>) =>
+    await certs().removeImportedCa(req.params.tenant, req.params.fingerprint, req.actor!))
+
+  v1.post('/tenants/:tenant/ca/revoke', {
+    // The body is optional (a bare POST revokes with reason cACompromise).
+    preValidation: async (req) => { if (req.body === undefined || req.body === null) req.body = {} },
+    schema: {
+      params: tenantParams,
+      body: { type: 'object', additionalProperties: false, properties: { reason } },
+      response: {
+        200: { type: 'object', properties: { tenant: { type: 'string' }, serial: { type: 'string' }, revokedAt: { type: 'string' }, disconnected: { type: 'integer' } } },
+        ...problems
+      }
+    }
+  }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { reason?: RevocationReason } | undefined }>) =>
+    await certs().revokeCa(req.params.tenant, req.body?.reason, req.actor!))
+
+  // The root CA devices trust for the MQTTS server; ?scope=clients lists every CA whose client certificates are accepted.
+  v1.get('/ca', {
+    schema: { querystring: { type: 'object', additionalProperties: false, properties: { scope: { type: 'string', enum: ['server', 'clients'] } } }, response: problems }
+  }, async (req: FastifyRequest<{ Querystring: { scope?: 'server' | 'clients' } }>, reply) =>
+    sendPem(reply, await certs().trustBundlePem({ clientCas: req.query.scope === 'clients' })))
+}

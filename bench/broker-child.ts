@@ -1,0 +1,218 @@
+// One broker under test, in its own process so the load generator never shares its event loop.
+//   plain:   tsx bench/broker-child.ts aedes
+//   gateway: tsx bench/broker-child.ts gateway <data-dir>
+// Started by bench/brokers.ts with an IPC channel: the child sends {type:'ready', port} once it
+// listens, then answers requests ({id, type}) with {id, ok, result | error}. It exits when asked
+// ('close', so a --cpu-prof profile gets written) or as soon as the parent goes away.
+import { createServer, type Server } from 'node:net'
+import { writeFile, mkdir } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { Session } from 'node:inspector/promises'
+import { Aedes } from 'aedes'
+import { Gateway, loadConfig } from '../broker/index.ts'
+
+export type BrokerKind = 'aedes' | 'gateway'
+
+export interface CredentialRequest {
+  principal: string
+  role: 'agent' | 'controller'
+}
+
+export type ChildRequest =
+  | { id: number, type: 'stats' }
+  | { id: number, type: 'provision', tenant: string, credentials: CredentialRequest[] }
+  | { id: number, type: 'profile-start' }
+  | { id: number, type: 'profile-stop', file: string }
+  | { id: number, type: 'close' }
+
+export interface ChildStats {
+  /** process.cpuUsage() of the broker process, µs */
+  cpuUserUs: number
+  cpuSystemUs: number
+  rssBytes: number
+  connectedClients: number
+}
+
+export interface ProvisionResult {
+  /** principal → secret, in request order */
+  secrets: string[]
+  ms: number
+}
+
+export type ChildMessage =
+  | { type: 'ready', kind: BrokerKind, port: number, pid: number, notes: string[] }
+  | { id: number, ok: true, result: unknown }
+  | { id: number, ok: false, error: string }
+
+/** Token for the gateway's admin API (the bench talks to the control plane over IPC instead). */
+const BENCH_ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef0123456789'
+const ACTOR = { id: 'bench', role: 'admin' }
+/** Concurrent issueCredential calls: each one rewrites the whole state file, so bound the batch. */
+const ISSUE_BATCH = 100
+
+function send (msg: ChildMessage): void {
+  process.send?.(msg)
+}
+
+function listen (server: Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const a = server.address()
+      resolve(typeof a === 'object' && a !== null ? a.port : 0)
+    })
+  })
+}
+
+interface Running {
+  port: number
+  notes: string[]
+  connectedClients: () => number
+  provision: (tenant: string, creds: CredentialRequest[]) => Promise<ProvisionResult>
+  close: () => Promise<void>
+}
+
+/** aedes 2.0.0-beta.1 as shipped: memory persistence, no hooks. */
+async function startAedes (): Promise<Running> {
+  const broker = new Aedes()
+  await broker.listen()
+  const server = process.env.BENCH_AEDES_NODELAY === '1'
+    ? createServer(socket => { socket.setNoDelay(true); broker.handle(socket) })
+    : createServer(broker.handle)
+  const port = await listen(server)
+  return {
+    port,
+    notes: ['aedes 2.0.0-beta.1, new Aedes() defaults, memory persistence, no auth hooks'],
+    connectedClients: () => (broker as unknown as { connectedClients: number }).connectedClients,
+    provision: async () => ({ secrets: [], ms: 0 }),
+    close: async () => {
+      server.close()
+      await new Promise<void>(resolve => broker.close(() => resolve()))
+    }
+  }
+}
+
+/** The uspgate Gateway with its real defaults, except the per-client publish rate limit. */
+async function startGateway (dataDir: string): Promise<Running> {
+  // loadConfig with an empty environment = the shipped defaults (log level info, default limits,
+  // default policy, invariants, USP inspection); only ports, paths and the rate limit are set here.
+  const config = loadConfig({
+    'data-dir': dataDir,
+    'mqtt-host': '127.0.0.1',
+    'mqtt-port': '0',
+    'admin-host': '127.0.0.1',
+    'admin-port': '0',
+    'admin-token': BENCH_ADMIN_TOKEN,
+    'node-id': 'bench-gateway',
+    'publish-rate': '0'
+  }, {})
+  const gw = new Gateway(config, { printAdminToken: false })
+  await gw.start()
+  return {
+    port: gw.mqttPort,
+    notes: [
+      `uspgate Gateway, loadConfig() defaults (log level ${config.logLevel}, max packet ${config.limits.maxPacketBytes} B)`,
+      'limits.publishRatePerSecond = 0: per-client publish rate limit DISABLED (default 1000 msg/s per client caps each publisher by design)'
+    ],
+    connectedClients: () => (gw.broker as unknown as { connectedClients: number }).connectedClients,
+    provision: async (tenant, creds) => {
+      const t0 = Date.now()
+      if (gw.control.listTenants().every(t => t.id !== tenant)) await gw.control.addTenant({ id: tenant, name: 'benchmark' }, ACTOR)
+      const secrets: string[] = []
+      for (let i = 0; i < creds.length; i += ISSUE_BATCH) {
+        const batch = creds.slice(i, i + ISSUE_BATCH)
+        const issued = await Promise.all(batch.map(c => gw.control.issueCredential(tenant, c, ACTOR)))
+        for (const r of issued) secrets.push(r.secret)
+      }
+      return { secrets, ms: Date.now() - t0 }
+    },
+    close: async () => { await gw.close() }
+  }
+}
+
+/** CPU profile of a window of the run (the same data as node --cpu-prof, without startup and provisioning). */
+class WindowProfiler {
+  private session: Session | undefined
+
+  async start (): Promise<void> {
+    if (this.session === undefined) {
+      this.session = new Session()
+      this.session.connect()
+      await this.session.post('Profiler.enable')
+      await this.session.post('Profiler.setSamplingInterval', { interval: 200 })
+    }
+    await this.session.post('Profiler.start')
+  }
+
+  async stop (file: string): Promise<string> {
+    if (this.session === undefined) throw new Error('profiler not started')
+    const { profile } = await this.session.post('Profiler.stop')
+    await mkdir(dirname(file), { recursive: true })
+    await writeFile(file, JSON.stringify(profile))
+    return file
+  }
+}
+
+async function main (): Promise<void> {
+  const kind = process.argv[2] as BrokerKind
+  if (process.send === undefined) throw new Error('broker-child must be started with an IPC channel (bench/brokers.ts)')
+  let running: Running
+  if (kind === 'aedes') running = await startAedes()
+  else if (kind === 'gateway') {
+    const dir = process.argv[3]
+    if (!dir) throw new Error('gateway child needs a data dir')
+    running = await startGateway(dir)
+  } else throw new Error(`unknown broker kind ${String(kind)}`)
+
+  const profiler = new WindowProfiler()
+  let closing = false
+  const shutdown = async (code: number): Promise<void> => {
+    if (closing) return
+    closing = true
+    const force = setTimeout(() => process.exit(code), 5000)
+    force.unref()
+    try { await running.close() } catch { /* exiting anyway */ }
+    process.exit(code)
+  }
+  // The parent went away (crash, Ctrl-C): never outlive it.
+  process.on('disconnect', () => { void shutdown(0) })
+  process.on('SIGTERM', () => { void shutdown(0) })
+  process.on('SIGINT', () => { void shutdown(0) })
+
+  process.on('message', (raw: unknown) => {
+    const req = raw as ChildRequest
+    const reply = (p: Promise<unknown>): void => {
+      p.then(
+        result => send({ id: req.id, ok: true, result }),
+        (err: unknown) => send({ id: req.id, ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) })
+      )
+    }
+    switch (req.type) {
+      case 'stats': {
+        const cpu = process.cpuUsage()
+        const stats: ChildStats = { cpuUserUs: cpu.user, cpuSystemUs: cpu.system, rssBytes: process.memoryUsage.rss(), connectedClients: running.connectedClients() }
+        reply(Promise.resolve(stats))
+        break
+      }
+      case 'provision':
+        reply(running.provision(req.tenant, req.credentials))
+        break
+      case 'profile-start':
+        reply(profiler.start())
+        break
+      case 'profile-stop':
+        reply(profiler.stop(req.file))
+        break
+      case 'close':
+        send({ id: req.id, ok: true, result: null })
+        void shutdown(0)
+        break
+    }
+  })
+  send({ type: 'ready', kind, port: running.port, pid: process.pid, notes: running.notes })
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exit(1)
+})

@@ -1,0 +1,169 @@
+// Parent side of bench/broker-child.ts: starts a broker in a child process, talks to it over IPC,
+// and guarantees that the child and its temp data dir are gone when the run ends, however it ends.
+import { fork, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, mkdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { BrokerKind, ChildMessage, ChildRequest, ChildStats, CredentialRequest, ProvisionResult } from './broker-child.ts'
+
+export type { BrokerKind, ChildStats, CredentialRequest }
+
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never
+
+const CHILD = fileURLToPath(new URL('./broker-child.ts', import.meta.url))
+const REPO = fileURLToPath(new URL('..', import.meta.url))
+const START_TIMEOUT_MS = 30_000
+const REQUEST_TIMEOUT_MS = 180_000
+
+export interface BrokerHandle {
+  kind: BrokerKind
+  port: number
+  pid: number
+  notes: string[]
+  stats: () => Promise<ChildStats>
+  provision: (tenant: string, credentials: CredentialRequest[]) => Promise<ProvisionResult>
+  profileStart: () => Promise<void>
+  /** Writes the CPU profile since profileStart to file (.cpuprofile, Chrome DevTools format). */
+  profileStop: (file: string) => Promise<string>
+  /** Graceful stop (lets a --cpu-prof profile be written), SIGKILL after a grace period. */
+  stop: () => Promise<void>
+}
+
+export interface StartOptions {
+  /** Extra node flags for the child, e.g. ['--cpu-prof', '--cpu-prof-dir=...']. */
+  nodeFlags?: string[]
+}
+
+// ---- process-wide cleanup registry: children to kill and dirs to remove, also on signals/exit
+const liveChildren = new Set<ChildProcess>()
+const tempDirs = new Set<string>()
+let hooksInstalled = false
+
+function cleanupSync (): void {
+  for (const c of liveChildren) { try { c.kill('SIGKILL') } catch { /* gone */ } }
+  liveChildren.clear()
+  for (const d of tempDirs) { try { rmSync(d, { recursive: true, force: true }) } catch { /* best effort */ } }
+  tempDirs.clear()
+}
+
+function installHooks (): void {
+  if (hooksInstalled) return
+  hooksInstalled = true
+  process.once('exit', cleanupSync)
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      cleanupSync()
+      process.exit(130)
+    })
+  }
+}
+
+export function makeTempDir (prefix: string): string {
+  installHooks()
+  const d = mkdtempSync(join(tmpdir(), prefix))
+  tempDirs.add(d)
+  return d
+}
+
+export function removeTempDir (d: string): void {
+  rmSync(d, { recursive: true, force: true })
+  tempDirs.delete(d)
+}
+
+/** Kills every broker child still running and removes every temp dir (idempotent). */
+export function cleanupAll (): void {
+  cleanupSync()
+}
+
+export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): Promise<BrokerHandle> {
+  installHooks()
+  const workDir = makeTempDir(`uspgate-bench-${kind}-`)
+  const dataDir = join(workDir, 'data')
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  const logPath = join(workDir, 'broker.log')
+  const logFd = openSync(logPath, 'a')
+  const child = fork(CHILD, kind === 'gateway' ? [kind, dataDir] : [kind], {
+    cwd: REPO,
+    execArgv: ['--import', 'tsx', ...(opts.nodeFlags ?? [])],
+    stdio: ['ignore', logFd, logFd, 'ipc'],
+    env: { ...process.env, NODE_ENV: 'production' }
+  })
+  closeSync(logFd)
+  liveChildren.add(child)
+  // IPC send failures are reported through the send callbacks; never crash the parent on them
+  child.on('error', () => {})
+  const logTail = (): string => {
+    try { return readFileSync(logPath, 'utf8').split('\n').slice(-30).join('\n') } catch { return '' }
+  }
+
+  let nextId = 1
+  const pending = new Map<number, { resolve: (v: unknown) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
+  let exited = false
+  const exitedP = new Promise<void>(resolve => child.once('exit', (code, signal) => {
+    exited = true
+    liveChildren.delete(child)
+    for (const p of pending.values()) {
+      clearTimeout(p.timer)
+      p.reject(new Error(`${kind} broker exited (code ${String(code)}, signal ${String(signal)}) during a request\n${logTail()}`))
+    }
+    pending.clear()
+    resolve()
+  }))
+
+  const ready = await new Promise<Extract<ChildMessage, { type: 'ready' }>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${kind} broker did not start within ${START_TIMEOUT_MS} ms\n${logTail()}`)), START_TIMEOUT_MS)
+    child.on('message', (raw: unknown) => {
+      const m = raw as ChildMessage
+      if ('type' in m) { clearTimeout(timer); resolve(m); return }
+      const p = pending.get(m.id)
+      if (!p) return
+      pending.delete(m.id)
+      clearTimeout(p.timer)
+      if (m.ok) p.resolve(m.result)
+      else p.reject(new Error(`${kind} broker: ${m.error}`))
+    })
+    void exitedP.then(() => { clearTimeout(timer); reject(new Error(`${kind} broker exited before it was ready\n${logTail()}`)) })
+  }).catch((err: unknown) => {
+    child.kill('SIGKILL')
+    throw err
+  })
+
+  function request<T> (req: WithoutId<ChildRequest>): Promise<T> {
+    if (exited || !child.connected) return Promise.reject(new Error(`${kind} broker is not running\n${logTail()}`))
+    const id = nextId++
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        pending.delete(id)
+        reject(new Error(`${kind} broker did not answer ${req.type} within ${REQUEST_TIMEOUT_MS} ms`))
+      }, REQUEST_TIMEOUT_MS)
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer })
+      child.send({ ...req, id } as ChildRequest, err => {
+        if (!err) return
+        clearTimeout(timer)
+        pending.delete(id)
+        reject(new Error(`${kind} broker: ${err.message}\n${logTail()}`))
+      })
+    })
+  }
+
+  return {
+    kind,
+    port: ready.port,
+    pid: ready.pid,
+    notes: ready.notes,
+    stats: () => request<ChildStats>({ type: 'stats' }),
+    provision: (tenant, credentials) => request<ProvisionResult>({ type: 'provision', tenant, credentials }),
+    profileStart: () => request<void>({ type: 'profile-start' }),
+    profileStop: file => request<string>({ type: 'profile-stop', file }),
+    async stop () {
+      if (!exited) {
+        try { child.send({ type: 'close', id: nextId++ }) } catch { /* channel gone */ }
+        const grace = setTimeout(() => child.kill('SIGKILL'), 10_000)
+        await exitedP
+        clearTimeout(grace)
+      }
+      removeTempDir(workDir)
+    }
+  }
+}

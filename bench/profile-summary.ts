@@ -1,0 +1,118 @@
+// Self-time summary of a .cpuprofile (Chrome DevTools / node --cpu-prof format): the top functions
+// and the split between uspgate code, aedes, other dependencies, Node internals and the rest.
+//   npx tsx bench/profile-summary.ts bench/results/profiles/gateway-fanout-qos0.cpuprofile [top]
+import { readFile } from 'node:fs/promises'
+import { pathToFileURL } from 'node:url'
+
+interface CallFrame { functionName: string, url: string, lineNumber: number }
+interface ProfileNode { id: number, callFrame: CallFrame, children?: number[] }
+interface CpuProfile { nodes: ProfileNode[], samples: number[], timeDeltas: number[] }
+
+export type Area = 'uspgate' | 'aedes' | 'mqtt-packet' | 'other deps' | 'node' | 'gc/native/idle'
+
+export interface HotSpot { fn: string, where: string, area: Area, selfMs: number, pct: number }
+export interface ProfileSummary {
+  totalMs: number
+  busyMs: number
+  byArea: Record<Area, number>
+  /** by self time */
+  top: HotSpot[]
+  /** uspgate functions by inclusive time (their callees counted), i.e. what the gateway adds */
+  uspgateInclusive: HotSpot[]
+}
+
+function areaOf (url: string): Area {
+  if (url === '') return 'gc/native/idle'
+  if (url.startsWith('node:')) return 'node'
+  if (url.includes('/node_modules/aedes/') || url.includes('/node_modules/aedes-')) return 'aedes'
+  if (url.includes('/node_modules/mqtt-packet/') || url.includes('/node_modules/bl/')) return 'mqtt-packet'
+  if (url.includes('/node_modules/') || url.includes('/bench/')) return 'other deps'
+  return 'uspgate'
+}
+
+function shortUrl (url: string): string {
+  const i = url.lastIndexOf('/node_modules/')
+  if (i >= 0) return url.slice(i + '/node_modules/'.length)
+  const m = /\/(broker|policies|admin-api|certs|bench)\/.*$/.exec(url)
+  return m ? m[0].slice(1) : url.replace(/^file:\/\//, '')
+}
+
+export async function summarizeProfile (file: string, topN = 15): Promise<ProfileSummary> {
+  const p = JSON.parse(await readFile(file, 'utf8')) as CpuProfile
+  const byId = new Map<number, ProfileNode>()
+  for (const n of p.nodes) byId.set(n.id, n)
+  const selfUs = new Map<number, number>()
+  for (let i = 0; i < p.samples.length; i++) {
+    const id = p.samples[i]!
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0))
+  }
+  const byFn = new Map<string, HotSpot>()
+  const byArea: Record<Area, number> = { uspgate: 0, aedes: 0, 'mqtt-packet': 0, 'other deps': 0, node: 0, 'gc/native/idle': 0 }
+  let totalUs = 0
+  let idleUs = 0
+  for (const [id, us] of selfUs) {
+    const cf = byId.get(id)!.callFrame
+    totalUs += us
+    if (cf.functionName === '(idle)') { idleUs += us; continue }
+    const area = areaOf(cf.url)
+    byArea[area] += us / 1000
+    const fn = cf.functionName || '(anonymous)'
+    const where = cf.url ? `${shortUrl(cf.url)}${cf.lineNumber > 0 ? `:${cf.lineNumber + 1}` : ''}` : ''
+    const key = `${fn}@${where}`
+    const h = byFn.get(key) ?? { fn, where, area, selfMs: 0, pct: 0 }
+    h.selfMs += us / 1000
+    byFn.set(key, h)
+  }
+  const busyMs = (totalUs - idleUs) / 1000
+  const top = [...byFn.values()].sort((a, b) => b.selfMs - a.selfMs).slice(0, topN)
+  for (const h of top) h.pct = busyMs > 0 ? h.selfMs / busyMs * 100 : 0
+
+  // Inclusive time of uspgate functions: each sample counts once for every distinct uspgate
+  // function on its stack.
+  const parent = new Map<number, number>()
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  const incl = new Map<string, HotSpot>()
+  for (const [id, us] of selfUs) {
+    const seen = new Set<string>()
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const cf = byId.get(cur)!.callFrame
+      if (areaOf(cf.url) !== 'uspgate' || cf.url.includes('/bench/')) continue
+      const fn = cf.functionName || '(anonymous)'
+      const where = `${shortUrl(cf.url)}${cf.lineNumber > 0 ? `:${cf.lineNumber + 1}` : ''}`
+      const key = `${fn}@${where}`
+      if (seen.has(key)) continue
+      seen.add(key)
+      const h = incl.get(key) ?? { fn, where, area: 'uspgate', selfMs: 0, pct: 0 }
+      h.selfMs += us / 1000
+      incl.set(key, h)
+    }
+  }
+  const uspgateInclusive = [...incl.values()].sort((a, b) => b.selfMs - a.selfMs).slice(0, topN)
+  for (const h of uspgateInclusive) h.pct = busyMs > 0 ? h.selfMs / busyMs * 100 : 0
+  return { totalMs: totalUs / 1000, busyMs, byArea, top, uspgateInclusive }
+}
+
+export function formatSummary (name: string, s: ProfileSummary): string {
+  const lines = [`${name}: ${s.busyMs.toFixed(0)} ms busy of ${s.totalMs.toFixed(0)} ms sampled`]
+  const areas = (Object.entries(s.byArea) as Array<[Area, number]>).filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1])
+  lines.push('  self time by area: ' + areas.map(([a, ms]) => `${a} ${(ms / s.busyMs * 100).toFixed(1)}%`).join(', '))
+  lines.push('  top self time:')
+  for (const h of s.top) lines.push(`  ${h.pct.toFixed(1).padStart(5)}%  ${h.fn.padEnd(36).slice(0, 36)} ${h.where}`)
+  if (s.uspgateInclusive.length > 0) {
+    lines.push('  uspgate code, inclusive time (callees included):')
+    for (const h of s.uspgateInclusive) lines.push(`  ${h.pct.toFixed(1).padStart(5)}%  ${h.fn.padEnd(36).slice(0, 36)} ${h.where}`)
+  }
+  return lines.join('\n')
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const file = process.argv[2]
+  if (!file) {
+    console.error('usage: tsx bench/profile-summary.ts <file.cpuprofile> [top]')
+    process.exit(2)
+  }
+  summarizeProfile(file, Number(process.argv[3] ?? 25)).then(s => console.log(formatSummary(file, s)), (err: unknown) => {
+    console.error(err)
+    process.exitCode = 1
+  })
+}

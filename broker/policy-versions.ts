@@ -1,0 +1,361 @@
+// Policy versions: uploaded bundles kept in <dataDir>/policies/<revision>.tar.gz, their metadata and
+// the active assignment (stable, previous stables, canary, shadow) in <dataDir>/policies/index.json.
+// Every change is validated before it takes traffic, applied to the engine in one assignment, then
+// written atomically; all changes are serialised. DESIGN.md "Policy engine contract".
+import { ConfigError } from './config.ts'
+import { createHash } from 'node:crypto'
+import { mkdir, readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import {
+  PolicyBundleError, loadBundle, loadGolden, DEFAULT_BUNDLE_PATH,
+  type GoldenCase, type LoadedPolicy, type PolicyEngine, type CanaryTrip, type ShadowDiff
+} from '../policies/index.ts'
+import { writeFileAtomic } from './store/index.ts'
+import { ControlError } from './control-plane.ts'
+import type { SecurityEventInput } from './security-events.ts'
+import type { Metrics } from './metrics.ts'
+
+export const DEFAULT_POLICY_HISTORY = 10
+export const MAX_BUNDLE_BYTES = 10 * 1024 * 1024
+const REVISION_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+
+export interface PolicyVersion {
+  revision: string
+  sha256: string
+  size: number
+  uploadedBy: string
+  uploadedAt: string
+  notes?: string
+}
+
+export interface ActiveAssignment {
+  stable: string
+  /** Earlier stables, most recent first: rollback goes back to previous[0]. */
+  previous: string[]
+  canary?: { revision: string, tenants: string[], startedAt: string }
+  shadow?: { revision: string, startedAt: string }
+}
+
+interface IndexFile { versions: PolicyVersion[], active: ActiveAssignment | null }
+
+export interface PolicyVersionsView {
+  versions: PolicyVersion[]
+  active: { stable: string, previous: string[], canary?: { revision: string, tenants: string[], startedAt: string }, shadow?: string }
+}
+
+
+export interface PolicyVersionsDeps {
+  dataDir: string
+  engine: PolicyEngine
+  emit: (e: SecurityEventInput) => void
+  metrics: Metrics
+  log: Logger
+  tenantExists: (tenant: string) => boolean
+  /** Versions kept (USPGATE_POLICY_HISTORY, default 10); active and previous stables are never deleted. */
+  history?: number
+}
+
+/** USPGATE_POLICY_HISTORY, validated. */
+export function policyHistoryFromEnv (env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.USPGATE_POLICY_HISTORY
+  if (v === undefined || v === '') return DEFAULT_POLICY_HISTORY
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 2 || n > 1000) throw new ConfigError('USPGATE_POLICY_HISTORY', `expected an integer 2..1000, got "${v}"`)
+  return n
+}
+
+/** USPGATE_CANARY_MAX_DENY_MULTIPLE, validated (default 3). */
+export function canaryDenyMultipleFromEnv (env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.USPGATE_CANARY_MAX_DENY_MULTIPLE
+  if (v === undefined || v === '') return 3
+  const n = Number(v)
+  if (!Number.isFinite(n) || n < 1 || n > 1000) throw new ConfigError('USPGATE_CANARY_MAX_DENY_MULTIPLE', `expected a number 1..1000, got "${v}"`)
+  return n
+}
+
+export class PolicyVersions {
+  private readonly dir: string
+  private readonly indexPath: string
+  private readonly history: number
+  private index: IndexFile = { versions: [], active: null }
+  private readonly loaded = new Map<string, LoadedPolicy>()
+  private golden: GoldenCase[] = []
+  private queue: Promise<unknown> = Promise.resolve()
+  private readonly metricLabels = new Set<string>()
+
+  constructor (private readonly deps: PolicyVersionsDeps) {
+    this.dir = join(deps.dataDir, 'policies')
+    this.indexPath = join(this.dir, 'index.json')
+    this.history = deps.history ?? DEFAULT_POLICY_HISTORY
+  }
+
+  /** Restores versions and the active assignment; an empty store starts from the committed bundle. */
+  async load (): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 })
+    this.golden = await loadGolden()
+    try {
+      const doc = JSON.parse(await readFile(this.indexPath, 'utf8')) as IndexFile
+      this.index = { versions: Array.isArray(doc.versions) ? doc.versions : [], active: doc.active ?? null }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${this.indexPath}: ${(err as Error).message}`)
+    }
+    const a = this.index.active
+    if (a !== null) {
+      try {
+        const stable = await this.policy(a.stable)
+        let canary: LoadedPolicy | undefined
+        let shadow: LoadedPolicy | undefined
+        try { if (a.canary) canary = await this.policy(a.canary.revision) } catch (err) {
+          this.deps.log.error({ err, revision: a.canary?.revision }, 'stored canary policy cannot be loaded; canary dropped')
+          delete a.canary
+        }
+        try { if (a.shadow) shadow = await this.policy(a.shadow.revision) } catch (err) {
+          this.deps.log.error({ err, revision: a.shadow?.revision }, 'stored shadow policy cannot be loaded; shadow dropped')
+          delete a.shadow
+        }
+        this.apply(a, stable, canary, shadow)
+        this.deps.log.info({ revision: a.stable, canary: a.canary?.revision, shadow: a.shadow?.revision }, 'policy active (restored)')
+        return
+      } catch (err) {
+        this.deps.log.error({ err, revision: a.stable }, 'stored stable policy cannot be loaded; falling back to the committed bundle')
+      }
+    }
+    // Empty store (or unusable stable): the committed bundle, validated, becomes the first version.
+    const bytes = await readFile(DEFAULT_BUNDLE_PATH)
+    const policy = await loadBundle(bytes, { golden: this.golden })
+    if (!this.index.versions.some(v => v.revision === policy.revision)) {
+      await writeFileAtomic(this.bundlePath(policy.revision), bytes)
+      this.index.versions.push(this.meta(policy.revision, bytes, 'system', 'committed default bundle'))
+    }
+    this.loaded.set(policy.revision, policy)
+    const active: ActiveAssignment = { stable: policy.revision, previous: a !== null && a.stable !== policy.revision ? [a.stable, ...a.previous] : [] }
+    this.apply(active, policy, undefined, undefined)
+    await this.save()
+    this.deps.log.info({ revision: policy.revision }, 'policy active')
+  }
+
+  view (): PolicyVersionsView {
+    const a = this.index.active!
+    return {
+      versions: this.index.versions.map(v => ({ ...v })),
+      active: {
+        stable: a.stable,
+        previous: [...a.previous],
+        ...(a.canary ? { canary: { ...a.canary, tenants: [...a.canary.tenants] } } : {}),
+        ...(a.shadow ? { shadow: a.shadow.revision } : {})
+      }
+    }
+  }
+
+  /** Validates (loads + golden) before anything is stored; a refused bundle changes nothing. */
+  async upload (bytes: Buffer, notes: string | undefined, actor: string): Promise<PolicyVersion> {
+    return await this.serial(async () => {
+      if (bytes.length === 0) throw new ControlError(400, 'invalid policy bundle', 'bad_archive: the request body is empty (send the bytes of opa build -t wasm)')
+      let policy: LoadedPolicy
+      try {
+        policy = await loadBundle(bytes, { golden: this.golden })
+      } catch (err) {
+        if (err instanceof PolicyBundleError) throw new ControlError(400, 'invalid policy bundle', `${err.code}: ${err.message}`)
+        throw err
+      }
+      const revision = policy.revision
+      if (!REVISION_RE.test(revision)) throw new ControlError(400, 'invalid policy bundle', `bad_manifest: revision "${revision.slice(0, 140)}" must match ${REVISION_RE.source}`)
+      if (this.find(revision)) throw new ControlError(409, 'conflict', `policy revision ${revision} already exists`)
+      await writeFileAtomic(this.bundlePath(revision), bytes)
+      const v = this.meta(revision, bytes, actor, notes)
+      this.index.versions.push(v)
+      this.loaded.set(revision, policy)
+      const pruned = this.prune()
+      await this.save()
+      for (const r of pruned) await rm(this.bundlePath(r), { force: true })
+      this.deps.emit({ code: 'policy.uploaded', actor, policyRevision: revision, action: 'policy.upload', reason: `sha256 ${v.sha256.slice(0, 16)}…, ${bytes.length} bytes${notes ? `; ${notes.slice(0, 200)}` : ''}` })
+      return { ...v }
+    })
+  }
+
+  async startShadow (revision: string, actor: string): Promise<PolicyVersionsView> {
+    return await this.serial(async () => {
+      const a = this.active()
+      const policy = await this.require(revision)
+      if (revision === a.stable) throw new ControlError(409, 'conflict', `${revision} is the stable revision; a shadow must differ from it`)
+      const next: ActiveAssignment = { ...a, shadow: { revision, startedAt: new Date().toISOString() } }
+      void policy
+      await this.commit(next)
+      this.deps.emit({ code: 'policy.shadow_started', actor, policyRevision: revision, action: 'policy.shadow', reason: `shadow of stable ${a.stable}` })
+      return this.view()
+    })
+  }
+
+  async startCanary (revision: string, tenants: string[], actor: string): Promise<PolicyVersionsView> {
+    return await this.serial(async () => {
+      const a = this.active()
+      await this.require(revision)
+      if (revision === a.stable) throw new ControlError(409, 'conflict', `${revision} is already the stable revision`)
+      const unique = [...new Set(tenants)]
+      const missing = unique.filter(t => !this.deps.tenantExists(t))
+      if (missing.length > 0) throw new ControlError(404, 'tenant not found', `no tenant ${missing.map(t => `"${t}"`).join(', ')}`)
+      const next: ActiveAssignment = { ...a, canary: { revision, tenants: unique, startedAt: new Date().toISOString() } }
+      await this.commit(next)
+      this.deps.emit({ code: 'policy.canary_started', actor, policyRevision: revision, action: 'policy.canary', reason: `tenants ${unique.join(', ')} (stable ${a.stable})` })
+      return this.view()
+    })
+  }
+
+  async promote (revision: string, actor: string): Promise<PolicyVersionsView> {
+    return await this.serial(async () => {
+      const a = this.active()
+      await this.require(revision)
+      if (revision === a.stable) throw new ControlError(409, 'conflict', `${revision} is already the stable revision`)
+      const next: ActiveAssignment = { stable: revision, previous: [a.stable, ...a.previous.filter(r => r !== revision && r !== a.stable)].slice(0, this.history) }
+      if (a.canary && a.canary.revision !== revision) next.canary = a.canary
+      if (a.shadow && a.shadow.revision !== revision) next.shadow = a.shadow
+      await this.commit(next)
+      this.deps.emit({ code: 'policy.promoted', actor, policyRevision: revision, action: 'policy.promote', reason: `stable ${a.stable} → ${revision}${a.canary?.revision === revision ? ' (canary ended)' : ''}` })
+      return this.view()
+    })
+  }
+
+  /** Canary active → canary off; else stable back to the previous stable. */
+  async rollback (actor: string, reason: string | undefined): Promise<PolicyVersionsView> {
+    return await this.serial(async () => {
+      const a = this.active()
+      if (a.canary) {
+        const { canary, ...rest } = a
+        await this.commit(rest)
+        this.deps.emit({ code: 'policy.rolled_back', actor, policyRevision: a.stable, action: 'policy.rollback', reason: `canary ${canary.revision} off for ${canary.tenants.join(', ')}${reason ? `: ${reason}` : ''}` })
+        return this.view()
+      }
+      const prev = a.previous[0]
+      if (prev === undefined) throw new ControlError(409, 'conflict', `no previous stable revision to roll back to (stable is ${a.stable})`)
+      const next: ActiveAssignment = { stable: prev, previous: a.previous.slice(1) }
+      if (a.shadow && a.shadow.revision !== prev) next.shadow = a.shadow
+      await this.commit(next)
+      this.deps.emit({ code: 'policy.rolled_back', actor, policyRevision: prev, action: 'policy.rollback', reason: `stable ${a.stable} → ${prev}${reason ? `: ${reason}` : ''}` })
+      return this.view()
+    })
+  }
+
+  diff (revision: string): ShadowDiff {
+    if (!this.find(revision)) throw new ControlError(404, 'policy revision not found', `no policy revision ${revision}`)
+    const d = this.deps.engine.shadowDiff(revision)
+    if (d === undefined) throw new ControlError(409, 'not the shadow', `${revision} is not the shadow revision (start it with POST /v1/policies/${revision}/shadow)`)
+    return d
+  }
+
+  /** The engine already switched the canary off (synchronously); record it and tell. */
+  onCanaryTripped (trip: CanaryTrip): void {
+    this.serial(async () => {
+      const a = this.active()
+      if (a.canary?.revision !== trip.revision) return
+      const { canary, ...rest } = a
+      await this.commit(rest)
+      this.deps.emit({ code: 'policy.rolled_back', actor: 'guard', tenant: trip.tenant, policyRevision: a.stable, action: 'policy.rollback', reason: `canary ${canary.revision} off for ${canary.tenants.join(', ')}: ${trip.reason}` })
+    }).catch(err => this.deps.log.error({ err }, 'recording the automatic canary rollback failed'))
+  }
+
+  // ---- internals
+
+  private active (): ActiveAssignment {
+    if (this.index.active === null) throw new Error('policy versions not loaded')
+    return this.index.active
+  }
+
+  private find (revision: string): PolicyVersion | undefined {
+    return this.index.versions.find(v => v.revision === revision)
+  }
+
+  private async require (revision: string): Promise<LoadedPolicy> {
+    if (!this.find(revision)) throw new ControlError(404, 'policy revision not found', `no policy revision ${revision}`)
+    return await this.policy(revision)
+  }
+
+  /** A stored bundle, checked against its recorded sha256 and validated again (golden). */
+  private async policy (revision: string): Promise<LoadedPolicy> {
+    const cached = this.loaded.get(revision)
+    if (cached) return cached
+    const v = this.find(revision)
+    if (!v) throw new Error(`policy revision ${revision} is not in ${this.indexPath}`)
+    const bytes = await readFile(this.bundlePath(revision))
+    const sha = createHash('sha256').update(bytes).digest('hex')
+    if (sha !== v.sha256) throw new Error(`${this.bundlePath(revision)}: sha256 ${sha} differs from the recorded ${v.sha256}`)
+    const p = await loadBundle(bytes, { golden: this.golden })
+    if (p.revision !== revision) throw new Error(`${this.bundlePath(revision)} holds revision ${p.revision}`)
+    this.loaded.set(revision, p)
+    return p
+  }
+
+  /** Loads every policy of the assignment, switches the engine, then persists. */
+  private async commit (next: ActiveAssignment): Promise<void> {
+    const stable = await this.policy(next.stable)
+    const canary = next.canary ? await this.policy(next.canary.revision) : undefined
+    const shadow = next.shadow ? await this.policy(next.shadow.revision) : undefined
+    this.apply(next, stable, canary, shadow)
+    await this.save()
+  }
+
+  private apply (a: ActiveAssignment, stable: LoadedPolicy, canary: LoadedPolicy | undefined, shadow: LoadedPolicy | undefined): void {
+    this.deps.engine.assign({
+      stable,
+      ...(canary && a.canary ? { canary: { policy: canary, tenants: a.canary.tenants } } : {}),
+      ...(shadow ? { shadow } : {})
+    })
+    this.index.active = a
+    // drop policies no longer active from memory (they are reloaded from disk on demand)
+    const keep = new Set([a.stable, a.canary?.revision, a.shadow?.revision])
+    for (const r of [...this.loaded.keys()]) if (!keep.has(r)) this.loaded.delete(r)
+    this.updateMetric(a)
+  }
+
+  private updateMetric (a: ActiveAssignment): void {
+    const want = new Map<string, [string, string]>()
+    want.set(`${a.stable}\0stable`, [a.stable, 'stable'])
+    if (a.canary) want.set(`${a.canary.revision}\0canary`, [a.canary.revision, 'canary'])
+    if (a.shadow) want.set(`${a.shadow.revision}\0shadow`, [a.shadow.revision, 'shadow'])
+    const gauge = this.deps.metrics.policyInfo
+    for (const k of this.metricLabels) {
+      if (!want.has(k)) { const [r, s] = k.split('\0') as [string, string]; gauge.remove(r, s); this.metricLabels.delete(k) }
+    }
+    for (const [k, [r, s]] of want) { gauge.labels(r, s).set(1); this.metricLabels.add(k) }
+  }
+
+  /** Keeps the last N versions; active and previous-stable revisions are never deleted. */
+  private prune (): string[] {
+    const a = this.active()
+    const protectedRevs = new Set([a.stable, ...a.previous, a.canary?.revision, a.shadow?.revision])
+    const excess = this.index.versions.length - this.history
+    if (excess <= 0) return []
+    const removed: string[] = []
+    for (const v of this.index.versions) {
+      if (removed.length >= excess) break
+      if (!protectedRevs.has(v.revision)) removed.push(v.revision)
+    }
+    this.index.versions = this.index.versions.filter(v => !removed.includes(v.revision))
+    return removed
+  }
+
+  private meta (revision: string, bytes: Buffer, actor: string, notes: string | undefined): PolicyVersion {
+    return {
+      revision,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+      size: bytes.length,
+      uploadedBy: actor,
+      uploadedAt: new Date().toISOString(),
+      ...(notes !== undefined && notes !== '' ? { notes } : {})
+    }
+  }
+
+  private bundlePath (revision: string): string {
+    return join(this.dir, `${revision}.tar.gz`)
+  }
+
+  private async save (): Promise<void> {
+    await writeFileAtomic(this.indexPath, JSON.stringify(this.index, null, 2) + '\n')
+  }
+
+  private serial<T> (fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.catch(() => {}).then(fn)
+    this.queue = next
+    return next
+  }
+}
