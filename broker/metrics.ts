@@ -19,6 +19,23 @@ export class Metrics {
   readonly policyInfo: Gauge
   readonly uspRecords: Counter
 
+  /**
+   * Per-message counts on the hot path are plain numbers, folded into the
+   * Prometheus counters when /metrics is scraped: prom-client hashes label
+   * values on every inc(), which costs more than the rest of a delivery.
+   */
+  readonly hot = { messagesIn: [0, 0, 0], messagesOut: [0, 0, 0], bytesIn: 0, bytesOut: 0 }
+
+  private foldHotCounters (): void {
+    const h = this.hot
+    for (let q = 0; q < 3; q++) {
+      if (h.messagesIn[q]! > 0) { this.messagesIn.labels(String(q)).inc(h.messagesIn[q]!); h.messagesIn[q] = 0 }
+      if (h.messagesOut[q]! > 0) { this.messagesOut.labels(String(q)).inc(h.messagesOut[q]!); h.messagesOut[q] = 0 }
+    }
+    if (h.bytesIn > 0) { this.bytesIn.inc(h.bytesIn); h.bytesIn = 0 }
+    if (h.bytesOut > 0) { this.bytesOut.inc(h.bytesOut); h.bytesOut = 0 }
+  }
+
   constructor (nodeId: string) {
     const registers = [this.registry]
     this.registry.setDefaultLabels({ node: nodeId })
@@ -44,6 +61,7 @@ export class Metrics {
   }
 
   async render (): Promise<string> {
+    this.foldHotCounters()
     return await this.registry.metrics()
   }
 }

@@ -92,8 +92,7 @@ export function identityFromInternalId (internalId: string | undefined): { tenan
 export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'>> {
   const { limits, store, sessions, throttle, metrics, emit } = deps
   const connectOk = metrics.connectResults.labels('accepted', 'ok')
-  const qosIn = [metrics.messagesIn.labels('0'), metrics.messagesIn.labels('1'), metrics.messagesIn.labels('2')]
-  const qosOut = [metrics.messagesOut.labels('0'), metrics.messagesOut.labels('1'), metrics.messagesOut.labels('2')]
+  const hot = metrics.hot
 
   function remote (client: Client): string {
     return (client.conn as { remoteAddress?: string }).remoteAddress ?? 'unknown'
@@ -169,7 +168,8 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
       inflightQos2: new Set(),
       seenQos2: new Set(),
       bucket: undefined,
-      policyClient: { tenant: who.tenant, principal: who.principal, role: cred.role, client_id: wire, protocol, auth: 'password', listener: 'will-sweep' }
+      policyClient: { tenant: who.tenant, principal: who.principal, role: cred.role, client_id: wire, protocol, auth: 'password', listener: 'will-sweep' },
+      deliverMemo: Object.assign(new Map<string, Decision>(), { revision: '' })
     }
   }
 
@@ -290,6 +290,7 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
           inflightQos2: new Set(),
           seenQos2: new Set(),
           policyClient: { tenant, principal, role, client_id: wire, protocol: client.version, auth, listener: c.gwListener ?? 'mqtt' },
+          deliverMemo: Object.assign(new Map<string, Decision>(), { revision: '' }),
           ...(auth === 'certificate' && c.gwCertIdentity ? { certSerial: c.gwCertIdentity.serial } : {}),
           bucket: limits.publishRatePerSecond > 0 ? new TokenBucket(limits.publishRatePerSecond, limits.publishBurst) : undefined
         }
@@ -368,8 +369,8 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
           emit(eventFor(st, c, { code: inspection.code, action: 'publish', topic: packet.topic, reason: `observe mode, delivered: ${inspection.reason ?? ''}` }))
         }
       }
-      qosIn[packet.qos]!.inc()
-      metrics.bytesIn.inc(packet.payload.length)
+      hot.messagesIn[packet.qos]!++
+      hot.bytesIn += packet.payload.length
       if (packet.qos === 2 && st.cleanStart && !st.seenQos2.has(packet.messageId!)) {
         // GHSA-p8r9-qf8w-p73r: aedes 2.0.0-beta.1 keeps QoS 2 dedup state across a
         // clean-start reconnect, so a new message reusing an old message id would be
@@ -412,11 +413,22 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
         return null
       }
       if (st.revoked) return null
-      // A cache hit after the first delivery of a topic to this subscriber; the
-      // first one evaluates once. Rights that shrink under a new revision take
-      // effect here, on delivery, not only at the next SUBSCRIBE.
-      const input: PolicyInput = { action: 'deliver', client: st.policyClient, topic: packet.topic, qos: packet.qos, retain: packet.retain }
-      const d = deps.policy.peek(input) ?? deps.policy.decide(input)
+      // Delivery is decided per (subscriber, topic, QoS, retain) once per policy
+      // revision: the session memo answers repeats with one Map lookup, and a
+      // revision change (promote, canary, rollback) makes every memo entry stale
+      // at once, so rights that shrink take effect on live subscriptions at once.
+      const revision = deps.policy.revisionFor(st.tenant)
+      let memo = st.deliverMemo
+      if (memo.revision !== revision || memo.size > 4096) {
+        memo = st.deliverMemo = Object.assign(new Map<string, Decision>(), { revision })
+      }
+      const memoKey = packet.qos === 0 && !packet.retain ? packet.topic : `${packet.qos}${packet.retain ? 'r' : '-'}${packet.topic}`
+      let d = memo.get(memoKey)
+      if (d === undefined) {
+        d = deps.policy.decide({ action: 'deliver', client: st.policyClient, topic: packet.topic, qos: packet.qos, retain: packet.retain })
+        // errors are not memoized: the next delivery asks again
+        if (d.reason !== 'policy_error') memo.set(memoKey, d)
+      }
       if (!d.allow) {
         decisionMetric('deliver', 'deny', d.reason, d.revision)
         metrics.drops.labels('acl.denied').inc()
@@ -424,8 +436,8 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
         emit(eventFor(st, client, { code: denial.code, action: 'deliver', topic: packet.topic, reason: denial.reason, policyRevision: d.revision }))
         return null
       }
-      qosOut[packet.qos]!.inc()
-      metrics.bytesOut.inc(packet.payload.length)
+      hot.messagesOut[packet.qos]!++
+      hot.bytesOut += packet.payload.length
       return packet as AedesPublishPacket
     }
   }

@@ -2,7 +2,7 @@
 // every connection of a credential at once, and by wire client id so a client
 // id held by one identity can never be presented by another.
 import type { Role } from './identity.ts'
-import type { PolicyClient } from '../policies/index.ts'
+import type { PolicyClient, Decision } from '../policies/index.ts'
 
 export interface ClientState {
   tenant: string
@@ -31,6 +31,8 @@ export interface ClientState {
   bucket: { take(): boolean } | undefined
   /** The client part of every policy input, built once per session. */
   policyClient: PolicyClient
+  /** Delivery decisions of this session for one policy revision (see authorizeForward). */
+  deliverMemo: Map<string, Decision> & { revision: string }
 }
 
 export interface SessionView {
