@@ -5,10 +5,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ControlPlane } from '../broker/control-plane.ts'
 import { MAX_DEVICE_VALIDITY_DAYS, REVOCATION_REASONS, type RevocationReason } from '../certs/index.ts'
-import { problemSchema } from './problem.ts'
+import { problems } from './problem.ts'
 import * as S from './schemas.ts'
-
-const problems = { 400: problemSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema }
+import type { RouteAccess } from './access.ts'
 
 /** PEM text (RFC 7468); DER CRLs use application/pkix-crl (RFC 5280 §4.2.1.13 / RFC 2585). */
 const PEM_TYPE = 'application/x-pem-file'
@@ -17,7 +16,9 @@ const DER_CRL_TYPE = 'application/pkix-crl'
 const serial = { type: 'string', pattern: '^[0-9A-Fa-f:]{1,128}$' } as const
 const fingerprint = { type: 'string', pattern: '^[0-9A-Fa-f:]{64,95}$' } as const
 const reason = { type: 'string', enum: [...REVOCATION_REASONS] } as const
-const tenantParams = { type: 'object', required: ['tenant'], additionalProperties: false, properties: { tenant: S.tenantId } } as const
+const tenantParams = S.tenantParams
+const access = (permission: RouteAccess['permission'], action: string): { access: RouteAccess } => ({ access: { permission, scope: 'tenant-param', action } })
+const pem = { [PEM_TYPE]: S.pemText }
 
 const certificate = {
   type: 'object',
@@ -80,7 +81,9 @@ export function registerCertRoutes (v1: FastifyInstance<any, any, any, any>, con
   const certs = (): ControlPlane['certificates'] => control.certificates
 
   v1.post('/tenants/:tenant/certificates', {
+    config: access('cert.issue', 'cert.issue'),
     schema: {
+      summary: 'Issue a device certificate from the tenant CA (the key is in this reply only)',
       params: tenantParams,
       body: {
         type: 'object',
@@ -92,7 +95,7 @@ export function registerCertRoutes (v1: FastifyInstance<any, any, any, any>, con
           validDays: { type: 'integer', minimum: 1, maximum: MAX_DEVICE_VALIDITY_DAYS }
         }
       },
-      response: { 201: issuedCertificate, ...problems }
+      response: { 201: issuedCertificate, ...problems(409) }
     }
   }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { principal: string, role: string, validDays?: number } }>, reply) => {
     const issued = await certs().issue(req.params.tenant, req.body, req.actor!)
@@ -101,23 +104,28 @@ export function registerCertRoutes (v1: FastifyInstance<any, any, any, any>, con
   })
 
   v1.get('/tenants/:tenant/certificates', {
-    schema: { params: tenantParams, response: { 200: { type: 'object', properties: { certificates: { type: 'array', items: certificate } } }, ...problems } }
+    config: access('read', 'cert.list'),
+    schema: { summary: 'Device certificates of a tenant', params: tenantParams, response: { 200: S.listOf('certificates', certificate) } }
   }, async (req: FastifyRequest<{ Params: { tenant: string } }>) => ({ certificates: await certs().list(req.params.tenant) }))
 
   v1.delete('/tenants/:tenant/certificates/:serial', {
+    config: access('cert.revoke', 'cert.revoke'),
     schema: {
+      summary: 'Revoke a device certificate; its live sessions are cut',
       params: { type: 'object', required: ['tenant', 'serial'], additionalProperties: false, properties: { tenant: S.tenantId, serial } },
       querystring: { type: 'object', additionalProperties: false, properties: { reason } },
-      response: { 200: revokedCertificate, ...problems }
+      response: { 200: revokedCertificate, ...problems(409) }
     }
   }, async (req: FastifyRequest<{ Params: { tenant: string, serial: string }, Querystring: { reason?: RevocationReason } }>) =>
     await certs().revoke(req.params.tenant, req.params.serial, req.query.reason, req.actor!))
 
   v1.get('/tenants/:tenant/crl', {
+    config: { ...access('read', 'crl.get'), openapi: { produces: { ...pem, [DER_CRL_TYPE]: { type: 'string', format: 'binary' } } } },
     schema: {
+      summary: 'The tenant CA\'s CRL (PEM, or DER with ?format=der)',
       params: tenantParams,
       querystring: { type: 'object', additionalProperties: false, properties: { format: { type: 'string', enum: ['pem', 'der'] } } },
-      response: problems
+      response: { 200: { type: 'string' }, ...problems(409) }
     }
   }, async (req: FastifyRequest<{ Params: { tenant: string }, Querystring: { format?: 'pem' | 'der' } }>, reply) => {
     const pem = await certs().crlPem(req.params.tenant)
@@ -128,39 +136,52 @@ export function registerCertRoutes (v1: FastifyInstance<any, any, any, any>, con
     return sendPem(reply, pem)
   })
 
-  v1.get('/tenants/:tenant/ca', { schema: { params: tenantParams, response: problems } },
+  v1.get('/tenants/:tenant/ca', {
+    config: { ...access('read', 'ca.get'), openapi: { produces: pem } },
+    schema: { summary: 'The tenant issuing CA then the root (PEM)', params: tenantParams, response: { 200: S.pemText, ...problems(409) } }
+  },
     async (req: FastifyRequest<{ Params: { tenant: string } }>, reply) => sendPem(reply, await certs().caChainPem(req.params.tenant)))
 
   v1.post('/tenants/:tenant/ca/import', {
+    config: access('ca.manage', 'ca.import'),
+    // Room for any pem its schema admits, even written as JSON escapes (12 bytes per character at worst):
+    // an over-long pem is a 400 from the schema, not a 413.
+    bodyLimit: 256 * 1024,
     schema: {
+      summary: 'Trust a vendor CA for this tenant only',
       params: tenantParams,
-      body: { type: 'object', required: ['pem'], additionalProperties: false, properties: { pem: { type: 'string', minLength: 1, maxLength: 32 * 1024 } } },
-      response: { 201: importedCa, ...problems }
+      body: { type: 'object', required: ['pem'], additionalProperties: false, properties: { pem: { type: 'string', minLength: 1, maxLength: 16 * 1024 } } },
+      response: { 201: importedCa, ...problems(409) }
     }
   }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { pem: string } }>, reply) =>
     reply.code(201).send(await certs().importCa(req.params.tenant, req.body.pem, req.actor!)))
 
   v1.get('/tenants/:tenant/ca/imported', {
-    schema: { params: tenantParams, response: { 200: { type: 'object', properties: { imported: { type: 'array', items: importedCa } } }, ...problems } }
+    config: access('read', 'ca.list_imported'),
+    schema: { summary: 'Vendor CAs imported for a tenant', params: tenantParams, response: { 200: S.listOf('imported', importedCa) } }
   }, async (req: FastifyRequest<{ Params: { tenant: string } }>) => ({ imported: await certs().listImportedCas(req.params.tenant) }))
 
   v1.delete('/tenants/:tenant/ca/imported/:fingerprint', {
+    config: access('ca.manage', 'ca.remove'),
     schema: {
+      summary: 'Stop trusting an imported vendor CA; its live sessions are cut',
       params: { type: 'object', required: ['tenant', 'fingerprint'], additionalProperties: false, properties: { tenant: S.tenantId, fingerprint } },
-      response: { 200: { type: 'object', properties: { tenant: { type: 'string' }, fingerprint: { type: 'string' }, disconnected: { type: 'integer' } } }, ...problems }
+      response: { 200: { type: 'object', required: ['tenant', 'fingerprint', 'disconnected'], additionalProperties: false, properties: { tenant: { type: 'string' }, fingerprint: { type: 'string' }, disconnected: { type: 'integer' } } } }
     }
   }, async (req: FastifyRequest<{ Params: { tenant: string, fingerprint: string } }>) =>
     await certs().removeImportedCa(req.params.tenant, req.params.fingerprint, req.actor!))
 
   v1.post('/tenants/:tenant/ca/revoke', {
+    config: { ...access('ca.manage', 'ca.revoke'), openapi: { bodyOptional: true } },
     // The body is optional (a bare POST revokes with reason cACompromise).
-    preValidation: async (req) => { if (req.body === undefined || req.body === null) req.body = {} },
+    preValidation: async (req) => { if (req.body === undefined) req.body = {} },
     schema: {
+      summary: 'Revoke the tenant issuing CA (root CRL); the next certificate comes from a new CA',
       params: tenantParams,
       body: { type: 'object', additionalProperties: false, properties: { reason } },
       response: {
-        200: { type: 'object', properties: { tenant: { type: 'string' }, serial: { type: 'string' }, revokedAt: { type: 'string' }, disconnected: { type: 'integer' } } },
-        ...problems
+        200: { type: 'object', required: ['tenant', 'serial', 'revokedAt', 'disconnected'], additionalProperties: false, properties: { tenant: { type: 'string' }, serial: { type: 'string' }, revokedAt: { type: 'string' }, disconnected: { type: 'integer' } } },
+        ...problems(409)
       }
     }
   }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { reason?: RevocationReason } | undefined }>) =>
@@ -168,7 +189,16 @@ export function registerCertRoutes (v1: FastifyInstance<any, any, any, any>, con
 
   // The root CA devices trust for the MQTTS server; ?scope=clients lists every CA whose client certificates are accepted.
   v1.get('/ca', {
-    schema: { querystring: { type: 'object', additionalProperties: false, properties: { scope: { type: 'string', enum: ['server', 'clients'] } } }, response: problems }
+    // scope=clients lists every tenant's CAs and imported vendor CAs: tenant-unscoped tokens only.
+    config: {
+      access: { permission: 'read', scope: req => (req.query as { scope?: string }).scope === 'clients' ? 'unscoped' : 'any', action: 'ca.trust_bundle' },
+      openapi: { produces: pem }
+    },
+    schema: {
+      summary: 'The root CA devices trust for the MQTTS server; ?scope=clients: every CA whose client certificates are accepted',
+      querystring: { type: 'object', additionalProperties: false, properties: { scope: { type: 'string', enum: ['server', 'clients'] } } },
+      response: { 200: S.pemText }
+    }
   }, async (req: FastifyRequest<{ Querystring: { scope?: 'server' | 'clients' } }>, reply) =>
     sendPem(reply, await certs().trustBundlePem({ clientCas: req.query.scope === 'clients' })))
 }

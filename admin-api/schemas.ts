@@ -1,7 +1,8 @@
 // JSON schemas for the admin routes. additionalProperties: false everywhere:
 // an unknown field is a mistake the caller must hear about, not silently drop.
-export const tenantId = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,31}$' } as const
-export const principal = { type: 'string', minLength: 1, maxLength: 128 } as const
+// `examples` steer the OpenAPI fuzz run (test/admin/fuzz.test.ts) to data that exists.
+export const tenantId = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,31}$', examples: ['acme'] } as const
+export const principal = { type: 'string', minLength: 1, maxLength: 128, examples: ['os::00256D-0001'] } as const
 
 export const uspSettings = {
   type: 'object',
@@ -116,6 +117,47 @@ export const securityEvent = {
     reason: { type: 'string' },
     policyRevision: { type: 'string' },
     actor: { type: 'string' },
-    count: { type: 'integer' }
+    count: { type: 'integer' },
+    role: { type: 'string' },
+    target: { type: 'string' },
+    result: { type: 'string', enum: ['ok', 'denied', 'error'] },
+    status: { type: 'integer' },
+    requestId: { type: 'string' }
   }
 } as const
+
+export const adminRole = { type: 'string', enum: ['viewer', 'security', 'noc', 'admin'] } as const
+export const tokenId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const
+
+export const adminToken = {
+  type: 'object',
+  required: ['id', 'name', 'role', 'createdAt', 'revoked', 'bootstrap'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    role: adminRole,
+    tenants: { type: 'array', items: { type: 'string' } },
+    createdAt: { type: 'string' },
+    createdBy: { type: 'string' },
+    revoked: { type: 'boolean' },
+    revokedAt: { type: 'string' },
+    bootstrap: { type: 'boolean' }
+  }
+} as const
+
+export const createdAdminToken = {
+  ...adminToken,
+  required: [...adminToken.required, 'token'],
+  properties: { ...adminToken.properties, token: { type: 'string' } }
+} as const
+
+/** { <key>: [items] } list replies. */
+export function listOf<K extends string, T> (key: K, items: T): { type: 'object', required: [K], additionalProperties: false, properties: Record<K, { type: 'array', items: T }> } {
+  return { type: 'object', required: [key], additionalProperties: false, properties: { [key]: { type: 'array', items } } as Record<K, { type: 'array', items: T }> }
+}
+
+export const tenantParams = { type: 'object', required: ['tenant'], additionalProperties: false, properties: { tenant: tenantId } } as const
+
+/** PEM text (RFC 7468) replies. */
+export const pemText = { type: 'string', pattern: '^-----BEGIN ' } as const

@@ -1,17 +1,17 @@
 // One broker under test, in its own process so the load generator never shares its event loop.
-//   plain:   tsx bench/broker-child.ts aedes
-//   gateway: tsx bench/broker-child.ts gateway <data-dir>
+//   plain:    tsx bench/broker-child.ts aedes            (controls: aedes-nodelay, aedes-nodelay-cork)
+//   gateway:  tsx bench/broker-child.ts gateway <data-dir>
 // Started by bench/brokers.ts with an IPC channel: the child sends {type:'ready', port} once it
 // listens, then answers requests ({id, type}) with {id, ok, result | error}. It exits when asked
 // ('close', so a --cpu-prof profile gets written) or as soon as the parent goes away.
-import { createServer, type Server } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
 import { writeFile, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Session } from 'node:inspector/promises'
 import { Aedes } from 'aedes'
 import { Gateway, loadConfig } from '../broker/index.ts'
 
-export type BrokerKind = 'aedes' | 'gateway'
+export type BrokerKind = 'aedes' | 'aedes-nodelay' | 'aedes-nodelay-cork' | 'gateway'
 
 export interface CredentialRequest {
   principal: string
@@ -72,23 +72,50 @@ interface Running {
   close: () => Promise<void>
 }
 
-/** aedes 2.0.0-beta.1 as shipped: memory persistence, no hooks. */
-async function startAedes (): Promise<Running> {
+/**
+ * aedes 2.0.0-beta.1 as shipped: new Aedes(), memory persistence, no hooks, net.createServer(broker.handle).
+ * Control variants (npm run bench -- --controls) change only the sockets, to tell the cost of the
+ * gateway's socket settings apart from the cost of its hooks:
+ *   nodelay       socket.setNoDelay(true) (TCP_NODELAY: one segment per write)
+ *   nodelay-cork  the same, plus every socket corked from its first write in an event-loop turn
+ *                 until setImmediate (one writev per socket per turn instead of one per packet)
+ */
+async function startAedes (variant: 'plain' | 'nodelay' | 'nodelay-cork'): Promise<Running> {
   const broker = new Aedes()
   await broker.listen()
-  const server = process.env.BENCH_AEDES_NODELAY === '1'
-    ? createServer(socket => { socket.setNoDelay(true); broker.handle(socket) })
-    : createServer(broker.handle)
+  const server = variant === 'plain'
+    ? createServer(broker.handle)
+    : createServer(socket => {
+      socket.setNoDelay(true)
+      if (variant === 'nodelay-cork') coalesceWrites(socket)
+      broker.handle(socket)
+    })
   const port = await listen(server)
+  const notes = {
+    plain: 'aedes 2.0.0-beta.1, new Aedes() defaults, memory persistence, no auth hooks, net.createServer(broker.handle)',
+    nodelay: 'control: plain aedes + socket.setNoDelay(true), no hooks',
+    'nodelay-cork': 'control: plain aedes + setNoDelay(true) + writes coalesced per event-loop turn (cork until setImmediate), no hooks'
+  }
   return {
     port,
-    notes: ['aedes 2.0.0-beta.1, new Aedes() defaults, memory persistence, no auth hooks'],
+    notes: [notes[variant]],
     connectedClients: () => (broker as unknown as { connectedClients: number }).connectedClients,
     provision: async () => ({ secrets: [], ms: 0 }),
     close: async () => {
       server.close()
       await new Promise<void>(resolve => broker.close(() => resolve()))
     }
+  }
+}
+
+/** Corks the socket at its first write in an event-loop turn and uncorks it in setImmediate. */
+function coalesceWrites (socket: Socket): void {
+  let corked = false
+  const uncork = (): void => { corked = false; socket.uncork() }
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean
+  ;(socket as unknown as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
+    if (!corked) { corked = true; socket.cork(); setImmediate(uncork) }
+    return write(...args)
   }
 }
 
@@ -157,7 +184,9 @@ async function main (): Promise<void> {
   const kind = process.argv[2] as BrokerKind
   if (process.send === undefined) throw new Error('broker-child must be started with an IPC channel (bench/brokers.ts)')
   let running: Running
-  if (kind === 'aedes') running = await startAedes()
+  if (kind === 'aedes') running = await startAedes('plain')
+  else if (kind === 'aedes-nodelay') running = await startAedes('nodelay')
+  else if (kind === 'aedes-nodelay-cork') running = await startAedes('nodelay-cork')
   else if (kind === 'gateway') {
     const dir = process.argv[3]
     if (!dir) throw new Error('gateway child needs a data dir')

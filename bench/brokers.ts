@@ -94,7 +94,10 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
   // IPC send failures are reported through the send callbacks; never crash the parent on them
   child.on('error', () => {})
   const logTail = (): string => {
-    try { return readFileSync(logPath, 'utf8').split('\n').slice(-30).join('\n') } catch { return '' }
+    try {
+      const lines = readFileSync(logPath, 'utf8').split('\n').slice(-15).map(l => l.length > 400 ? l.slice(0, 400) + '…' : l)
+      return `--- last lines of the ${kind} broker log:\n${lines.join('\n')}`
+    } catch { return '' }
   }
 
   let nextId = 1

@@ -49,6 +49,8 @@ export interface FanoutResult {
   latencySamples: number
   /** broker process CPU over the window, % of one core */
   brokerCpuPct: number
+  /** broker CPU time per delivered message, µs (robust to other load on the machine) */
+  brokerCpuUsPerMsg: number
   /** load generator (this process) CPU over the window, % of one core */
   loadgenCpuPct: number
   /** every other process on the machine over the window, % of one core (null off Linux) */
@@ -86,12 +88,22 @@ export function connectClient (port: number, id: MqttIdentity, extra: IClientOpt
     client.once('connect', () => {
       client.off('error', fail)
       client.on('error', () => { /* counted by callers */ })
-      if (process.env.BENCH_NODELAY === '1') (client.stream as unknown as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true)
       resolve(client)
     })
     client.once('error', fail)
     client.once('close', () => fail(new Error('connection closed before CONNACK')))
   })
+}
+
+/** Connects every identity; on any failure the ones that did connect are still handed to `into`. */
+async function connectAll (port: number, ids: MqttIdentity[], into: MqttClient[]): Promise<MqttClient[]> {
+  const settled = await Promise.allSettled(ids.map(id => connectClient(port, id)))
+  const ok: MqttClient[] = []
+  for (const r of settled) if (r.status === 'fulfilled') ok.push(r.value)
+  into.push(...ok)
+  const failed = settled.find(r => r.status === 'rejected')
+  if (failed) throw (failed as PromiseRejectedResult).reason
+  return ok
 }
 
 function subscribe (client: MqttClient, filter: string, qos: 0 | 1): Promise<void> {
@@ -145,8 +157,7 @@ export async function runFanout (o: FanoutOptions): Promise<FanoutResult> {
   try {
     // Subscribers first, each on the whole bulkdata tree of the tenant (= every publisher's topic).
     const filter = `${o.tenant}/bulkdata/#`
-    const subs = await Promise.all(o.subscribers.map(id => connectClient(o.subscriberPort ?? o.port, id)))
-    clients.push(...subs)
+    const subs = await connectAll(o.subscriberPort ?? o.port, o.subscribers, clients)
     await Promise.all(subs.map(s => subscribe(s, filter, o.qos)))
     subs.forEach((s, si) => {
       s.on('message', (_topic, payload) => {
@@ -164,8 +175,7 @@ export async function runFanout (o: FanoutOptions): Promise<FanoutResult> {
       })
     })
 
-    const pubs = await Promise.all(o.publishers.map(id => connectClient(o.port, id)))
-    clients.push(...pubs)
+    const pubs = await connectAll(o.port, o.publishers, clients)
 
     const template = Buffer.alloc(o.payloadBytes, 0x5a)
     let running = true
@@ -270,6 +280,7 @@ export async function runFanout (o: FanoutOptions): Promise<FanoutResult> {
       latencyMaxUs: pmax!,
       latencySamples: latency.count,
       brokerCpuPct: brokerPct,
+      brokerCpuUsPerMsg: brokerPct / 100 * windowMs * 1000 / Math.max(1, countDelivered),
       loadgenCpuPct: loadgenPct,
       otherCpuPct: otherPct ?? null,
       brokerRssMB: s1.rssBytes / 1024 / 1024,
@@ -286,7 +297,8 @@ export async function runFanout (o: FanoutOptions): Promise<FanoutResult> {
     for (const group of [clients.slice(o.subscribers.length), clients.slice(0, o.subscribers.length)]) {
       await Promise.all(group.map(endClient))
     }
-    // the broker has let go of every session before the next scenario starts
-    await until(async () => (await o.brokerStats()).connectedClients === 0, 10_000, 100)
+    // the broker has let go of every session before the next scenario starts (a dead broker
+    // must not hide the error that got us here)
+    await until(async () => (await o.brokerStats()).connectedClients === 0, 10_000, 100).catch(() => false)
   }
 }

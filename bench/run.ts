@@ -12,6 +12,10 @@
 //   npm run bench -- --cpu-prof        also CPU-profile every broker during each measurement window
 //                                      (bench/results/profiles/*.cpuprofile + a hot-spot summary);
 //                                      profiling slows the brokers, so its numbers are not headline numbers
+//   npm run bench -- --controls        also run two control brokers: plain aedes with TCP_NODELAY,
+//                                      and with TCP_NODELAY + writes coalesced per event-loop turn
+//                                      (tells socket-level costs apart from hook costs)
+//   other flags: --no-storm --no-decision --rounds=N --window=N
 //
 // Targets are informational: the exit code is 0 whatever the ratios, 1 only when the run itself
 // failed (a broker did not start, clients could not connect, nothing was delivered...).
@@ -23,16 +27,18 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { runDecisionBench, type DecisionBenchResult } from './decision.ts'
 import { runFanout, type FanoutResult, type MqttIdentity } from './fanout.ts'
 import { runStorm, type StormResult } from './storm.ts'
-import { plainAedes, singleGateway, withCredentials, type Target, type TargetFactory } from './targets.ts'
+import { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, withCredentials, type Target, type TargetFactory } from './targets.ts'
 import { cleanupAll, type CredentialRequest } from './brokers.ts'
 import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
 import { waitForQuiet } from './stats.ts'
 
-export { plainAedes, singleGateway, type Target, type TargetFactory } from './targets.ts'
+export { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, type Target, type TargetFactory } from './targets.ts'
 
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 /** Other processes busier than this (% of one core) during a window make its numbers suspect. */
 const OTHER_CPU_WARN_PCT = 15
+/** Above this (% of one core) the load generator, not the broker, may be the limit. */
+const LOADGEN_SATURATED_PCT = 90
 export const RESULTS_DIR = join(REPO, 'bench', 'results')
 
 export interface BenchOptions {
@@ -53,6 +59,8 @@ export interface BenchOptions {
   stormWarmupClients: number
   /** rounds per scenario and target (order alternates); the best round is reported */
   rounds: number
+  /** extra runs (whole run) of a target's scenario whose every round had other processes busy */
+  retries: number
   /** total time the run may spend waiting for other processes to go quiet before a window */
   quietBudgetMs: number
   /** run bench/decision.ts */
@@ -76,8 +84,9 @@ export const defaultBenchOptions: BenchOptions = {
   batch: 16,
   stormClients: 5000,
   stormConcurrency: 200,
-  stormWarmupClients: 250,
+  stormWarmupClients: 1000,
   rounds: 2,
+  retries: 4,
   quietBudgetMs: 60_000,
   decision: true,
   profile: false,
@@ -98,6 +107,8 @@ export interface Comparison {
   ratios: Record<string, number>
   target?: string
   verdicts?: Record<string, Verdict>
+  /** targets whose value or the baseline's was measured while other processes were busy */
+  contended?: string[]
 }
 
 export interface Check { name: string, value: number, unit: string, target: string, verdict: Verdict }
@@ -117,6 +128,8 @@ export interface BenchReport {
   }
   baseline: string
   targets: string[]
+  /** control targets: shown and compared, but no target verdicts */
+  controls: string[]
   notes: Record<string, string[]>
   provisioning: Record<string, { credentials: number, ms: number }>
   fanout: { qos0: Record<string, FanoutResult>, qos1: Record<string, FanoutResult> }
@@ -168,6 +181,7 @@ export async function runBench (options: Partial<BenchOptions> = {}): Promise<Be
     },
     baseline: '',
     targets: [],
+    controls: [],
     notes: {},
     provisioning: {},
     fanout: { qos0: {}, qos1: {} },
@@ -204,6 +218,7 @@ export async function runBench (options: Partial<BenchOptions> = {}): Promise<Be
       const t = await factory({ gatewayNodeFlags: [] })
       running.push(t)
       report.targets.push(t.name)
+      if (t.control) report.controls.push(t.name)
       report.notes[t.name] = t.notes
       log(`started ${t.name} on 127.0.0.1:${t.publisherPort}${t.subscriberPort !== t.publisherPort ? ` / ${t.subscriberPort}` : ''}`)
       for (const n of t.notes) log(`  ${t.name}: ${n}`)
@@ -245,69 +260,93 @@ export async function runBench (options: Partial<BenchOptions> = {}): Promise<Be
       quietBudgetMs -= q.waitedMs
       if (q.waitedMs > 600) log(`  (waited ${(q.waitedMs / 1000).toFixed(1)} s for other processes to calm down${q.quiet ? '' : `; still ${q.otherPct?.toFixed(0) ?? '?'}% of a core busy, going ahead`} before ${what})`)
     }
-    // Rounds alternate the order of the targets (A B, B A, ...); each target's best round is the
-    // headline (interference only ever lowers throughput), every round is in the JSON.
+    // Rounds alternate the order of the targets (A B, B A, ...). A round during which other
+    // processes were busy is repeated (within `retries` for the whole run). Each target's
+    // headline is its best uncontended round (interference only lowers throughput); every
+    // round is in the JSON.
     const orderFor = (round: number): Target[] => round % 2 === 0 ? running : [...running].reverse()
+    let retriesLeft = o.retries
+    const contended = (x: { otherCpuPct: number | null }): boolean => x.otherCpuPct !== null && x.otherCpuPct > OTHER_CPU_WARN_PCT
+    const pickBest = <T extends { otherCpuPct: number | null }>(xs: T[], by: (x: T) => number): T => {
+      const clean = xs.filter(x => !contended(x))
+      return bestOf(clean.length > 0 ? clean : xs, by)
+    }
 
     // ---- fan-in/fan-out
+    const fanout = async (t: Target, qos: 0 | 1, round: number, label: string): Promise<FanoutResult> => {
+      await quiet(`fan-out QoS ${qos} on ${t.name}`)
+      log(`fan-out QoS ${qos}, ${label}: ${t.name} (${o.publishers}×${o.subscribers}, ${o.payloadBytes} B, window ${o.window}/publisher, ${o.warmupMs} ms warm-up + ${o.measureMs} ms)...`)
+      const id = ids.get(t.name)!
+      const r = await profiled(t, `fanout-qos${qos}`, round, () => runFanout({
+        port: t.publisherPort,
+        subscriberPort: t.subscriberPort,
+        qos,
+        tenant: o.tenant,
+        publishers: id.pubs,
+        subscribers: id.subs,
+        payloadBytes: o.payloadBytes,
+        warmupMs: o.warmupMs,
+        measureMs: o.measureMs,
+        window: o.window,
+        batch: o.batch,
+        brokerStats: t.stats
+      }))
+      ;(report.rounds.fanout[qos === 0 ? 'qos0' : 'qos1'][t.name] ??= []).push(r)
+      log(`  ${fmtInt(r.deliveredPerSec)} msg/s delivered (${fmtInt(r.publishedPerSec)} published/s), p50 ${fmtMs(r.latencyP50Us)} p99 ${fmtMs(r.latencyP99Us)}, ${r.brokerCpuUsPerMsg.toFixed(2)} µs broker CPU/msg; CPU: broker ${r.brokerCpuPct.toFixed(0)}%, load generator ${r.loadgenCpuPct.toFixed(0)}%, other processes ${r.otherCpuPct?.toFixed(0) ?? 'n/a'}%`)
+      if (r.publishErrors > 0) report.problems.push(`fan-out QoS ${qos} on ${t.name}: ${r.publishErrors} PUBLISHes refused or failed`)
+      if (r.stalls > 0) report.warnings.push(`fan-out QoS ${qos} on ${t.name}, ${label}: ${r.stalls} publisher window(s) written off after 500 ms without deliveries (lost messages)`)
+      if (r.loadgenCpuPct > LOADGEN_SATURATED_PCT) report.warnings.push(`fan-out QoS ${qos} on ${t.name}, ${label}: the load generator used ${r.loadgenCpuPct.toFixed(0)}% of a core; ${t.name} may deliver more than measured`)
+      if (!r.allPairsDelivered) report.warnings.push(`fan-out QoS ${qos} on ${t.name}: some publisher→subscriber pair delivered nothing in the window`)
+      return r
+    }
     for (const qos of [0, 1] as const) {
       const key = qos === 0 ? 'qos0' : 'qos1'
       for (let round = 0; round < o.rounds; round++) {
-        for (const t of orderFor(round)) {
-          await quiet(`fan-out QoS ${qos} on ${t.name}`)
-          log(`fan-out QoS ${qos}, round ${round + 1}/${o.rounds}: ${t.name} (${o.publishers}×${o.subscribers}, ${o.payloadBytes} B, window ${o.window}/publisher, ${o.warmupMs} ms warm-up + ${o.measureMs} ms)...`)
-          const id = ids.get(t.name)!
-          const r = await profiled(t, `fanout-qos${qos}`, round, () => runFanout({
-            port: t.publisherPort,
-            subscriberPort: t.subscriberPort,
-            qos,
-            tenant: o.tenant,
-            publishers: id.pubs,
-            subscribers: id.subs,
-            payloadBytes: o.payloadBytes,
-            warmupMs: o.warmupMs,
-            measureMs: o.measureMs,
-            window: o.window,
-            batch: o.batch,
-            brokerStats: t.stats
-          }))
-          ;(report.rounds.fanout[key][t.name] ??= []).push(r)
-          log(`  ${fmtInt(r.deliveredPerSec)} msg/s delivered (${fmtInt(r.publishedPerSec)} published/s), p50 ${fmtMs(r.latencyP50Us)} p99 ${fmtMs(r.latencyP99Us)}; CPU: broker ${r.brokerCpuPct.toFixed(0)}%, load generator ${r.loadgenCpuPct.toFixed(0)}%, other processes ${r.otherCpuPct?.toFixed(0) ?? 'n/a'}%`)
-          if (r.publishErrors > 0) report.problems.push(`fan-out QoS ${qos} on ${t.name}: ${r.publishErrors} PUBLISHes refused or failed`)
-          if (!r.allPairsDelivered) report.warnings.push(`fan-out QoS ${qos} on ${t.name}: some publisher→subscriber pair delivered nothing in the window`)
-        }
+        for (const t of orderFor(round)) await fanout(t, qos, round, `round ${round + 1}/${o.rounds}`)
       }
       for (const t of running) {
-        const best = bestOf(report.rounds.fanout[key][t.name]!, x => x.deliveredPerSec)
+        const rs = report.rounds.fanout[key][t.name]!
+        while (rs.every(contended) && retriesLeft > 0) {
+          retriesLeft--
+          await fanout(t, qos, rs.length, 'repeat (other processes were busy)')
+        }
+        const best = pickBest(rs, x => x.deliveredPerSec)
         report.fanout[key][t.name] = best
-        if (best.otherCpuPct !== null && best.otherCpuPct > OTHER_CPU_WARN_PCT) report.warnings.push(`fan-out QoS ${qos} on ${t.name}: other processes used ${best.otherCpuPct.toFixed(0)}% of a core during the best window (numbers unreliable)`)
+        if (contended(best)) report.warnings.push(`fan-out QoS ${qos} on ${t.name}: other processes used ${best.otherCpuPct!.toFixed(0)}% of a core during the best window (throughput unreliable; CPU per message still holds)`)
       }
     }
 
     // ---- connect storm
-    for (let round = 0; round < (o.stormClients > 0 ? o.rounds : 0); round++) {
-      for (const t of orderFor(round)) {
-        await quiet(`the connect storm on ${t.name}`)
-        log(`connect storm, round ${round + 1}/${o.rounds}: ${t.name} (${o.stormClients} clients, ${o.stormConcurrency} in flight, ${o.stormWarmupClients} warm-up)...`)
-        const r = await profiled(t, 'storm', round, () => runStorm({
-          port: t.publisherPort,
-          identities: ids.get(t.name)!.storm,
-          concurrency: o.stormConcurrency,
-          warmupClients: o.stormWarmupClients,
-          connectTimeoutMs: 15_000,
-          brokerStats: t.stats
-        }))
-        ;(report.rounds.storm[t.name] ??= []).push(r)
-        log(`  ${fmtInt(r.connectsPerSec)} connects/s (${r.connected}/${r.clients} in ${(r.durationMs / 1000).toFixed(2)} s), CONNACK p50 ${fmtMs(r.connackP50Us)} p99 ${fmtMs(r.connackP99Us)}; CPU: broker ${r.brokerCpuPct.toFixed(0)}%, load generator ${r.loadgenCpuPct.toFixed(0)}%, other processes ${r.otherCpuPct?.toFixed(0) ?? 'n/a'}%; all gone ${r.disconnectMs} ms after DISCONNECT`)
-        if (r.failed > 0) report.problems.push(`connect storm on ${t.name}: ${r.failed} of ${r.clients} clients failed (${r.failures.join('; ')})`)
-      }
+    const storm = async (t: Target, round: number, label: string): Promise<StormResult> => {
+      await quiet(`the connect storm on ${t.name}`)
+      log(`connect storm, ${label}: ${t.name} (${o.stormClients} clients, ${o.stormConcurrency} in flight, ${o.stormWarmupClients} warm-up)...`)
+      const r = await profiled(t, 'storm', round, () => runStorm({
+        port: t.publisherPort,
+        identities: ids.get(t.name)!.storm,
+        concurrency: o.stormConcurrency,
+        warmupClients: o.stormWarmupClients,
+        connectTimeoutMs: 15_000,
+        brokerStats: t.stats
+      }))
+      ;(report.rounds.storm[t.name] ??= []).push(r)
+      log(`  ${fmtInt(r.connectsPerSec)} connects/s (${r.connected}/${r.clients} in ${(r.durationMs / 1000).toFixed(2)} s), CONNACK p50 ${fmtMs(r.connackP50Us)} p99 ${fmtMs(r.connackP99Us)}, ${r.brokerCpuUsPerConnect.toFixed(0)} µs broker CPU/connect; CPU: broker ${r.brokerCpuPct.toFixed(0)}%, load generator ${r.loadgenCpuPct.toFixed(0)}%, other processes ${r.otherCpuPct?.toFixed(0) ?? 'n/a'}%; all gone ${r.disconnectMs} ms after DISCONNECT`)
+      if (r.failed > 0) report.problems.push(`connect storm on ${t.name}: ${r.failed} of ${r.clients} clients failed (${r.failures.join('; ')})`)
+      return r
     }
-    for (const t of running) {
-      const rs = report.rounds.storm[t.name]
-      if (!rs) continue
-      const best = bestOf(rs, x => x.connectsPerSec)
-      report.storm[t.name] = best
-      if (best.otherCpuPct !== null && best.otherCpuPct > OTHER_CPU_WARN_PCT) report.warnings.push(`connect storm on ${t.name}: other processes used ${best.otherCpuPct.toFixed(0)}% of a core during the best storm (numbers unreliable)`)
+    if (o.stormClients > 0) {
+      for (let round = 0; round < o.rounds; round++) {
+        for (const t of orderFor(round)) await storm(t, round, `round ${round + 1}/${o.rounds}`)
+      }
+      for (const t of running) {
+        const rs = report.rounds.storm[t.name]!
+        while (rs.every(contended) && retriesLeft > 0) {
+          retriesLeft--
+          await storm(t, rs.length, 'repeat (other processes were busy)')
+        }
+        const best = pickBest(rs, x => x.connectsPerSec)
+        report.storm[t.name] = best
+        if (contended(best)) report.warnings.push(`connect storm on ${t.name}: other processes used ${best.otherCpuPct!.toFixed(0)}% of a core during the best storm (numbers unreliable)`)
+      }
     }
   } finally {
     for (const t of running.reverse()) {
@@ -330,7 +369,7 @@ export async function runBench (options: Partial<BenchOptions> = {}): Promise<Be
 
 // ---- comparisons, table, JSON
 
-function compare (report: BenchReport, c: Omit<Comparison, 'ratios' | 'verdicts'>, minRatio?: number): void {
+function compare (report: BenchReport, c: Omit<Comparison, 'ratios' | 'verdicts'>, minRatio?: number, isContended?: (target: string) => boolean): void {
   const base = c.values[report.baseline]
   const ratios: Record<string, number> = {}
   const verdicts: Record<string, Verdict> = {}
@@ -339,9 +378,10 @@ function compare (report: BenchReport, c: Omit<Comparison, 'ratios' | 'verdicts'
     const v = c.values[name]
     if (v === undefined || base === undefined || base === 0) continue
     ratios[name] = v / base
-    if (minRatio !== undefined) verdicts[name] = v / base >= minRatio ? 'PASS' : 'FAIL'
+    if (minRatio !== undefined && !report.controls.includes(name)) verdicts[name] = v / base >= minRatio ? 'PASS' : 'FAIL'
   }
-  report.comparisons.push({ ...c, ratios, ...(minRatio !== undefined ? { verdicts } : {}) })
+  const contended = isContended === undefined ? [] : report.targets.filter(t => t !== report.baseline && (isContended(t) || isContended(report.baseline)))
+  report.comparisons.push({ ...c, ratios, ...(minRatio !== undefined ? { verdicts } : {}), ...(contended.length > 0 ? { contended } : {}) })
 }
 
 function pick<T> (m: Record<string, T>, f: (r: T) => number): Record<string, number> {
@@ -355,14 +395,19 @@ function buildComparisons (r: BenchReport): void {
     const res = r.fanout[q]
     if (Object.keys(res).length === 0) continue
     const scenario = `fan-out ${q === 'qos0' ? 'QoS 0' : 'QoS 1'}`
-    compare(r, { scenario, metric: 'delivered', unit: 'msg/s', kind: 'throughput', values: pick(res, x => x.deliveredPerSec), target: '≥ 85%' }, 0.85)
+    const busy = (t: string): boolean => (res[t]?.otherCpuPct ?? 0) > OTHER_CPU_WARN_PCT
+    compare(r, { scenario, metric: 'delivered', unit: 'msg/s', kind: 'throughput', values: pick(res, x => x.deliveredPerSec), target: '≥ 85%' }, 0.85, busy)
+    // Contention-robust twin of the row above: deliveries per second of broker CPU time.
+    compare(r, { scenario, metric: 'delivered per broker CPU-s', unit: 'msg', kind: 'throughput', values: pick(res, x => 1e6 / x.brokerCpuUsPerMsg), target: '≥ 85%' }, 0.85)
     compare(r, { scenario, metric: 'latency p50', unit: 'ms', kind: 'latency', values: pick(res, x => x.latencyP50Us / 1000) })
     compare(r, { scenario, metric: 'latency p99', unit: 'ms', kind: 'latency', values: pick(res, x => x.latencyP99Us / 1000) })
+    compare(r, { scenario, metric: 'broker CPU per msg', unit: 'µs', kind: 'latency', values: pick(res, x => x.brokerCpuUsPerMsg) })
   }
   if (Object.keys(r.storm).length > 0) {
     compare(r, { scenario: 'connect storm', metric: 'connects', unit: '/s', kind: 'throughput', values: pick(r.storm, x => x.connectsPerSec) })
     compare(r, { scenario: 'connect storm', metric: 'CONNACK p50', unit: 'ms', kind: 'latency', values: pick(r.storm, x => x.connackP50Us / 1000) })
     compare(r, { scenario: 'connect storm', metric: 'CONNACK p99', unit: 'ms', kind: 'latency', values: pick(r.storm, x => x.connackP99Us / 1000) })
+    compare(r, { scenario: 'connect storm', metric: 'broker CPU per connect', unit: 'µs', kind: 'latency', values: pick(r.storm, x => x.brokerCpuUsPerConnect) })
   }
   if (r.decision) {
     r.checks.push({ name: 'policy decision, cached', value: r.decision.cachedUs, unit: 'µs/op', target: '< 2 µs', verdict: r.decision.cachedUs < 2 ? 'PASS' : 'FAIL' })
@@ -380,7 +425,7 @@ function fmtMs (us: number): string {
 
 function fmtValue (c: Comparison, v: number | undefined): string {
   if (v === undefined || !Number.isFinite(v)) return 'n/a'
-  return c.unit === 'ms' ? v.toFixed(2) : fmtInt(v)
+  return c.unit === 'ms' || c.unit === 'µs' ? v.toFixed(2) : fmtInt(v)
 }
 
 function fmtRatio (c: Comparison, ratio: number | undefined): string {
@@ -408,11 +453,11 @@ export function formatReport (r: BenchReport): string {
       ...r.targets.map(t => fmtValue(c, c.values[t])),
       ...others.map(t => fmtRatio(c, c.ratios[t])),
       c.target ?? '',
-      c.verdicts ? others.map(t => c.verdicts![t] ?? 'n/a').join(' ') : ''
+      c.verdicts ? Object.entries(c.verdicts).map(([t, v]) => c.contended?.includes(t) ? `${v} (contended)` : v).join(' ') : ''
     ])
   }
   for (const k of r.checks) {
-    rows.push([k.name, `(${k.unit})`, ...r.targets.map(t => t === (others[0] ?? r.baseline) ? k.value.toFixed(k.value < 10 ? 3 : 2) : '—'), ...others.map(() => ''), k.target, k.verdict])
+    rows.push([k.name, `(${k.unit})`, ...r.targets.map(t => t === (others.find(x => !r.controls.includes(x)) ?? r.baseline) ? k.value.toFixed(k.value < 10 ? 3 : 2) : '—'), ...others.map(() => ''), k.target, k.verdict])
   }
   const out: string[] = ['', table(rows, align)]
 
@@ -428,6 +473,7 @@ export function formatReport (r: BenchReport): string {
   for (const [t, ns] of Object.entries(r.notes)) for (const n of ns) out.push(`  ${t}: ${n}`)
   for (const [t, p] of Object.entries(r.provisioning)) out.push(`  ${t}: ${p.credentials} credentials issued via the control plane in ${(p.ms / 1000).toFixed(1)} s before timing`)
   out.push(`  best of ${r.meta.options.rounds} round(s) per target and scenario (order alternates; every round in the JSON)`)
+  out.push('  "delivered per broker CPU-s" = deliveries per second of broker CPU time: moves far less than throughput when other processes compete for the CPUs (heavy contention still raises the cost per message somewhat), so prefer it when a row is marked contended')
   out.push('  targets are informational; latency is end-to-end under saturation (queueing included), CONNACK latency includes the TCP handshake')
   for (const w of r.warnings) out.push(`  warning: ${w}`)
   for (const p of r.problems) out.push(`  PROBLEM: ${p}`)
@@ -446,12 +492,13 @@ function parseArgs (argv: string[]): Partial<BenchOptions> {
   const o: Partial<BenchOptions> = {}
   for (const a of argv) {
     if (a === '--cpu-prof') o.profile = true
-    else if (a === '--quick') Object.assign(o, { warmupMs: 500, measureMs: 2000, stormClients: 1000, stormWarmupClients: 100, rounds: 1, quietBudgetMs: 10_000 })
+    else if (a === '--quick') Object.assign(o, { warmupMs: 500, measureMs: 2000, stormClients: 1000, stormWarmupClients: 100, rounds: 1, retries: 0, quietBudgetMs: 10_000 })
+    else if (a === '--controls') o.targets = [plainAedes, singleGateway, aedesNoDelay, aedesNoDelayCork]
     else if (a.startsWith('--rounds=')) o.rounds = Number(a.slice(9))
     else if (a === '--no-decision') o.decision = false
     else if (a.startsWith('--window=')) o.window = Number(a.slice(9))
     else if (a === '--no-storm') o.stormClients = 0
-    else throw new Error(`unknown argument ${a} (use --quick, --cpu-prof, --no-decision, --no-storm, --window=N, --rounds=N)`)
+    else throw new Error(`unknown argument ${a} (use --quick, --cpu-prof, --controls, --no-decision, --no-storm, --window=N, --rounds=N)`)
   }
   return o
 }

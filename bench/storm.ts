@@ -32,6 +32,8 @@ export interface StormResult {
   durationMs: number
   /** CPU over the storm, % of one core: broker, load generator, every other process */
   brokerCpuPct: number
+  /** broker CPU time per accepted connection (CONNECT to CONNACK), µs */
+  brokerCpuUsPerConnect: number
   loadgenCpuPct: number
   otherCpuPct: number | null
   brokerRssMB: number
@@ -174,6 +176,7 @@ export async function runStorm (o: StormOptions): Promise<StormResult> {
       connackMaxUs: pmax!,
       durationMs,
       brokerCpuPct: brokerPct,
+      brokerCpuUsPerConnect: brokerPct / 100 * durationMs * 1000 / Math.max(1, connected),
       loadgenCpuPct: loadgenPct,
       otherCpuPct: otherPct ?? null,
       brokerRssMB: s1.rssBytes / 1024 / 1024,

@@ -7,6 +7,8 @@ import type { MqttIdentity } from './fanout.ts'
 export interface Target {
   /** Short name used in tables and JSON ("aedes", "gateway", later e.g. "gateway-2node"). */
   name: string
+  /** A control (no targets apply to it), as opposed to the baseline or a system under test. */
+  control: boolean
   /** Whether clients must present issued credentials. */
   auth: boolean
   /** Port for publishers and connect-storm clients. */
@@ -31,9 +33,10 @@ export interface TargetContext {
 
 export type TargetFactory = (ctx: TargetContext) => Promise<Target>
 
-function fromBroker (name: string, b: BrokerHandle, auth: boolean): Target {
+function fromBroker (name: string, b: BrokerHandle, auth: boolean, control = false): Target {
   return {
     name,
+    control,
     auth,
     publisherPort: b.port,
     subscriberPort: b.port,
@@ -47,6 +50,12 @@ function fromBroker (name: string, b: BrokerHandle, auth: boolean): Target {
 }
 
 export const plainAedes: TargetFactory = async () => fromBroker('aedes', await startBroker('aedes'), false)
+
+/** Control: plain aedes with TCP_NODELAY on every socket, no hooks. */
+export const aedesNoDelay: TargetFactory = async () => fromBroker('aedes+nodelay', await startBroker('aedes-nodelay'), false, true)
+
+/** Control: TCP_NODELAY plus writes coalesced per event-loop turn, no hooks. */
+export const aedesNoDelayCork: TargetFactory = async () => fromBroker('aedes+nodelay+cork', await startBroker('aedes-nodelay-cork'), false, true)
 
 export const singleGateway: TargetFactory = async ctx => {
   const opts: StartOptions = { nodeFlags: ctx.gatewayNodeFlags }

@@ -4,6 +4,7 @@ import { Gateway, loadConfig, parseFlags, ConfigError } from '../broker/index.ts
 import { call, CliError, resolveAdmin } from './cli-client.ts'
 import { certCommand, CERT_USAGE } from './cert-commands.ts'
 import { policyCommand, POLICY_USAGE } from './policy-commands.ts'
+import { tokenCommand, TOKEN_USAGE } from './token-commands.ts'
 
 const USAGE = `usage:
   uspgate start [--data-dir DIR] [--mqtt-host H] [--mqtt-port P] [--admin-host H] [--admin-port P] [--node-id ID] [--log-level L]
@@ -15,6 +16,7 @@ const USAGE = `usage:
   uspgate credential revoke <tenant> <principal>
 ${CERT_USAGE}
 ${POLICY_USAGE}
+${TOKEN_USAGE}
 
 admin commands find the API from --admin-url/--token, USPGATE_ADMIN_URL/USPGATE_ADMIN_TOKEN,
 or the data dir (--data-dir, USPGATE_DATA_DIR, default ./data). Add --json for JSON output.`
@@ -67,6 +69,7 @@ async function admin (group: string, action: string | undefined, args: string[],
   const out = (value: unknown, human: () => string): void => { process.stdout.write((json ? JSON.stringify(value, null, 2) : human()) + '\n') }
   const enc = encodeURIComponent
   if (group === 'policy') return await policyCommand(conn, action, args, flags, out, table)
+  if (group === 'token') return await tokenCommand(conn, action, args, flags, out, table)
   const key = `${group} ${action ?? ''}`
   switch (key) {
     case 'tenant add': {

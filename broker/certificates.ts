@@ -24,7 +24,7 @@ import type { CertIdentity, GatewayClient } from './mqtt-hooks.ts'
 import type { Metrics } from './metrics.ts'
 import type { SecurityEvents } from './security-events.ts'
 import type { ClientState, SessionHandle, SessionIndex } from './sessions.ts'
-import type { FileStateStore } from './store/index.ts'
+import type { StateStore } from './store/state-store.ts'
 
 /** Listener name in sessions, metrics and the policy input. */
 export const MQTTS_LISTENER = 'mqtts'
@@ -49,7 +49,7 @@ export interface CertificateHost {
   readonly events: SecurityEvents
   readonly sessions: SessionIndex
   readonly metrics: Metrics
-  readonly store: FileStateStore
+  readonly store: StateStore
 }
 
 /** Hands an authenticated-at-TLS socket to aedes (Gateway.handleConnection) and returns its client. */

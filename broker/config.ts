@@ -21,6 +21,8 @@ export interface GatewayConfig {
   serverSans?: string[]
   /** Secret that encrypts the CA keys at rest; default: generated into <dataDir>/pki-master-key (0600). */
   pkiMasterKey?: string
+  /** Cluster mode (USPGATE_REDIS_URL): state, sessions and routing on Redis (broker/cluster.ts). Absent = embedded. */
+  redis?: { url: string, prefix: string, eventStreamMax?: number }
 }
 
 export interface MqttsConfig {
@@ -91,7 +93,9 @@ const settings = {
   'mqtts-port': 'USPGATE_MQTTS_PORT',
   'mqtts-client-cert': 'USPGATE_MQTTS_CLIENT_CERT',
   'server-sans': 'USPGATE_SERVER_SANS',
-  'pki-master-key': 'USPGATE_PKI_MASTER_KEY'
+  'pki-master-key': 'USPGATE_PKI_MASTER_KEY',
+  'redis-url': 'USPGATE_REDIS_URL',
+  'redis-prefix': 'USPGATE_REDIS_PREFIX'
 } as const
 
 export type SettingFlag = keyof typeof settings
@@ -206,5 +210,19 @@ export function loadConfig (flags: Record<string, string> = {}, env: NodeJS.Proc
     return r
   })
   if (pkiMasterKey !== undefined) config.pkiMasterKey = pkiMasterKey
+  const redisUrl = read('redis-url', undefined as string | undefined, (n, r) => {
+    let u: URL
+    try { u = new URL(r) } catch { throw new ConfigError(n, 'is not a URL (redis://[user:password@]host:port[/db] or rediss:// for TLS)') }
+    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new ConfigError(n, `scheme ${u.protocol} is not redis: or rediss:`)
+    if (u.pathname !== '' && u.pathname !== '/' && !/^\/\d+$/.test(u.pathname)) throw new ConfigError(n, 'the path must be a database number (/0)')
+    return r
+  })
+  if (redisUrl !== undefined) {
+    const prefix = read('redis-prefix', 'uspgate:', (n, r) => {
+      if (!/^[A-Za-z0-9._:{}-]{1,64}$/.test(r)) throw new ConfigError(n, 'use 1-64 letters, digits, ".", "_", "-", ":", "{" or "}"')
+      return r
+    })
+    config.redis = { url: redisUrl, prefix }
+  }
   return config
 }

@@ -2,7 +2,9 @@
 // interface (never to aedes), so routes stay thin and the rules live here.
 import { isTenantId, isPrincipal, ROLES, type Role } from './identity.ts'
 import { generateSecret, hashSecret } from './credentials.ts'
-import { credentialView, StoreError, type CredentialView, type FileStateStore, type TenantRecord } from './store/index.ts'
+import { credentialView, StoreError, type CredentialView, type TenantRecord } from './store/index.ts'
+import type { StateStore } from './store/state-store.ts'
+import type { Cluster, ClusterView } from './cluster.ts'
 import type { EventQuery, SecurityEvent, SecurityEvents } from './security-events.ts'
 import type { SessionIndex, SessionView } from './sessions.ts'
 import type { Metrics } from './metrics.ts'
@@ -11,9 +13,10 @@ import type { UspAuditEntry, UspAuditTrail } from './usp-audit.ts'
 import type { CertificateService } from './certificates.ts'
 import type { PolicyVersions } from './policy-versions.ts'
 import { DEFAULT_USP_SETTINGS, type EndpointRecord, type TenantUspSettings } from './store/index.ts'
+import { AdminAccess } from './admin-access.ts'
 
 export class ControlError extends Error {
-  constructor (readonly status: 400 | 404 | 409, readonly title: string, detail: string) {
+  constructor (readonly status: 400 | 404 | 409 | 503, readonly title: string, detail: string) {
     super(detail)
   }
 }
@@ -25,7 +28,8 @@ export interface Actor {
 }
 
 interface GatewayLike {
-  readonly store: FileStateStore
+  readonly store: StateStore
+  readonly cluster?: Cluster | undefined
   readonly events: SecurityEvents
   readonly sessions: SessionIndex
   readonly metrics: Metrics
@@ -54,10 +58,39 @@ export class ControlPlane {
     if (this.gw.policyVersions === undefined) throw new Error('policy versions are not available')
     return this.gw.policyVersions
   }
+  /** Admin tokens, roles and the admin audit trail (admin-api/access.ts, admin-api/token-routes.ts). */
+  get admin (): AdminAccess {
+    this.adminAccess ??= new AdminAccess(this.gw.store, this.gw.events, () => this.requireWritable())
+    return this.adminAccess
+  }
+
+  private adminAccess: AdminAccess | undefined
 
   listTenants (): TenantRecord[] { return this.gw.store.listTenants() }
 
+  /** Cluster mode: state writes need Redis and a resynchronised copy; otherwise 503 (never a silent local-only write). */
+  requireWritable (): void {
+    const c = this.gw.cluster
+    if (c !== undefined && !c.trusted) throw new ControlError(503, 'state store unavailable', 'Redis is unreachable or this node is resynchronising; retry shortly')
+  }
+
+  /** GET /v1/cluster: nodes, their policy revisions and heartbeats (embedded: this node only). */
+  async clusterView (): Promise<ClusterView> {
+    const c = this.gw.cluster
+    if (c === undefined) {
+      const p = this.gw.policyVersions?.view().active
+      return {
+        mode: 'embedded',
+        node: this.gw.nodeId,
+        nodes: [{ node: this.gw.nodeId, instance: '', startedAt: '', heartbeat: new Date().toISOString(), revisions: { stable: p?.stable ?? '' , ...(p?.canary ? { canary: p.canary.revision } : {}), ...(p?.shadow ? { shadow: p.shadow } : {}) }, sessions: this.gw.sessions.list().length, ageMs: 0, self: true, diverged: false }]
+      }
+    }
+    if (!c.up) throw new ControlError(503, 'state store unavailable', 'Redis is unreachable from this node')
+    return await c.view()
+  }
+
   async addTenant (input: { id: string, name?: string | undefined }, actor: Actor): Promise<TenantRecord> {
+    this.requireWritable()
     if (!isTenantId(input.id)) throw new ControlError(400, 'invalid tenant id', 'tenant id must match ^[a-z0-9][a-z0-9-]{0,31}$ and not be a USP Endpoint ID scheme (os, oui, proto, ...)')
     try {
       const t = await this.gw.store.addTenant({ id: input.id, name: input.name ?? input.id, createdAt: new Date().toISOString() })
@@ -69,6 +102,7 @@ export class ControlPlane {
   }
 
   async updateTenant (tenant: string, patch: { name?: string | undefined, usp?: Partial<TenantUspSettings> | undefined }, actor: Actor): Promise<TenantRecord> {
+    this.requireWritable()
     this.requireTenant(tenant)
     const current = this.gw.store.getTenant(tenant)!
     const update: { name?: string, usp?: TenantUspSettings } = {}
@@ -109,6 +143,7 @@ export class ControlPlane {
 
   /** Issues a generated secret; the caller sees it once, the store keeps only its hash. */
   async issueCredential (tenant: string, input: { principal: string, role: string }, actor: Actor): Promise<CredentialView & { secret: string }> {
+    this.requireWritable()
     this.requireTenant(tenant)
     if (!isPrincipal(input.principal)) {
       throw new ControlError(400, 'invalid principal', 'principal must be 1-128 characters of A-Z a-z 0-9 . _ % : - (a USP Endpoint ID such as os::00256D-0001)')
@@ -127,6 +162,7 @@ export class ControlPlane {
 
   /** Revokes and disconnects every live session of the credential on this node. */
   async revokeCredential (tenant: string, principal: string, actor: Actor): Promise<CredentialView & { disconnected: number }> {
+    this.requireWritable()
     this.requireTenant(tenant)
     let record
     try {

@@ -37,6 +37,11 @@ export const EVENT_CODES = {
   'tenant.updated': { severity: 'info', meaning: 'Tenant settings (name, USP inspection or audit level) changed.' },
   'tenant.created': { severity: 'info', meaning: 'A tenant was created.' },
   'admin.auth_failed': { severity: 'warning', meaning: 'Admin API request with a missing or wrong bearer token.' },
+  'admin.action': { severity: 'info', meaning: 'Admin audit record of a state-changing admin API call (POST/PATCH/DELETE): actor, role, action, target, result ok / error, HTTP status, request id, remote address.' },
+  'admin.forbidden': { severity: 'warning', meaning: 'Admin API call refused with 403: the token\'s role lacks the permission, or the tenant is outside the token\'s scope.' },
+  'admin.rate_limited': { severity: 'warning', meaning: 'Admin API request refused with 429: per-token or per-address rate limit, or an address locked after repeated failed authentications.' },
+  'admin.token_created': { severity: 'info', meaning: 'An admin token was created (role and tenant scope in reason; the token itself is never recorded).' },
+  'admin.token_revoked': { severity: 'warning', meaning: 'An admin token was revoked; it is refused from the next request on.' },
   'events.suppressed': { severity: 'info', meaning: 'Summary of repeated events from one client that were rate-limited in the log (metrics still count all).' },
   'usp.malformed_record': { severity: 'warning', meaning: 'PUBLISH to a USP inbox whose payload is not a valid USP Record.' },
   'usp.from_id_spoofed': { severity: 'critical', meaning: 'USP Record from_id differs from the authenticated Endpoint ID (TR-369 R-SEC.4c).' },
@@ -49,7 +54,10 @@ export const EVENT_CODES = {
   'policy.rolled_back': { severity: 'warning', meaning: 'Policy rolled back to the previous revision.' },
   'policy.uploaded': { severity: 'info', meaning: 'A policy bundle was uploaded and validated (loads, golden decisions pass); it decides nothing until activated.' },
   'policy.shadow_started': { severity: 'info', meaning: 'A policy revision is evaluated in shadow beside stable: disagreements are counted, it decides nothing.' },
-  'policy.promoted': { severity: 'warning', meaning: 'A policy revision became the stable revision for every tenant.' }
+  'policy.promoted': { severity: 'warning', meaning: 'A policy revision became the stable revision for every tenant.' },
+  'cluster.redis_down': { severity: 'critical', meaning: 'Cluster mode: this node lost Redis; new CONNECTs are refused (server unavailable) and admin writes fail (503) until it has resynchronised.' },
+  'cluster.redis_up': { severity: 'info', meaning: 'Cluster mode: Redis is back and this node reloaded its state from it; new connections are accepted again.' },
+  'cluster.connect_refused': { severity: 'warning', meaning: 'Cluster mode: CONNECT refused with server unavailable because this node cannot trust its state copy (Redis down or not yet resynchronised).' }
 } as const satisfies Record<string, { severity: Severity, meaning: string }>
 
 export type EventCode = keyof typeof EVENT_CODES

@@ -12,6 +12,9 @@ import { createLogger } from './logger.ts'
 import { Metrics } from './metrics.ts'
 import { SecurityEvents, type SecurityEventInput } from './security-events.ts'
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS } from './store/index.ts'
+import type { StateStore } from './store/state-store.ts'
+import { RedisStateStore } from './store/redis-store.ts'
+import { Cluster, clusterNodeId } from './cluster.ts'
 import { EndpointRegistry } from './endpoints.ts'
 import { UspAuditTrail } from './usp-audit.ts'
 import { installConnackSteering } from './connack-steering.ts'
@@ -21,10 +24,11 @@ import { AuthThrottle } from './limits.ts'
 import { SessionIndex, type SessionHandle } from './sessions.ts'
 import { createHooks, isGatewayDenial, type GatewayClient } from './mqtt-hooks.ts'
 import { createMemoryPersistence } from './persistence.ts'
+import { coalesceWrites } from './socket-writes.ts'
 import { generateSecret, hashSecret } from './credentials.ts'
 import { ControlPlane } from './control-plane.ts'
 import { CertificateService } from './certificates.ts'
-import { buildAdminApi, type AdminApi } from '../admin-api/index.ts'
+import { buildAdminApi, type AdminApi, type AdminSettings } from '../admin-api/index.ts'
 import { PolicyEngine } from '../policies/index.ts'
 import { PolicyVersions, policyHistoryFromEnv, canaryDenyMultipleFromEnv } from './policy-versions.ts'
 
@@ -37,6 +41,8 @@ export interface GatewayOptions {
   /** Print the generated admin token (first start only). Default true. */
   printAdminToken?: boolean
   logger?: Logger
+  /** Admin listener settings (TLS, rate limits); default: from USPGATE_ADMIN_* (broker/admin-settings.ts). */
+  adminSettings?: AdminSettings
 }
 
 export class Gateway {
@@ -44,7 +50,9 @@ export class Gateway {
   readonly log: Logger
   readonly metrics: Metrics
   readonly events: SecurityEvents
-  readonly store: FileStateStore
+  readonly store: StateStore
+  /** Cluster mode (USPGATE_REDIS_URL): Redis connections, control channel, heartbeats; undefined when embedded. */
+  readonly cluster: Cluster | undefined
   readonly sessions: SessionIndex
   readonly control: ControlPlane
   readonly broker: Aedes
@@ -66,13 +74,15 @@ export class Gateway {
   adminUrl = ''
 
   constructor (readonly config: GatewayConfig, private readonly options: GatewayOptions = {}) {
-    this.nodeId = config.nodeId ?? `${hostname()}-${process.pid}`
+    // cluster mode needs an id that survives restarts (aedes broker id, will ownership, heartbeats)
+    this.nodeId = config.redis ? clusterNodeId(config.nodeId) : config.nodeId ?? `${hostname()}-${process.pid}`
     this.log = options.logger ?? createLogger(config.logLevel, this.nodeId)
     this.metrics = new Metrics(this.nodeId)
     this.events = new SecurityEvents(config.dataDir, this.nodeId, this.log)
     const eventCounter = this.metrics.securityEvents
     this.events.onEvent = code => eventCounter.labels(code).inc()
-    this.store = new FileStateStore(config.dataDir)
+    this.cluster = config.redis ? new Cluster(this.nodeId, config.redis, this.log, this.metrics) : undefined
+    this.store = this.cluster ? new RedisStateStore(this.cluster.cmd, config.redis!.prefix) : new FileStateStore(config.dataDir)
     this.sessions = new SessionIndex(this.nodeId)
     this.throttle = new AuthThrottle(config.limits.authFailuresBeforeBackoff, config.limits.authMaxBackoffSeconds)
     this.endpoints = new EndpointRegistry(config.dataDir, this.nodeId)
@@ -93,7 +103,8 @@ export class Gateway {
       metrics: this.metrics,
       log: this.log,
       tenantExists: tenant => this.store.getTenant(tenant) !== undefined,
-      history: policyHistoryFromEnv()
+      history: policyHistoryFromEnv(),
+      ...(this.cluster ? { shared: { ...this.cluster.policyBackend(), assertWritable: () => this.control.requireWritable() } } : {})
     })
     const hooks = createHooks({
       limits: config.limits,
@@ -110,7 +121,8 @@ export class Gateway {
     const limits = config.limits
     this.broker = new Aedes({
       id: this.nodeId,
-      persistence: createMemoryPersistence(),
+      persistence: this.cluster?.persistence ?? createMemoryPersistence(),
+      ...(this.cluster ? { mq: this.cluster.mq } : {}),
       connectTimeout: limits.connectTimeoutSeconds * 1000,
       keepaliveLimit: limits.maxKeepAliveSeconds,
       // aedes' own guard stays at its maximum (100, qlobber's limit, GHSA-xxqp-5qx8-gj5q);
@@ -128,7 +140,8 @@ export class Gateway {
         const st = (client as GatewayClient).gw
         return st ? inboxTopic(st.tenant, st.role, st.principal) : undefined
       },
-      ...hooks
+      ...hooks,
+      ...(this.cluster ? { authenticate: this.cluster.guardAuthenticate(hooks.authenticate, emit) } : {})
     })
     this.certificates = new CertificateService(this, (socket, listener) => this.handleConnection(socket, listener))
     this.control = new ControlPlane(this)
@@ -227,13 +240,12 @@ export class Gateway {
   private handleConnection (socket: Socket, listener: string): GatewayClient {
     this.sockets.add(socket)
     socket.once('close', () => this.sockets.delete(socket))
-    // Nagle stays on (as in plain aedes): with many small PUBLISHes per socket,
-    // TCP_NODELAY sends one segment per write and costs more CPU in writev than
-    // it saves in latency.
+    coalesceWrites(socket)
     // Dead peers of 3.1.1 clients that asked for no keep-alive are still noticed.
     socket.setKeepAlive(true, 60_000)
     const client = this.broker.handle(socket) as GatewayClient & { _parser: NodeJS.EventEmitter }
     client.gwListener = listener
+    client.gwRemote = socket.remoteAddress ?? 'unknown'
     const maxInflight = this.config.limits.maxInflightQos2
     // Runs before aedes sees each parsed packet.
     client._parser.prependListener('packet', (packet: { cmd: string, qos?: number, messageId?: number, subscriptions?: Array<{ topic: string }> }) => {
@@ -266,6 +278,7 @@ export class Gateway {
     if (this.started) throw new Error('gateway already started')
     this.started = true
     await mkdir(this.config.dataDir, { recursive: true, mode: 0o700 })
+    if (this.cluster) await this.cluster.connect(this.store as RedisStateStore)
     await this.store.load()
     await this.events.open()
     await this.endpoints.load()
@@ -276,6 +289,7 @@ export class Gateway {
     // starts from the committed bundle. Every bundle is validated (loads, golden) before it decides.
     await this.policyVersions.load()
     await this.broker.listen()
+    if (this.cluster) await this.startCluster(this.cluster)
 
     this.mqttServer = createServer(socket => this.handleConnection(socket, 'mqtt'))
     // a listener error after start (EMFILE...) must not kill the process
@@ -283,10 +297,10 @@ export class Gateway {
     this.mqttPort = await listen(this.mqttServer, this.config.mqttHost, this.config.mqttPort)
     await this.certificates.start() // MQTTS listener (when configured) and CA expiry checks
 
-    this.admin = await buildAdminApi(this.control, { logger: this.log })
+    this.admin = await buildAdminApi(this.control, { logger: this.log, ...(this.options.adminSettings ? { settings: this.options.adminSettings } : {}) })
     this.adminPort = await this.admin.listen(this.config.adminHost, this.config.adminPort)
     const adminHost = this.config.adminHost.includes(':') ? `[${this.config.adminHost}]` : this.config.adminHost
-    this.adminUrl = `http://${adminHost}:${this.adminPort}`
+    this.adminUrl = `${this.admin.scheme}://${adminHost}:${this.adminPort}`
     // Lets the CLI find a running gateway from the data dir alone.
     await writeFileAtomic(join(this.config.dataDir, 'admin.json'), JSON.stringify({ url: this.adminUrl, node: this.nodeId }) + '\n', 0o600)
     this.log.info({ mqtt: `${this.config.mqttHost}:${this.mqttPort}`, admin: this.adminUrl, dataDir: this.config.dataDir }, 'uspgate started')
@@ -326,6 +340,30 @@ export class Gateway {
     }
   }
 
+  /** Control channel, heartbeats and the shared event stream (cluster mode). */
+  private async startCluster (cluster: Cluster): Promise<void> {
+    const store = this.store as RedisStateStore
+    this.events.onWritten = ev => cluster.appendEvent(ev)
+    await cluster.start({
+      resync: async () => {
+        await store.load()
+        await this.policyVersions.resync()
+        // revocations missed while away: cut sessions whose credential is now revoked
+        for (const h of this.sessions.matching(() => true)) {
+          if (store.getCredential(h.state.tenant, h.state.principal)?.revokedAt !== undefined) this.disconnectIdentity(h.state.tenant, h.state.principal)
+        }
+      },
+      onRevoked: (tenant, principal) => { this.disconnectIdentity(tenant, principal) },
+      onPolicyChanged: async () => { await this.policyVersions.resync() },
+      onRemoteEvent: ev => this.events.ingest(ev),
+      heartbeat: () => {
+        const a = this.policyVersions.view().active
+        return { revisions: { stable: a.stable, ...(a.canary ? { canary: a.canary.revision } : {}), ...(a.shadow ? { shadow: a.shadow } : {}) }, sessions: this.sessions.list().length }
+      },
+      emit: e => { this.events.emit(e) }
+    })
+  }
+
   /** Disconnects every live session of one identity (credential revocation). */
   disconnectIdentity (tenant: string, principal: string): number {
     this.policy.invalidateIdentity(tenant, principal)
@@ -349,6 +387,7 @@ export class Gateway {
       }
       await new Promise<void>(resolve => this.broker.close(() => resolve()))
       for (const s of this.sockets) s.destroy()
+      await this.cluster?.close()
       await this.admin?.close()
       this.throttle.close()
       await this.endpoints.flush()

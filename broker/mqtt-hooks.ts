@@ -11,7 +11,8 @@ import { TokenBucket, type AuthThrottle } from './limits.ts'
 import type { ClientState, SessionIndex } from './sessions.ts'
 import type { SecurityEventInput } from './security-events.ts'
 import type { Metrics } from './metrics.ts'
-import type { FileStateStore, TenantUspSettings } from './store/index.ts'
+import type { TenantUspSettings } from './store/index.ts'
+import type { StateStore } from './store/state-store.ts'
 import { inspectUspPublish, isUspInbox, inboxTopic, type UspInspection } from './usp/index.ts'
 import { setConnackUserProperties } from './connack-steering.ts'
 import type { PolicyEngine, PolicyInput, Decision } from '../policies/index.ts'
@@ -31,6 +32,8 @@ export type GatewayClient = Client & {
   gwAssigned?: string
   /** MQTT 5 CONNECT user property usp-endpoint-id (TR-369 R-MQTT.13) */
   gwUspEndpointId?: string | string[]
+  /** Remote address, read once when the socket was accepted (each read of socket.remoteAddress is a syscall). */
+  gwRemote?: string
   /** Set by the MQTTS listener when the client presented a certificate that passed identifyPeer. */
   gwCertIdentity?: CertIdentity
 }
@@ -53,7 +56,7 @@ export const INTERNAL_ID_SEPARATOR = '|'
 
 export interface HookDeps {
   limits: Limits
-  store: FileStateStore
+  store: StateStore
   sessions: SessionIndex
   throttle: AuthThrottle
   metrics: Metrics
@@ -95,7 +98,7 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
   const hot = metrics.hot
 
   function remote (client: Client): string {
-    return (client.conn as { remoteAddress?: string }).remoteAddress ?? 'unknown'
+    return (client as GatewayClient).gwRemote ?? (client.conn as { remoteAddress?: string }).remoteAddress ?? 'unknown'
   }
 
   function eventFor (st: ClientState | undefined, client: Client | null, e: Omit<SecurityEventInput, 'tenant' | 'principal' | 'clientId' | 'remoteAddress'>): SecurityEventInput {

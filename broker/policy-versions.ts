@@ -54,6 +54,21 @@ export interface PolicyVersionsDeps {
   tenantExists: (tenant: string) => boolean
   /** Versions kept (USPGATE_POLICY_HISTORY, default 10); active and previous stables are never deleted. */
   history?: number
+  /**
+   * Cluster mode: index and bundles live in Redis instead of <dataDir>/policies (broker/cluster.ts);
+   * saveIndex also tells the other nodes, which call resync().
+   */
+  shared?: PolicySharedStore
+}
+
+export interface PolicySharedStore {
+  /** Throws (ControlError 503) while the shared store cannot be written: nothing changes then. */
+  assertWritable(): void
+  loadIndex(): Promise<string | null>
+  saveIndex(text: string): Promise<void>
+  getBundle(revision: string): Promise<Buffer | null>
+  putBundle(revision: string, bytes: Buffer): Promise<void>
+  delBundle(revision: string): Promise<void>
 }
 
 /** USPGATE_POLICY_HISTORY, validated. */
@@ -95,10 +110,13 @@ export class PolicyVersions {
     await mkdir(this.dir, { recursive: true, mode: 0o700 })
     this.golden = await loadGolden()
     try {
-      const doc = JSON.parse(await readFile(this.indexPath, 'utf8')) as IndexFile
-      this.index = { versions: Array.isArray(doc.versions) ? doc.versions : [], active: doc.active ?? null }
+      const text = this.deps.shared ? await this.deps.shared.loadIndex() : await readFile(this.indexPath, 'utf8')
+      if (text !== null) {
+        const doc = JSON.parse(text) as IndexFile
+        this.index = { versions: Array.isArray(doc.versions) ? doc.versions : [], active: doc.active ?? null }
+      }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${this.indexPath}: ${(err as Error).message}`)
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${this.deps.shared ? 'policy index in Redis' : this.indexPath}: ${(err as Error).message}`)
     }
     const a = this.index.active
     if (a !== null) {
@@ -125,7 +143,7 @@ export class PolicyVersions {
     const bytes = await readFile(DEFAULT_BUNDLE_PATH)
     const policy = await loadBundle(bytes, { golden: this.golden })
     if (!this.index.versions.some(v => v.revision === policy.revision)) {
-      await writeFileAtomic(this.bundlePath(policy.revision), bytes)
+      await this.writeBundle(policy.revision, bytes)
       this.index.versions.push(this.meta(policy.revision, bytes, 'system', 'committed default bundle'))
     }
     this.loaded.set(policy.revision, policy)
@@ -151,6 +169,7 @@ export class PolicyVersions {
   /** Validates (loads + golden) before anything is stored; a refused bundle changes nothing. */
   async upload (bytes: Buffer, notes: string | undefined, actor: string): Promise<PolicyVersion> {
     return await this.serial(async () => {
+      this.deps.shared?.assertWritable()
       if (bytes.length === 0) throw new ControlError(400, 'invalid policy bundle', 'bad_archive: the request body is empty (send the bytes of opa build -t wasm)')
       let policy: LoadedPolicy
       try {
@@ -162,13 +181,16 @@ export class PolicyVersions {
       const revision = policy.revision
       if (!REVISION_RE.test(revision)) throw new ControlError(400, 'invalid policy bundle', `bad_manifest: revision "${revision.slice(0, 140)}" must match ${REVISION_RE.source}`)
       if (this.find(revision)) throw new ControlError(409, 'conflict', `policy revision ${revision} already exists`)
-      await writeFileAtomic(this.bundlePath(revision), bytes)
+      await this.writeBundle(revision, bytes)
       const v = this.meta(revision, bytes, actor, notes)
       this.index.versions.push(v)
       this.loaded.set(revision, policy)
       const pruned = this.prune()
       await this.save()
-      for (const r of pruned) await rm(this.bundlePath(r), { force: true })
+      for (const r of pruned) {
+        if (this.deps.shared) await this.deps.shared.delBundle(r)
+        else await rm(this.bundlePath(r), { force: true })
+      }
       this.deps.emit({ code: 'policy.uploaded', actor, policyRevision: revision, action: 'policy.upload', reason: `sha256 ${v.sha256.slice(0, 16)}…, ${bytes.length} bytes${notes ? `; ${notes.slice(0, 200)}` : ''}` })
       return { ...v }
     })
@@ -276,7 +298,7 @@ export class PolicyVersions {
     if (cached) return cached
     const v = this.find(revision)
     if (!v) throw new Error(`policy revision ${revision} is not in ${this.indexPath}`)
-    const bytes = await readFile(this.bundlePath(revision))
+    const bytes = await this.readBundle(revision)
     const sha = createHash('sha256').update(bytes).digest('hex')
     if (sha !== v.sha256) throw new Error(`${this.bundlePath(revision)}: sha256 ${sha} differs from the recorded ${v.sha256}`)
     const p = await loadBundle(bytes, { golden: this.golden })
@@ -287,6 +309,7 @@ export class PolicyVersions {
 
   /** Loads every policy of the assignment, switches the engine, then persists. */
   private async commit (next: ActiveAssignment): Promise<void> {
+    this.deps.shared?.assertWritable()
     const stable = await this.policy(next.stable)
     const canary = next.canary ? await this.policy(next.canary.revision) : undefined
     const shadow = next.shadow ? await this.policy(next.shadow.revision) : undefined
@@ -350,7 +373,45 @@ export class PolicyVersions {
   }
 
   private async save (): Promise<void> {
-    await writeFileAtomic(this.indexPath, JSON.stringify(this.index, null, 2) + '\n')
+    const text = JSON.stringify(this.index, null, 2) + '\n'
+    if (this.deps.shared) await this.deps.shared.saveIndex(text)
+    else await writeFileAtomic(this.indexPath, text)
+  }
+
+  private async writeBundle (revision: string, bytes: Buffer): Promise<void> {
+    if (this.deps.shared) await this.deps.shared.putBundle(revision, bytes)
+    else await writeFileAtomic(this.bundlePath(revision), bytes)
+  }
+
+  private async readBundle (revision: string): Promise<Buffer> {
+    if (!this.deps.shared) return await readFile(this.bundlePath(revision))
+    const bytes = await this.deps.shared.getBundle(revision)
+    if (bytes === null) throw new Error(`policy bundle ${revision} is missing from Redis`)
+    return bytes
+  }
+
+  /**
+   * Cluster mode: another node changed the index (or this node missed messages). Re-reads it and
+   * switches the engine to the stored assignment; a bundle that cannot be loaded keeps the current one.
+   */
+  async resync (): Promise<void> {
+    if (!this.deps.shared) return
+    await this.serial(async () => {
+      const text = await this.deps.shared!.loadIndex()
+      if (text === null) return
+      const doc = JSON.parse(text) as IndexFile
+      const versions = Array.isArray(doc.versions) ? doc.versions : []
+      const a = doc.active
+      if (a === null || a === undefined) { this.index.versions = versions; return }
+      const cur = this.index.active
+      this.index.versions = versions
+      if (cur !== null && JSON.stringify(cur) === JSON.stringify(a)) return
+      const stable = await this.policy(a.stable)
+      const canary = a.canary ? await this.policy(a.canary.revision) : undefined
+      const shadow = a.shadow ? await this.policy(a.shadow.revision) : undefined
+      this.apply(a, stable, canary, shadow)
+      this.deps.log.info({ revision: a.stable, canary: a.canary?.revision, shadow: a.shadow?.revision }, 'policy assignment synchronised from the cluster')
+    })
   }
 
   private serial<T> (fn: () => Promise<T>): Promise<T> {

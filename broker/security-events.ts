@@ -21,6 +21,12 @@ export interface SecurityEventInput {
   policyRevision?: string | undefined
   actor?: string | undefined
   count?: number | undefined
+  /** Admin audit (admin.*): the token's role, what was acted on, ok / denied / error, the HTTP status, the request id. */
+  role?: string | undefined
+  target?: string | undefined
+  result?: 'ok' | 'denied' | 'error' | undefined
+  status?: number | undefined
+  requestId?: string | undefined
 }
 
 export interface SecurityEvent extends SecurityEventInput {
@@ -35,6 +41,11 @@ export interface EventQuery {
   code?: string | undefined
   since?: string | undefined
   limit?: number | undefined
+  /** Admin token id; `action` matches exactly, or as a prefix when it ends with '.'. */
+  actor?: string | undefined
+  action?: string | undefined
+  /** Tenant-scoped admin tokens: only events of these tenants. */
+  tenants?: readonly string[] | undefined
 }
 
 /** Per (client, code), at most this many events per window reach the log and file. */
@@ -52,6 +63,8 @@ export class SecurityEvents {
   readonly path: string
   /** Hook for metrics; called for every event, including suppressed ones. */
   onEvent: (code: EventCode) => void = () => {}
+  /** Every event written (cluster mode appends it to the shared Redis stream). */
+  onWritten: (ev: SecurityEvent) => void = () => {}
   /** Current policy revision, stamped on events that do not name one. */
   revision: () => string | undefined = () => undefined
 
@@ -95,6 +108,8 @@ export class SecurityEvents {
 
   emit (input: SecurityEventInput): SecurityEvent | undefined {
     this.onEvent(input.code)
+    // Admin actions are audit records: never suppressed (they are rate-limited at the API instead).
+    if (input.actor !== undefined) return this.write(input)
     // Flood control: an attacker hammering denied topics must not be able to
     // fill the disk or drown the log. Metrics above still count every event.
     const key = `${input.code}|${input.tenant ?? ''}|${input.clientId ?? input.remoteAddress ?? ''}`
@@ -109,6 +124,15 @@ export class SecurityEvents {
       f.suppressed++
       return undefined
     }
+    return this.write(input)
+  }
+
+  /**
+   * An audit record that flood control must never drop (admin.action, admin.forbidden): every admin
+   * change is on file. Its volume is bounded by the admin API's rate limits instead.
+   */
+  record (input: SecurityEventInput): SecurityEvent {
+    this.onEvent(input.code)
     return this.write(input)
   }
 
@@ -132,7 +156,7 @@ export class SecurityEvents {
       node: this.node
     }
     // Copy only known fields, dropping undefined: never a payload, password or key.
-    for (const k of ['tenant', 'principal', 'clientId', 'remoteAddress', 'action', 'topic', 'reason', 'policyRevision', 'actor', 'count'] as const) {
+    for (const k of ['tenant', 'principal', 'clientId', 'remoteAddress', 'action', 'topic', 'reason', 'policyRevision', 'actor', 'count', 'role', 'target', 'result', 'status', 'requestId'] as const) {
       const v = input[k]
       if (v !== undefined) (ev as unknown as Record<string, unknown>)[k] = v
     }
@@ -142,9 +166,22 @@ export class SecurityEvents {
     }
     this.remember(ev)
     this.stream?.write(JSON.stringify(ev) + '\n')
+    this.onWritten(ev)
     const level = def.severity === 'info' ? 'info' : 'warn'
     this.log[level]({ securityEvent: ev }, ev.code)
     return ev
+  }
+
+  /**
+   * An event written by another node (cluster mode: read from the shared stream). Kept in time order
+   * in the query index; not written to this node's audit file (the writing node's file has it).
+   */
+  ingest (ev: SecurityEvent): void {
+    if (typeof ev.code !== 'string' || typeof ev.time !== 'string') return
+    let i = this.index.length
+    while (i > 0 && this.index[i - 1]!.time > ev.time) i--
+    this.index.splice(i, 0, ev)
+    if (this.index.length > INDEX_SIZE) this.index.splice(0, this.index.length - INDEX_SIZE)
   }
 
   /** Newest first. */
@@ -157,6 +194,9 @@ export class SecurityEvents {
       if (since !== undefined && Date.parse(ev.time) < since) break
       if (q.tenant !== undefined && ev.tenant !== q.tenant) continue
       if (q.code !== undefined && ev.code !== q.code && !(q.code.endsWith('.') && ev.code.startsWith(q.code))) continue
+      if (q.actor !== undefined && ev.actor !== q.actor) continue
+      if (q.action !== undefined && ev.action !== q.action && !(q.action.endsWith('.') && ev.action?.startsWith(q.action) === true)) continue
+      if (q.tenants !== undefined && (ev.tenant === undefined || !q.tenants.includes(ev.tenant))) continue
       out.push(ev)
     }
     return out

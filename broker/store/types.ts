@@ -50,6 +50,10 @@ export interface AdminTokenRecord {
   tokenHash: string
   createdAt: string
   revokedAt?: string
+  /** Tenant-scoped token: sees and acts on only these tenants (absent = every tenant). */
+  tenants?: string[]
+  /** Token id of the admin who created it (absent for the bootstrap token). */
+  createdBy?: string
 }
 
 /** Public view of a credential: never the hash. */

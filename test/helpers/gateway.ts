@@ -32,7 +32,7 @@ export interface MtlsOptions {
   serverSans?: string[]
 }
 
-export async function startGateway (opts: { limits?: Partial<Limits>, dataDir?: string, logLines?: string[], mtls?: boolean | MtlsOptions } = {}): Promise<TestGateway> {
+export async function startGateway (opts: { limits?: Partial<Limits>, dataDir?: string, logLines?: string[], mtls?: boolean | MtlsOptions, redis?: { url: string, prefix: string }, nodeId?: string } = {}): Promise<TestGateway> {
   const dataDir = opts.dataDir ?? await mkdtemp(join(tmpdir(), 'uspgate-test-'))
   const lines = opts.logLines ?? []
   const sink = new Writable({ write (chunk, _enc, cb) { lines.push(chunk.toString()); cb() } })
@@ -44,7 +44,7 @@ export async function startGateway (opts: { limits?: Partial<Limits>, dataDir?: 
     adminHost: '127.0.0.1',
     adminPort: 0,
     adminToken: ADMIN_TOKEN,
-    nodeId: 'test-node',
+    nodeId: opts.nodeId ?? 'test-node',
     logLevel: 'info',
     limits: { ...defaultLimits, ...opts.limits }
   }
@@ -53,6 +53,7 @@ export async function startGateway (opts: { limits?: Partial<Limits>, dataDir?: 
     config.mqtts = { host: '127.0.0.1', port: 0, clientCert: m.clientCert ?? 'optional' }
     config.serverSans = m.serverSans ?? ['localhost', '127.0.0.1']
   }
+  if (opts.redis !== undefined) config.redis = { ...opts.redis }
   const gw = new Gateway(config, { logger, printAdminToken: false })
   await gw.start()
   const adminUrl = gw.adminUrl

@@ -1,0 +1,431 @@
+// Cluster mode (USPGATE_REDIS_URL): every node shares one Redis for
+//   - aedes sessions, offline queues, retained messages and wills (aedes-persistence-redis, keys
+//     under `<prefix>aedes:`), and live cross-node routing (mqemitter-redis, channels `<prefix>mqtt:<topic>`);
+//   - the state store (RedisStateStore), policy versions + assignment, a capped security-event stream;
+//   - the control channel `<prefix>control` (pub/sub): revocations, state changes, policy changes;
+//   - heartbeats `<prefix>nodes:<id>` (EXPIRE) listing each node's policy revisions.
+// A node serves new connections only while it can trust its copy of the state: both Redis connections
+// up and a full resync done since the last time either went down. Otherwise CONNECTs are refused with
+// "server unavailable" (MQTT 5 0x88 / 3.1.1 code 3) and admin writes answer 503. Never open.
+import { createRequire } from 'node:module'
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
+import { Redis, type RedisOptions } from 'ioredis'
+import { Gauge } from 'prom-client'
+import type { Logger } from 'pino'
+import { hardenPersistence } from './persistence.ts'
+import type { RedisStateStore, StoreChange } from './store/redis-store.ts'
+import type { SecurityEvent, SecurityEventInput } from './security-events.ts'
+import type { Metrics } from './metrics.ts'
+
+const require = createRequire(import.meta.url)
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const redisPersistence = require('aedes-persistence-redis') as (opts: Record<string, unknown>) => any
+// aedes-persistence-redis' own ioredis (5.x), so the connection we hand it is the client it was tested with
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const PersistenceRedis = createRequire(require.resolve('aedes-persistence-redis'))('ioredis') as new (opts: Record<string, unknown>) => NodeJS.EventEmitter & { disconnect(): void }
+// the prefixing emitter is not in mqemitter-redis' type declarations
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const { MQEmitterRedisPrefix } = require('mqemitter-redis') as { MQEmitterRedisPrefix: new (prefix: string, opts: Record<string, unknown>) => any }
+
+export const DEFAULT_REDIS_PREFIX = 'uspgate:'
+export const HEARTBEAT_MS = 2000
+export const HEARTBEAT_TTL_S = 10
+export const DEFAULT_EVENT_STREAM_MAX = 100_000
+const RESYNC_RETRY_MS = 500
+
+export interface RedisSettings {
+  url: string
+  prefix: string
+  /** Approximate cap of the security-event stream (XADD MAXLEN ~). */
+  eventStreamMax?: number
+}
+
+/** ioredis options from redis:// or rediss:// (TLS) URLs with optional user:password and /db. */
+export function redisOptionsFromUrl (url: string): RedisOptions {
+  const u = new URL(url)
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`unsupported Redis URL scheme ${u.protocol} (use redis:// or rediss://)`)
+  const opts: RedisOptions = { host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: u.port ? Number(u.port) : 6379 }
+  if (u.username) opts.username = decodeURIComponent(u.username)
+  if (u.password) opts.password = decodeURIComponent(u.password)
+  const db = u.pathname.replace(/^\//, '')
+  if (db) {
+    if (!/^\d+$/.test(db)) throw new Error(`Redis URL database "${db}" is not a number`)
+    opts.db = Number(db)
+  }
+  if (u.protocol === 'rediss:') opts.tls = { servername: u.hostname }
+  return opts
+}
+
+/** Redis URL without the password (for logs and the cluster view). */
+export function redactRedisUrl (url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = '***'
+    return u.toString()
+  } catch { return 'redis://?' }
+}
+
+/** Messages on the control channel. */
+export type ControlMessage = { origin: string } & (
+  | StoreChange
+  | { kind: 'policy' }
+  | { kind: 'cert-revoked', tenant: string, serial: string }
+)
+
+export interface NodeHeartbeat {
+  node: string
+  instance: string
+  startedAt: string
+  heartbeat: string
+  revisions: { stable: string, canary?: string, shadow?: string }
+  sessions: number
+}
+
+export interface ClusterNodeView extends NodeHeartbeat {
+  ageMs: number
+  self: boolean
+  /** Stable revision differs from the one stored in Redis (or from the majority when none is stored). */
+  diverged: boolean
+}
+
+export interface ClusterView {
+  mode: 'cluster' | 'embedded'
+  node: string
+  redis?: { url: string, prefix: string, up: boolean, trusted: boolean }
+  storeRevision?: string
+  majorityRevision?: string
+  nodes: ClusterNodeView[]
+}
+
+export interface ClusterHooks {
+  /** Full reload of everything held in memory (store, policy assignment). */
+  resync: () => Promise<void>
+  /** Another node revoked a credential: cut its live sessions, drop cached decisions. */
+  onRevoked: (tenant: string, principal: string) => void
+  onPolicyChanged: () => Promise<void>
+  onRemoteEvent: (ev: SecurityEvent) => void
+  heartbeat: () => Omit<NodeHeartbeat, 'node' | 'instance' | 'startedAt' | 'heartbeat'>
+  emit: (e: SecurityEventInput) => void
+}
+
+export class Cluster {
+  readonly instance = randomUUID()
+  readonly startedAt = new Date().toISOString()
+  readonly options: RedisOptions
+  /** Commands (state, heartbeats, events). No offline queue: a write while Redis is down fails at once. */
+  readonly cmd: Redis
+  /** Control channel subscriber. */
+  readonly sub: Redis
+  /** Blocking XREAD of the event stream. */
+  private readonly tail: Redis
+  private readonly persistenceConn: NodeJS.EventEmitter & { disconnect(): void }
+  readonly persistence: ReturnType<typeof redisPersistence>
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly mq: any
+  readonly keys: { control: string, events: string, nodesPrefix: string, policyIndex: string, policyBundle: (rev: string) => string, certRevoked: string }
+  private hooks: ClusterHooks | undefined
+  private store: RedisStateStore | undefined
+  private synced = false
+  private wasUp = true
+  private resyncing: Promise<void> | undefined
+  private resyncTimer: NodeJS.Timeout | undefined
+  private heartbeatTimer: NodeJS.Timeout | undefined
+  private closed = false
+  private tailId = '$'
+  private readonly upGauge: Gauge
+
+  constructor (readonly nodeId: string, readonly settings: RedisSettings, private readonly log: Logger, metrics: Metrics) {
+    const p = settings.prefix
+    this.keys = {
+      control: `${p}control`,
+      events: `${p}events`,
+      nodesPrefix: `${p}nodes:`,
+      policyIndex: `${p}policy:index`,
+      policyBundle: rev => `${p}policy:bundle:${rev}`,
+      certRevoked: `${p}cert:revoked`
+    }
+    this.options = redisOptionsFromUrl(settings.url)
+    const retryStrategy = (times: number): number => Math.min(50 * times, 1000)
+    const base: RedisOptions = { ...this.options, lazyConnect: true, retryStrategy, connectionName: `uspgate:${nodeId}` }
+    this.cmd = new Redis({ ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+    this.sub = new Redis({ ...base })
+    this.tail = new Redis({ ...base, maxRetriesPerRequest: null })
+    for (const [name, conn] of [['cmd', this.cmd], ['sub', this.sub], ['tail', this.tail]] as const) {
+      conn.on('error', err => { if (!this.closed) this.log.debug({ err, conn: name }, 'redis connection error') })
+    }
+    this.cmd.on('close', () => this.connectionLost())
+    this.sub.on('close', () => this.connectionLost())
+    this.cmd.on('ready', () => this.scheduleResync(0))
+    this.sub.on('ready', () => this.scheduleResync(0))
+    this.sub.on('message', (channel: string, text: string) => { if (channel === this.keys.control) this.onControl(text) })
+
+    // aedes' persistence: keys under <prefix>aedes: (ioredis keyPrefix), its own connection with an
+    // offline queue (session writes during a blip are replayed), wrapped with the QoS 2 fix.
+    this.persistenceConn = new PersistenceRedis({ ...this.options, keyPrefix: `${p}aedes:`, retryStrategy, connectionName: `uspgate:${nodeId}:persistence` })
+    this.persistenceConn.on('error', (err: Error) => { if (!this.closed) this.log.debug({ err }, 'persistence redis error') })
+    this.persistence = hardenPersistence(redisPersistence({ conn: this.persistenceConn }))
+    // Live routing: every MQTT publish is a Redis PUBLISH on <prefix>mqtt:<topic>.
+    this.mq = new MQEmitterRedisPrefix(`${p}mqtt:`, { ...this.options, retryStrategy, connectionName: `uspgate:${nodeId}:mqemitter` })
+    ;(this.mq as unknown as { state: NodeJS.EventEmitter }).state.on('error', (err: Error) => this.log.debug({ err }, 'mqemitter-redis error'))
+
+    this.upGauge = new Gauge({ name: 'uspgate_redis_up', help: '1 while this node has working Redis connections and a resynchronised state copy', registers: [metrics.registry] })
+    this.upGauge.set(0)
+  }
+
+  /** True while new connections and admin writes may be served. */
+  get trusted (): boolean {
+    return !this.closed && this.synced && this.cmd.status === 'ready' && this.sub.status === 'ready'
+  }
+
+  get up (): boolean { return this.cmd.status === 'ready' && this.sub.status === 'ready' }
+
+  /** Connects, refuses a node id held by another live process, subscribes the control channel. */
+  async connect (store: RedisStateStore): Promise<void> {
+    this.store = store
+    store.onChange = change => this.publish(change)
+    try {
+      await Promise.all([this.cmd.connect(), this.sub.connect(), this.tail.connect()])
+    } catch (err) {
+      throw new Error(`cannot reach Redis at ${redactRedisUrl(this.settings.url)}: ${(err as Error).message}`)
+    }
+    const prev = await this.cmd.get(this.keys.nodesPrefix + this.nodeId)
+    if (prev !== null) {
+      const hb = JSON.parse(prev) as NodeHeartbeat
+      if (hb.instance !== this.instance && Date.now() - Date.parse(hb.heartbeat) < HEARTBEAT_TTL_S * 1000) {
+        throw new Error(`node id "${this.nodeId}" is in use by a live node (heartbeat ${hb.heartbeat}); give every node its own USPGATE_NODE_ID, or wait ${HEARTBEAT_TTL_S}s after a crash`)
+      }
+    }
+    // Subscribe before the first load: a change published meanwhile is then either in the load or in a message.
+    await this.sub.subscribe(this.keys.control)
+  }
+
+  /** After the gateway loaded its state: serve control messages, heartbeat, follow the event stream. */
+  async start (hooks: ClusterHooks): Promise<void> {
+    this.hooks = hooks
+    this.synced = true
+    this.wasUp = true
+    this.upGauge.set(1)
+    await this.loadEventTail()
+    await this.heartbeat()
+    this.heartbeatTimer = setInterval(() => { this.heartbeat().catch(() => {}) }, HEARTBEAT_MS)
+    this.heartbeatTimer.unref()
+    void this.followEvents()
+  }
+
+  /**
+   * Wraps aedes' authenticate: while the state copy cannot be trusted every CONNECT is refused with
+   * "server unavailable" (MQTT 5 0x88, 3.1.1 return code 3) before any credential is looked at.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  guardAuthenticate<F extends (client: any, username: any, password: any, done: (err: any, ok: any) => void) => void> (authenticate: F, emit: (e: SecurityEventInput) => void): F {
+    const guarded = (client: { conn?: { remoteAddress?: string }, gwWireId?: string }, username: unknown, password: unknown, done: (err: unknown, ok: unknown) => void): void => {
+      if (this.trusted) { authenticate(client, username, password, done); return }
+      emit({ code: 'cluster.connect_refused', action: 'connect', clientId: client.gwWireId, remoteAddress: client.conn?.remoteAddress, reason: this.up ? 'resynchronising from Redis' : 'Redis unreachable' })
+      done(Object.assign(new Error('server unavailable'), { returnCode: 3, gatewayDenied: true }), null)
+    }
+    return guarded as unknown as F
+  }
+
+  // ---- control channel
+
+  async publish (change: StoreChange | { kind: 'policy' } | { kind: 'cert-revoked', tenant: string, serial: string }): Promise<void> {
+    const msg: ControlMessage = { origin: this.instance, ...change }
+    try {
+      await this.cmd.publish(this.keys.control, JSON.stringify(msg))
+    } catch (err) {
+      // The write itself is in Redis; nodes that miss this message resync when their link comes back.
+      this.log.warn({ err, kind: change.kind }, 'control message not published')
+    }
+  }
+
+  private onControl (text: string): void {
+    let msg: ControlMessage
+    try { msg = JSON.parse(text) as ControlMessage } catch { return }
+    if (msg.origin === this.instance || this.hooks === undefined || this.store === undefined) return
+    const store = this.store
+    const hooks = this.hooks
+    const refresh = (p: Promise<void>): void => { p.catch(err => this.resyncNeeded(err)) }
+    switch (msg.kind) {
+      case 'credential':
+        if (msg.revoked) {
+          // cut first, from the message alone (no Redis round trip), then refresh the record
+          store.markRevoked(msg.tenant, msg.principal, new Date().toISOString())
+          hooks.onRevoked(msg.tenant, msg.principal)
+        }
+        refresh(store.refreshCredential(msg.tenant, msg.principal))
+        break
+      case 'tenant': refresh(store.refreshTenant(msg.id)); break
+      case 'admin-token': refresh(store.refreshAdminToken(msg.id)); break
+      case 'policy': refresh(hooks.onPolicyChanged()); break
+      default: break
+    }
+  }
+
+  // ---- outage and resync
+
+  private connectionLost (): void {
+    if (this.closed) return
+    this.synced = false
+    this.upGauge.set(0)
+    if (this.wasUp && this.hooks !== undefined) {
+      this.wasUp = false
+      this.log.error('redis connection lost: new connections refused, admin writes fail (503) until resynchronised')
+      this.hooks.emit({ code: 'cluster.redis_down', reason: `connection to ${redactRedisUrl(this.settings.url)} lost; new CONNECTs refused (server unavailable) until resynchronised` })
+    }
+  }
+
+  private resyncNeeded (err: unknown): void {
+    this.log.warn({ err }, 'control message could not be applied; full resync')
+    this.synced = false
+    this.upGauge.set(0)
+    this.scheduleResync(RESYNC_RETRY_MS)
+  }
+
+  private scheduleResync (delay: number): void {
+    if (this.closed || this.hooks === undefined || this.resyncTimer !== undefined) return
+    this.resyncTimer = setTimeout(() => {
+      this.resyncTimer = undefined
+      this.resync().catch(() => {})
+    }, delay)
+    this.resyncTimer.unref()
+  }
+
+  /** Full reload once both connections are up; retried until it succeeds. */
+  async resync (): Promise<void> {
+    if (this.resyncing) return await this.resyncing
+    this.resyncing = (async () => {
+      if (this.closed || this.hooks === undefined || this.synced) return
+      if (!this.up) return // the next 'ready' schedules another attempt
+      try {
+        await this.hooks.resync()
+        if (!this.up) return
+        this.synced = true
+        this.upGauge.set(1)
+        if (!this.wasUp) {
+          this.wasUp = true
+          this.log.info('redis back: state resynchronised, serving again')
+          this.hooks.emit({ code: 'cluster.redis_up', reason: 'state resynchronised from Redis; new connections accepted again' })
+        }
+        this.heartbeat().catch(() => {})
+      } catch (err) {
+        this.log.warn({ err }, 'resync from Redis failed; retrying')
+        this.scheduleResync(RESYNC_RETRY_MS)
+      }
+    })().finally(() => { this.resyncing = undefined })
+    return await this.resyncing
+  }
+
+  // ---- heartbeats and the cluster view
+
+  private async heartbeat (): Promise<void> {
+    if (this.hooks === undefined || this.closed || this.cmd.status !== 'ready') return
+    const hb: NodeHeartbeat = { node: this.nodeId, instance: this.instance, startedAt: this.startedAt, heartbeat: new Date().toISOString(), ...this.hooks.heartbeat() }
+    await this.cmd.set(this.keys.nodesPrefix + this.nodeId, JSON.stringify(hb), 'EX', HEARTBEAT_TTL_S)
+  }
+
+  async view (): Promise<ClusterView> {
+    const keys: string[] = []
+    let cursor = '0'
+    do {
+      const [next, batch] = await this.cmd.scan(cursor, 'MATCH', `${this.keys.nodesPrefix}*`, 'COUNT', 500)
+      cursor = next
+      keys.push(...batch)
+    } while (cursor !== '0')
+    const values = keys.length > 0 ? await this.cmd.mget(...keys) : []
+    const beats = values.filter((v): v is string => v !== null).map(v => JSON.parse(v) as NodeHeartbeat)
+    const storeIndex = await this.cmd.get(this.keys.policyIndex)
+    const storeRevision = storeIndex !== null ? (JSON.parse(storeIndex) as { active?: { stable?: string } | null }).active?.stable : undefined
+    const counts = new Map<string, number>()
+    for (const b of beats) counts.set(b.revisions.stable, (counts.get(b.revisions.stable) ?? 0) + 1)
+    const majorityRevision = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]?.[0]
+    const reference = storeRevision ?? majorityRevision
+    const now = Date.now()
+    const nodes = beats.map(b => ({
+      ...b,
+      ageMs: now - Date.parse(b.heartbeat),
+      self: b.instance === this.instance,
+      diverged: reference !== undefined && b.revisions.stable !== reference
+    })).sort((a, b) => a.node.localeCompare(b.node))
+    return {
+      mode: 'cluster',
+      node: this.nodeId,
+      redis: { url: redactRedisUrl(this.settings.url), prefix: this.settings.prefix, up: this.up, trusted: this.trusted },
+      ...(storeRevision !== undefined ? { storeRevision } : {}),
+      ...(majorityRevision !== undefined ? { majorityRevision } : {}),
+      nodes
+    }
+  }
+
+  // ---- security-event stream (every node's events on every node)
+
+  appendEvent (ev: SecurityEvent): void {
+    if (this.closed || this.cmd.status !== 'ready') return // the node's own audit file still has it
+    const max = this.settings.eventStreamMax ?? DEFAULT_EVENT_STREAM_MAX
+    this.cmd.xadd(this.keys.events, 'MAXLEN', '~', String(max), '*', 'e', JSON.stringify(ev)).catch(err => this.log.debug({ err }, 'event not appended to the stream'))
+  }
+
+  private async loadEventTail (): Promise<void> {
+    const max = Math.min(this.settings.eventStreamMax ?? DEFAULT_EVENT_STREAM_MAX, DEFAULT_EVENT_STREAM_MAX)
+    const entries = await this.cmd.xrevrange(this.keys.events, '+', '-', 'COUNT', max)
+    if (entries.length > 0) this.tailId = entries[0]![0]
+    for (const [, fields] of entries.reverse()) this.ingest(fields)
+  }
+
+  private ingest (fields: string[]): void {
+    const i = fields.indexOf('e')
+    if (i < 0 || fields[i + 1] === undefined) return
+    try {
+      const ev = JSON.parse(fields[i + 1]!) as SecurityEvent
+      if (ev.node !== this.nodeId) this.hooks?.onRemoteEvent(ev)
+    } catch { /* not ours */ }
+  }
+
+  private async followEvents (): Promise<void> {
+    while (!this.closed) {
+      try {
+        const res = await this.tail.xread('COUNT', 1000, 'BLOCK', 1000, 'STREAMS', this.keys.events, this.tailId)
+        if (res === null) continue
+        for (const [, entries] of res) {
+          for (const [id, fields] of entries) { this.tailId = id; this.ingest(fields) }
+        }
+      } catch {
+        if (this.closed) return
+        await new Promise(resolve => setTimeout(resolve, 500))
+      }
+    }
+  }
+
+  // ---- policy versions in Redis
+
+  policyBackend (): { loadIndex: () => Promise<string | null>, saveIndex: (text: string) => Promise<void>, getBundle: (rev: string) => Promise<Buffer | null>, putBundle: (rev: string, bytes: Buffer) => Promise<void>, delBundle: (rev: string) => Promise<void> } {
+    return {
+      loadIndex: async () => await this.cmd.get(this.keys.policyIndex),
+      saveIndex: async text => {
+        await this.cmd.set(this.keys.policyIndex, text)
+        await this.publish({ kind: 'policy' })
+      },
+      getBundle: async rev => await this.cmd.getBuffer(this.keys.policyBundle(rev)),
+      putBundle: async (rev, bytes) => { await this.cmd.set(this.keys.policyBundle(rev), bytes) },
+      delBundle: async rev => { await this.cmd.del(this.keys.policyBundle(rev)) }
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
+    if (this.resyncTimer) clearTimeout(this.resyncTimer)
+    try { if (this.cmd.status === 'ready') await this.cmd.del(this.keys.nodesPrefix + this.nodeId) } catch { /* gone */ }
+    this.closed = true
+    this.upGauge.set(0)
+    for (const c of [this.cmd, this.sub, this.tail]) c.disconnect()
+    // the persistence's destroy() unsubscribes through the (already closed) emitter; bounded wait, then cut
+    await Promise.race([Promise.resolve(this.persistence.destroy()).catch(() => {}), new Promise(resolve => setTimeout(resolve, 500).unref())])
+    this.persistenceConn.disconnect()
+  }
+}
+
+/** Cluster mode needs a stable node id: USPGATE_NODE_ID, else the host name (stable per pod/host). */
+export function clusterNodeId (configured: string | undefined): string {
+  return configured ?? hostname()
+}
