@@ -25,6 +25,7 @@ import type { Metrics } from './metrics.ts'
 import type { SecurityEvents } from './security-events.ts'
 import type { ClientState, SessionHandle, SessionIndex } from './sessions.ts'
 import type { StateStore } from './store/state-store.ts'
+import { requireClusterMasterKey } from './cluster-pki.ts'
 
 /** Listener name in sessions, metrics and the policy input. */
 export const MQTTS_LISTENER = 'mqtts'
@@ -50,6 +51,16 @@ export interface CertificateHost {
   readonly sessions: SessionIndex
   readonly metrics: Metrics
   readonly store: StateStore
+}
+
+/** Cluster mode: how the service shares its pki directory through Redis (broker/cluster-pki.ts). */
+export interface PkiSync {
+  /** Around the first load (init): download the shared PKI, or create and upload it, under the cluster lock. */
+  initialize: (init: () => Promise<void>) => Promise<void>
+  /** Around every CA mutation: newest shared copy first, upload after, under the cluster lock. */
+  mutate: <T>(task: () => Promise<T>) => Promise<T>
+  /** Cluster resync (start, reconnect): apply a newer shared copy. */
+  resync: () => Promise<void>
 }
 
 /** Hands an authenticated-at-TLS socket to aedes (Gateway.handleConnection) and returns its client. */
@@ -120,6 +131,10 @@ export class CertificateService {
   private trusted = new Set<string>()
   private expiryTimer: NodeJS.Timeout | undefined
   private closed = false
+  /** Cluster mode: the pki directory is shared through Redis (broker/cluster-pki.ts); undefined when embedded. */
+  pkiSync: PkiSync | undefined
+  private masterKey: string | Buffer | undefined
+  private untrack: (() => void) | undefined
 
   constructor (private readonly host: CertificateHost, private readonly handoff: Handoff) {
     const service = this
@@ -159,16 +174,20 @@ export class CertificateService {
     const keySetting = config.pkiMasterKey !== undefined ? 'USPGATE_PKI_MASTER_KEY' : `USPGATE_PKI_MASTER_KEY (unset, so the key in ${join(config.dataDir, MASTER_KEY_FILE)})`
     let ca: CertificateAuthority
     try {
+      if (this.pkiSync !== undefined) requireClusterMasterKey(config) // never a per-node generated key
       const masterKey = config.pkiMasterKey ?? await loadOrCreateMasterKey(join(config.dataDir, MASTER_KEY_FILE))
-      ca = new CertificateAuthority({ dir: join(config.dataDir, 'pki'), masterKey })
-      await ca.init({ serverSans: config.serverSans ?? DEFAULT_SERVER_SANS })
+      const created = ca = new CertificateAuthority({ dir: join(config.dataDir, 'pki'), masterKey })
+      const init = async (): Promise<void> => { await created.init({ serverSans: config.serverSans ?? DEFAULT_SERVER_SANS }) }
+      // cluster mode: download the shared PKI, or create and upload it, under the Redis lock
+      await (this.pkiSync !== undefined ? this.pkiSync.initialize(init) : init())
+      this.masterKey = masterKey
     } catch (err) {
       // A wrong key or bad SAN is a settings problem: one clear line at start-up.
       if (err instanceof CertError && (err.code === 'cert.bad_master_key' || err.code === 'cert.weak_master_key')) throw new ConfigError(keySetting, err.message)
       if (err instanceof CertError && err.code === 'cert.invalid_san') throw new ConfigError('USPGATE_SERVER_SANS', err.message)
       throw err
     }
-    ca.onTrustChange(() => this.onTrustChange())
+    this.untrack = ca.onTrustChange(() => this.onTrustChange())
     this.ca = ca
     this.trusted = pemBlocks(ca.trustBundlePem())
     this.checkExpiry()
@@ -290,6 +309,35 @@ export class CertificateService {
     this.checkExpiry()
   }
 
+  /**
+   * Cluster mode: the pki directory now holds a newer shared copy. Loads it into a
+   * fresh authority, swaps it in, reloads the TLS context and re-checks every live
+   * certificate connection (revoked serial or CA, removed trust → cut).
+   */
+  async reloadAuthority (): Promise<void> {
+    const old = this.ca
+    if (old === undefined || this.masterKey === undefined) return // loaded from the new files on first use
+    const ca = new CertificateAuthority({ dir: old.dir, masterKey: this.masterKey })
+    try {
+      await ca.init({ serverSans: this.host.config.serverSans ?? DEFAULT_SERVER_SANS })
+    } catch (err) {
+      if (err instanceof CertError && err.code === 'cert.bad_master_key') throw new ConfigError('USPGATE_PKI_MASTER_KEY', `${err.message} (the shared PKI was written with another key: every node needs the same one)`)
+      throw err
+    }
+    this.untrack?.()
+    this.untrack = ca.onTrustChange(() => this.onTrustChange())
+    this.ca = ca
+    this.onTrustChange()
+    this.revalidate()
+  }
+
+  /** Runs a CA mutation; in cluster mode on the newest shared copy, under the PKI lock, uploaded after. */
+  private async mutating<T> (task: (ca: CertificateAuthority) => Promise<T>): Promise<T> {
+    await this.authority()
+    if (this.pkiSync === undefined) return await task(this.ca!)
+    return await this.pkiSync.mutate(async () => await task(this.ca!))
+  }
+
   /** Re-identifies every live certificate connection (optionally of one tenant); cuts those no longer accepted. */
   private revalidate (tenant?: string): void {
     const ca = this.ca
@@ -379,13 +427,12 @@ export class CertificateService {
   /** Issues a device certificate from the tenant's issuing CA (created on first use). The key is returned once, never stored. */
   async issue (tenant: string, input: { principal: string, role: string, validDays?: number | undefined }, actor: Actor): Promise<IssuedCertificateView> {
     this.requireTenant(tenant)
-    const ca = await this.authority()
-    const issued = await mapCertErrors(async () => {
+    const issued = await this.mutating(async ca => await mapCertErrors(async () => {
       await ca.ensureTenantCA(tenant) // also replaces a revoked issuing CA
       return await ca.issueCertificate({
         tenant, principal: input.principal, role: input.role as 'agent' | 'controller', ...(input.validDays !== undefined ? { validDays: input.validDays } : {})
       })
-    })
+    }))
     const notAfter = issued.notAfter.toISOString()
     this.host.events.emit({ code: 'cert.issued', tenant, principal: issued.principal, actor: actor.id, action: 'cert.issue', reason: `serial ${issued.serial}, role ${issued.role}, valid until ${notAfter}` })
     return {
@@ -419,9 +466,8 @@ export class CertificateService {
   /** Revokes one serial (CRL, or the deny-list for vendor-CA serials) and cuts its live sessions at once. */
   async revoke (tenant: string, serial: string, reason: RevocationReason | undefined, actor: Actor): Promise<RevokedCertificateView> {
     this.requireTenant(tenant)
-    const ca = await this.authority()
     const started = Date.now()
-    const info = await mapCertErrors(async () => {
+    const info = await this.mutating(async ca => await mapCertErrors(async () => {
       try {
         return await ca.revokeCertificate(tenant, serial, reason)
       } catch (err) {
@@ -429,7 +475,7 @@ export class CertificateService {
         if (err instanceof CertError && err.code === 'cert.unknown_tenant') throw new CertError('cert.not_found', `tenant ${tenant} has no certificate with serial ${serial}`)
         throw err
       }
-    })
+    }))
     const already = info.revokedAt.getTime() < started // revocation is idempotent: an earlier one is returned as is
     const conns = [...this.connections].filter(c => c.identity.tenant === tenant && c.identity.serial === info.serial)
     const disconnected = this.cut(conns, s => s.auth === 'certificate' && s.tenant === tenant && s.certSerial === info.serial)
@@ -442,21 +488,19 @@ export class CertificateService {
   /** The tenant CA's CRL (PEM). */
   async crlPem (tenant: string): Promise<string> {
     this.requireTenant(tenant)
-    const ca = await this.authority()
-    return await mapCertErrors(async () => {
+    return await this.mutating(async ca => await mapCertErrors(async () => {
       await ca.ensureTenantCA(tenant)
-      return await ca.crlPem(tenant)
-    })
+      return await ca.crlPem(tenant) // may re-sign (refresh): shared like any change
+    }))
   }
 
   /** The tenant's issuing CA then the root (what a device needs besides its own certificate). */
   async caChainPem (tenant: string): Promise<string> {
     this.requireTenant(tenant)
-    const ca = await this.authority()
-    return await mapCertErrors(async () => {
+    return await this.mutating(async ca => await mapCertErrors(async () => {
       await ca.ensureTenantCA(tenant)
       return ca.caChainPem(tenant)
-    })
+    }))
   }
 
   /**
@@ -472,8 +516,7 @@ export class CertificateService {
 
   async importCa (tenant: string, pem: string, actor: Actor): Promise<ImportedCaView> {
     this.requireTenant(tenant)
-    const ca = await this.authority()
-    const info = await mapCertErrors(async () => await ca.importTenantCA(tenant, pem))
+    const info = await this.mutating(async ca => await mapCertErrors(async () => await ca.importTenantCA(tenant, pem)))
     this.host.events.emit({ code: 'ca.imported', tenant, actor: actor.id, action: 'ca.import', reason: `fingerprint ${info.fingerprint}, subject "${info.subject.slice(0, 200)}", valid until ${info.notAfter.toISOString()}` })
     return { tenant, fingerprint: info.fingerprint, subject: info.subject, notAfter: info.notAfter.toISOString() }
   }
@@ -487,9 +530,8 @@ export class CertificateService {
   /** Stops trusting an imported vendor CA; sessions it authenticated are cut. */
   async removeImportedCa (tenant: string, fingerprint: string, actor: Actor): Promise<{ tenant: string, fingerprint: string, disconnected: number }> {
     this.requireTenant(tenant)
-    const ca = await this.authority()
     const before = this.cutCount(tenant)
-    const removed = await mapCertErrors(async () => await ca.removeImportedCA(tenant, fingerprint))
+    const removed = await this.mutating(async ca => await mapCertErrors(async () => await ca.removeImportedCA(tenant, fingerprint)))
     if (!removed) throw new ControlError(404, 'not found', `tenant ${tenant} trusts no imported CA with fingerprint ${fingerprint}`)
     this.revalidate(tenant)
     const disconnected = this.cutCount(tenant) - before
@@ -504,10 +546,9 @@ export class CertificateService {
    */
   async revokeCa (tenant: string, reason: RevocationReason | undefined, actor: Actor): Promise<{ tenant: string, serial: string, revokedAt: string, disconnected: number }> {
     this.requireTenant(tenant)
-    const ca = await this.authority()
     const before = this.cutCount(tenant)
     const started = Date.now()
-    const r = await mapCertErrors(async () => {
+    const r = await this.mutating(async ca => await mapCertErrors(async () => {
       try {
         return await ca.revokeTenantCA(tenant, reason)
       } catch (err) {
@@ -516,7 +557,7 @@ export class CertificateService {
         }
         throw err
       }
-    })
+    }))
     this.revalidate(tenant)
     const disconnected = this.cutCount(tenant) - before
     if (r.revokedAt.getTime() >= started) { // not a repeat of an earlier revocation

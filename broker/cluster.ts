@@ -2,7 +2,8 @@
 //   - aedes sessions, offline queues, retained messages and wills (aedes-persistence-redis, keys
 //     under `<prefix>aedes:`), and live cross-node routing (mqemitter-redis, channels `<prefix>mqtt:<topic>`);
 //   - the state store (RedisStateStore), policy versions + assignment, a capped security-event stream;
-//   - the control channel `<prefix>control` (pub/sub): revocations, state changes, policy changes;
+//   - the control channel `<prefix>control` (pub/sub): revocations, state changes, policy changes,
+//     PKI changes (the CA directory mirrored in `<prefix>pki`, see cluster-pki.ts);
 //   - heartbeats `<prefix>nodes:<id>` (EXPIRE) listing each node's policy revisions.
 // A node serves new connections only while it can trust its copy of the state: both Redis connections
 // up and a full resync done since the last time either went down. Otherwise CONNECTs are refused with
@@ -71,6 +72,8 @@ export type ControlMessage = { origin: string } & (
   | StoreChange
   | { kind: 'policy' }
   | { kind: 'cert-revoked', tenant: string, serial: string }
+  /** The shared PKI (hash `<prefix>pki`) changed; handled by broker/cluster-pki.ts, not here. */
+  | { kind: 'pki', version: number }
 )
 
 export interface NodeHeartbeat {

@@ -28,6 +28,7 @@ import { coalesceWrites } from './socket-writes.ts'
 import { generateSecret, hashSecret } from './credentials.ts'
 import { ControlPlane } from './control-plane.ts'
 import { CertificateService } from './certificates.ts'
+import { ClusterPki, requireClusterMasterKey } from './cluster-pki.ts'
 import { buildAdminApi, type AdminApi, type AdminSettings } from '../admin-api/index.ts'
 import { PolicyEngine } from '../policies/index.ts'
 import { PolicyVersions, policyHistoryFromEnv, canaryDenyMultipleFromEnv } from './policy-versions.ts'
@@ -81,6 +82,8 @@ export class Gateway {
     this.events = new SecurityEvents(config.dataDir, this.nodeId, this.log)
     const eventCounter = this.metrics.securityEvents
     this.events.onEvent = code => eventCounter.labels(code).inc()
+    // the shared CA needs the same master key on every node: refused before any connection is opened
+    if (config.redis && config.mqtts) requireClusterMasterKey(config)
     this.cluster = config.redis ? new Cluster(this.nodeId, config.redis, this.log, this.metrics) : undefined
     this.store = this.cluster ? new RedisStateStore(this.cluster.cmd, config.redis!.prefix) : new FileStateStore(config.dataDir)
     this.sessions = new SessionIndex(this.nodeId)
@@ -144,6 +147,16 @@ export class Gateway {
       ...(this.cluster ? { authenticate: this.cluster.guardAuthenticate(hooks.authenticate, emit) } : {})
     })
     this.certificates = new CertificateService(this, (socket, listener) => this.handleConnection(socket, listener))
+    // cluster mode: one PKI for every node, mirrored through Redis (broker/cluster-pki.ts)
+    if (this.cluster) {
+      this.certificates.pkiSync = new ClusterPki({
+        cluster: this.cluster,
+        dir: join(config.dataDir, 'pki'),
+        log: this.log,
+        assertWritable: () => this.control.requireWritable(),
+        reload: async () => { await this.certificates.reloadAuthority() }
+      })
+    }
     this.control = new ControlPlane(this)
     this.wireBrokerEvents()
   }
@@ -348,6 +361,7 @@ export class Gateway {
       resync: async () => {
         await store.load()
         await this.policyVersions.resync()
+        await this.certificates.pkiSync?.resync() // certificate revocations and trust missed while away
         // revocations missed while away: cut sessions whose credential is now revoked
         for (const h of this.sessions.matching(() => true)) {
           if (store.getCredential(h.state.tenant, h.state.principal)?.revokedAt !== undefined) this.disconnectIdentity(h.state.tenant, h.state.principal)
