@@ -10,3 +10,21 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 echo "redis-server: $(command -v redis-server)"
 if [ -f .ci/install-opa.sh ]; then bash .ci/install-opa.sh; fi
+# schemathesis (PyPI, pinned) for the OpenAPI fuzz run of the admin API (.ci/fuzz-admin.sh,
+# test/admin/fuzz.test.ts), in a virtualenv under .ci/bin (git-ignored). Idempotent.
+SCHEMATHESIS_VERSION=4.32.5
+st_venv=.ci/bin/venv
+if [ "$("$st_venv/bin/schemathesis" --version 2>/dev/null || true)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
+  echo "installing schemathesis $SCHEMATHESIS_VERSION into $st_venv"
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-pip >/dev/null) || {
+      echo "could not install python3 / python3-venv (apt-get failed)" >&2; exit 1; }
+  fi
+  rm -rf "$st_venv"
+  python3 -m venv "$st_venv" || {
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null) && python3 -m venv "$st_venv"; } || {
+    echo "could not create a python virtualenv in $st_venv" >&2; exit 1; }
+  "$st_venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" || {
+    echo "could not install schemathesis $SCHEMATHESIS_VERSION from PyPI" >&2; exit 1; }
+fi
+echo "schemathesis: $("$st_venv/bin/schemathesis" --version)"

@@ -5,6 +5,7 @@ import { call, CliError, resolveAdmin } from './cli-client.ts'
 import { certCommand, CERT_USAGE } from './cert-commands.ts'
 import { policyCommand, POLICY_USAGE } from './policy-commands.ts'
 import { tokenCommand, TOKEN_USAGE } from './token-commands.ts'
+import { adminSettingsFromEnv } from '../broker/admin-settings.ts'
 
 const USAGE = `usage:
   uspgate start [--data-dir DIR] [--mqtt-host H] [--mqtt-port P] [--admin-host H] [--admin-port P] [--node-id ID] [--log-level L]
@@ -45,7 +46,8 @@ function table (rows: Array<Record<string, unknown>>, cols: string[]): string {
 
 async function start (flags: Record<string, string>): Promise<void> {
   const config = loadConfig(flags)
-  const gateway = new Gateway(config)
+  // USPGATE_ADMIN_TLS / _CLIENT_CA / rate limits: checked before anything starts
+  const gateway = new Gateway(config, { adminSettings: adminSettingsFromEnv() })
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return

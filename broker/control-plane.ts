@@ -178,15 +178,6 @@ export class ControlPlane {
   listSessions (tenant?: string): SessionView[] { return this.gw.sessions.list(tenant) }
 
   queryEvents (q: EventQuery): SecurityEvent[] { return this.gw.events.query(q) }
-
-  findAdminToken (tokenHash: string): { id: string, role: string } | undefined {
-    const t = this.gw.store.findAdminTokenByHash(tokenHash)
-    return t && t.revokedAt === undefined ? { id: t.id, role: t.role } : undefined
-  }
-
-  recordAdminAuthFailure (address: string, reason: string): void {
-    this.gw.events.emit({ code: 'admin.auth_failed', remoteAddress: address, reason })
-  }
 }
 
 function mapStoreError (err: unknown): Error {
