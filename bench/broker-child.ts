@@ -1,6 +1,7 @@
 // One broker under test, in its own process so the load generator never shares its event loop.
 //   plain:    tsx bench/broker-child.ts aedes            (controls: aedes-nodelay, aedes-nodelay-cork)
 //   gateway:  tsx bench/broker-child.ts gateway <data-dir>
+//   cluster:  tsx bench/broker-child.ts gateway <data-dir> <redis-url> <node-id>   (a node of gateway-2node)
 // Started by bench/brokers.ts with an IPC channel: the child sends {type:'ready', port} once it
 // listens, then answers requests ({id, type}) with {id, ok, result | error}. It exits when asked
 // ('close', so a --cpu-prof profile gets written) or as soon as the parent goes away.
@@ -21,6 +22,8 @@ export interface CredentialRequest {
 export type ChildRequest =
   | { id: number, type: 'stats' }
   | { id: number, type: 'provision', tenant: string, credentials: CredentialRequest[] }
+  /** cluster node: resolves once this node's state copy (from Redis) has every principal; rejects after timeoutMs */
+  | { id: number, type: 'await-credentials', tenant: string, principals: string[], timeoutMs: number }
   | { id: number, type: 'profile-start' }
   | { id: number, type: 'profile-stop', file: string }
   | { id: number, type: 'close' }
@@ -69,6 +72,7 @@ interface Running {
   notes: string[]
   connectedClients: () => number
   provision: (tenant: string, creds: CredentialRequest[]) => Promise<ProvisionResult>
+  awaitCredentials: (tenant: string, principals: string[], timeoutMs: number) => Promise<void>
   close: () => Promise<void>
 }
 
@@ -101,6 +105,7 @@ async function startAedes (variant: 'plain' | 'nodelay' | 'nodelay-cork'): Promi
     notes: [notes[variant]],
     connectedClients: () => (broker as unknown as { connectedClients: number }).connectedClients,
     provision: async () => ({ secrets: [], ms: 0 }),
+    awaitCredentials: async () => {},
     close: async () => {
       server.close()
       await new Promise<void>(resolve => broker.close(() => resolve()))
@@ -119,8 +124,20 @@ function coalesceWrites (socket: Socket): void {
   }
 }
 
-/** The uspgate Gateway with its real defaults, except the per-client publish rate limit. */
-async function startGateway (dataDir: string): Promise<Running> {
+/** Cluster-mode settings of a gateway-2node node (same Redis and prefix on both, own node id). */
+export interface ClusterNodeArgs {
+  redisUrl: string
+  nodeId: string
+}
+
+/** Shared by both cluster nodes (required in cluster mode; MQTTS is off, so the CA is never used). */
+const BENCH_PKI_MASTER_KEY = 'bench-pki-master-key-0123456789abcdef'
+
+/**
+ * The uspgate Gateway with its real defaults, except the per-client publish rate limit.
+ * With `cluster`: the same, in cluster mode on the given Redis (MQTTS off: two nodes on one host).
+ */
+async function startGateway (dataDir: string, cluster?: ClusterNodeArgs): Promise<Running> {
   // loadConfig with an empty environment = the shipped defaults (log level info, default limits,
   // default policy, invariants, USP inspection); only ports, paths and the rate limit are set here.
   const config = loadConfig({
@@ -130,8 +147,11 @@ async function startGateway (dataDir: string): Promise<Running> {
     'admin-host': '127.0.0.1',
     'admin-port': '0',
     'admin-token': BENCH_ADMIN_TOKEN,
-    'node-id': 'bench-gateway',
-    'publish-rate': '0'
+    'node-id': cluster?.nodeId ?? 'bench-gateway',
+    'publish-rate': '0',
+    ...(cluster !== undefined
+      ? { 'redis-url': cluster.redisUrl, 'redis-prefix': 'uspgate-bench:', 'mqtts-port': 'off', 'pki-master-key': BENCH_PKI_MASTER_KEY }
+      : {})
   }, {})
   const gw = new Gateway(config, { printAdminToken: false })
   await gw.start()
@@ -139,7 +159,8 @@ async function startGateway (dataDir: string): Promise<Running> {
     port: gw.mqttPort,
     notes: [
       `uspgate Gateway, loadConfig() defaults (log level ${config.logLevel}, max packet ${config.limits.maxPacketBytes} B)`,
-      'limits.publishRatePerSecond = 0: per-client publish rate limit DISABLED (default 1000 msg/s per client caps each publisher by design)'
+      'limits.publishRatePerSecond = 0: per-client publish rate limit DISABLED (default 1000 msg/s per client caps each publisher by design)',
+      ...(cluster !== undefined ? [`cluster mode: node ${cluster.nodeId} on ${cluster.redisUrl} (prefix uspgate-bench:), MQTTS off`] : [])
     ],
     connectedClients: () => (gw.broker as unknown as { connectedClients: number }).connectedClients,
     provision: async (tenant, creds) => {
@@ -152,6 +173,15 @@ async function startGateway (dataDir: string): Promise<Running> {
         for (const r of issued) secrets.push(r.secret)
       }
       return { secrets, ms: Date.now() - t0 }
+    },
+    awaitCredentials: async (tenant, principals, timeoutMs) => {
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const missing = principals.filter(p => gw.store.getCredential(tenant, p) === undefined)
+        if (missing.length === 0) return
+        if (Date.now() > deadline) throw new Error(`${missing.length} of ${principals.length} credentials of tenant ${tenant} still unknown on this node after ${timeoutMs} ms (first: ${missing[0]!})`)
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
     },
     close: async () => { await gw.close() }
   }
@@ -190,7 +220,8 @@ async function main (): Promise<void> {
   else if (kind === 'gateway') {
     const dir = process.argv[3]
     if (!dir) throw new Error('gateway child needs a data dir')
-    running = await startGateway(dir)
+    const [redisUrl, nodeId] = [process.argv[4], process.argv[5]]
+    running = await startGateway(dir, redisUrl !== undefined && nodeId !== undefined ? { redisUrl, nodeId } : undefined)
   } else throw new Error(`unknown broker kind ${String(kind)}`)
 
   const profiler = new WindowProfiler()
@@ -225,6 +256,9 @@ async function main (): Promise<void> {
       }
       case 'provision':
         reply(running.provision(req.tenant, req.credentials))
+        break
+      case 'await-credentials':
+        reply(running.awaitCredentials(req.tenant, req.principals, req.timeoutMs))
         break
       case 'profile-start':
         reply(profiler.start())

@@ -23,6 +23,8 @@ export interface BrokerHandle {
   notes: string[]
   stats: () => Promise<ChildStats>
   provision: (tenant: string, credentials: CredentialRequest[]) => Promise<ProvisionResult>
+  /** Cluster node: waits until its state copy (from Redis) holds every principal. */
+  awaitCredentials: (tenant: string, principals: string[], timeoutMs: number) => Promise<void>
   profileStart: () => Promise<void>
   /** Writes the CPU profile since profileStart to file (.cpuprofile, Chrome DevTools format). */
   profileStop: (file: string) => Promise<string>
@@ -33,6 +35,8 @@ export interface BrokerHandle {
 export interface StartOptions {
   /** Extra node flags for the child, e.g. ['--cpu-prof', '--cpu-prof-dir=...']. */
   nodeFlags?: string[]
+  /** gateway only: run in cluster mode on this Redis with this node id (a node of gateway-2node) */
+  cluster?: { redisUrl: string, nodeId: string }
 }
 
 // ---- process-wide cleanup registry: children to kill and dirs to remove, also on signals/exit
@@ -59,6 +63,14 @@ function installHooks (): void {
   }
 }
 
+/** Registers another process (e.g. the bench's redis-server) to be SIGKILLed on every exit path. */
+export function trackProcess (child: ChildProcess): void {
+  installHooks()
+  if (child.exitCode !== null || child.signalCode !== null) return
+  liveChildren.add(child)
+  child.once('exit', () => liveChildren.delete(child))
+}
+
 export function makeTempDir (prefix: string): string {
   installHooks()
   const d = mkdtempSync(join(tmpdir(), prefix))
@@ -78,12 +90,14 @@ export function cleanupAll (): void {
 
 export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): Promise<BrokerHandle> {
   installHooks()
-  const workDir = makeTempDir(`uspgate-bench-${kind}-`)
+  const label = opts.cluster !== undefined ? `${kind} ${opts.cluster.nodeId}` : kind
+  const workDir = makeTempDir(`uspgate-bench-${opts.cluster?.nodeId ?? kind}-`)
   const dataDir = join(workDir, 'data')
   mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const logPath = join(workDir, 'broker.log')
   const logFd = openSync(logPath, 'a')
-  const child = fork(CHILD, kind === 'gateway' ? [kind, dataDir] : [kind], {
+  const args = kind !== 'gateway' ? [kind] : opts.cluster !== undefined ? [kind, dataDir, opts.cluster.redisUrl, opts.cluster.nodeId] : [kind, dataDir]
+  const child = fork(CHILD, args, {
     cwd: REPO,
     execArgv: ['--import', 'tsx', ...(opts.nodeFlags ?? [])],
     stdio: ['ignore', logFd, logFd, 'ipc'],
@@ -96,7 +110,7 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
   const logTail = (): string => {
     try {
       const lines = readFileSync(logPath, 'utf8').split('\n').slice(-15).map(l => l.length > 400 ? l.slice(0, 400) + '…' : l)
-      return `--- last lines of the ${kind} broker log:\n${lines.join('\n')}`
+      return `--- last lines of the ${label} broker log:\n${lines.join('\n')}`
     } catch { return '' }
   }
 
@@ -108,14 +122,14 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
     liveChildren.delete(child)
     for (const p of pending.values()) {
       clearTimeout(p.timer)
-      p.reject(new Error(`${kind} broker exited (code ${String(code)}, signal ${String(signal)}) during a request\n${logTail()}`))
+      p.reject(new Error(`${label} broker exited (code ${String(code)}, signal ${String(signal)}) during a request\n${logTail()}`))
     }
     pending.clear()
     resolve()
   }))
 
   const ready = await new Promise<Extract<ChildMessage, { type: 'ready' }>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${kind} broker did not start within ${START_TIMEOUT_MS} ms\n${logTail()}`)), START_TIMEOUT_MS)
+    const timer = setTimeout(() => reject(new Error(`${label} broker did not start within ${START_TIMEOUT_MS} ms\n${logTail()}`)), START_TIMEOUT_MS)
     child.on('message', (raw: unknown) => {
       const m = raw as ChildMessage
       if ('type' in m) { clearTimeout(timer); resolve(m); return }
@@ -124,28 +138,28 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
       pending.delete(m.id)
       clearTimeout(p.timer)
       if (m.ok) p.resolve(m.result)
-      else p.reject(new Error(`${kind} broker: ${m.error}`))
+      else p.reject(new Error(`${label} broker: ${m.error}`))
     })
-    void exitedP.then(() => { clearTimeout(timer); reject(new Error(`${kind} broker exited before it was ready\n${logTail()}`)) })
+    void exitedP.then(() => { clearTimeout(timer); reject(new Error(`${label} broker exited before it was ready\n${logTail()}`)) })
   }).catch((err: unknown) => {
     child.kill('SIGKILL')
     throw err
   })
 
   function request<T> (req: WithoutId<ChildRequest>): Promise<T> {
-    if (exited || !child.connected) return Promise.reject(new Error(`${kind} broker is not running\n${logTail()}`))
+    if (exited || !child.connected) return Promise.reject(new Error(`${label} broker is not running\n${logTail()}`))
     const id = nextId++
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         pending.delete(id)
-        reject(new Error(`${kind} broker did not answer ${req.type} within ${REQUEST_TIMEOUT_MS} ms`))
+        reject(new Error(`${label} broker did not answer ${req.type} within ${REQUEST_TIMEOUT_MS} ms`))
       }, REQUEST_TIMEOUT_MS)
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer })
       child.send({ ...req, id } as ChildRequest, err => {
         if (!err) return
         clearTimeout(timer)
         pending.delete(id)
-        reject(new Error(`${kind} broker: ${err.message}\n${logTail()}`))
+        reject(new Error(`${label} broker: ${err.message}\n${logTail()}`))
       })
     })
   }
@@ -157,6 +171,7 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
     notes: ready.notes,
     stats: () => request<ChildStats>({ type: 'stats' }),
     provision: (tenant, credentials) => request<ProvisionResult>({ type: 'provision', tenant, credentials }),
+    awaitCredentials: (tenant, principals, timeoutMs) => request<void>({ type: 'await-credentials', tenant, principals, timeoutMs }),
     profileStart: () => request<void>({ type: 'profile-start' }),
     profileStop: file => request<string>({ type: 'profile-stop', file }),
     async stop () {

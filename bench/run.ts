@@ -1,6 +1,8 @@
 // `npm run bench` (= tsx bench/run.ts): the uspgate Gateway side by side with plain aedes
 // 2.0.0-beta.1 in one run, each broker in its own child process, the same load shapes run one
 // after the other against each:
+//   - targets: plain aedes (baseline), the gateway, and gateway-2node (two gateway nodes in cluster
+//     mode on a redis-server started by the bench; publishers on node 1, subscribers on node 2)
 //   - fan-in/fan-out: 10 publishers × 10 subscribers, 256-byte payloads, QoS 0 then QoS 1,
 //     delivered messages/s and end-to-end latency over a fixed window after a warm-up
 //   - connect storm: 5,000 MQTT 5 clients, 200 CONNECTs in flight, connects/s and CONNACK latency
@@ -15,6 +17,7 @@
 //   npm run bench -- --controls        also run two control brokers: plain aedes with TCP_NODELAY,
 //                                      and with TCP_NODELAY + writes coalesced per event-loop turn
 //                                      (tells socket-level costs apart from hook costs)
+//   npm run bench -- --no-cluster      skip gateway-2node (no redis-server needed)
 //   other flags: --no-storm --no-decision --rounds=N --window=N
 //
 // Targets are informational: the exit code is 0 whatever the ratios, 1 only when the run itself
@@ -27,12 +30,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { runDecisionBench, type DecisionBenchResult } from './decision.ts'
 import { runFanout, type FanoutResult, type MqttIdentity } from './fanout.ts'
 import { runStorm, type StormResult } from './storm.ts'
-import { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, withCredentials, type Target, type TargetFactory } from './targets.ts'
+import { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, clusterGateway, withCredentials, type Target, type TargetFactory } from './targets.ts'
 import { cleanupAll, type CredentialRequest } from './brokers.ts'
 import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
 import { waitForQuiet } from './stats.ts'
 
-export { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, type Target, type TargetFactory } from './targets.ts'
+export { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, clusterGateway, type Target, type TargetFactory } from './targets.ts'
 
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 /** Other processes busier than this (% of one core) during a window make its numbers suspect. */
@@ -73,7 +76,7 @@ export interface BenchOptions {
 }
 
 export const defaultBenchOptions: BenchOptions = {
-  targets: [plainAedes, singleGateway],
+  targets: [plainAedes, singleGateway, clusterGateway],
   tenant: 'bench',
   publishers: 10,
   subscribers: 10,
@@ -249,7 +252,7 @@ export async function runBench (options: Partial<BenchOptions> = {}): Promise<Be
       await t.profileStart()
       try { return await fn() } finally {
         const files = await t.profileStop(join(profileDir, `${t.name}-${name}`))
-        for (const f of files) report.profiles[`${t.name}-${name}`] = { file: f, summary: await summarizeProfile(f) }
+        for (const [i, f] of files.entries()) report.profiles[files.length > 1 ? `${t.name}-${name}.${i + 1}` : `${t.name}-${name}`] = { file: f, summary: await summarizeProfile(f) }
       }
     }
     // Other work on the machine (a test suite...) skews a window: wait for quiet, within a budget.
@@ -490,27 +493,33 @@ export async function writeReport (r: BenchReport, dir: string): Promise<string>
 
 function parseArgs (argv: string[]): Partial<BenchOptions> {
   const o: Partial<BenchOptions> = {}
+  let cluster = true
+  let controls = false
   for (const a of argv) {
     if (a === '--cpu-prof') o.profile = true
+    else if (a === '--no-cluster') cluster = false
     else if (a === '--quick') Object.assign(o, { warmupMs: 500, measureMs: 2000, stormClients: 1000, stormWarmupClients: 100, rounds: 1, retries: 0, quietBudgetMs: 10_000 })
-    else if (a === '--controls') o.targets = [plainAedes, singleGateway, aedesNoDelay, aedesNoDelayCork]
+    else if (a === '--controls') controls = true
     else if (a.startsWith('--rounds=')) o.rounds = Number(a.slice(9))
     else if (a === '--no-decision') o.decision = false
     else if (a.startsWith('--window=')) o.window = Number(a.slice(9))
     else if (a === '--no-storm') o.stormClients = 0
-    else throw new Error(`unknown argument ${a} (use --quick, --cpu-prof, --controls, --no-decision, --no-storm, --window=N, --rounds=N)`)
+    else throw new Error(`unknown argument ${a} (use --quick, --cpu-prof, --controls, --no-cluster, --no-decision, --no-storm, --window=N, --rounds=N)`)
   }
+  o.targets = [plainAedes, singleGateway, ...(cluster ? [clusterGateway] : []), ...(controls ? [aedesNoDelay, aedesNoDelayCork] : [])]
   return o
 }
 
 async function main (): Promise<void> {
   const opts = parseArgs(process.argv.slice(2))
-  // A bench that hangs is worse than one that fails: hard stop well above the expected run time.
+  // A bench that hangs is worse than one that fails: hard stop well above the expected run time
+  // (about 1 minute per target, plus the waits for a quiet machine).
+  const watchdogMin = 3 + 1.5 * (opts.targets?.length ?? 2)
   const watchdog = setTimeout(() => {
-    console.error('bench: watchdog fired after 6 minutes; aborting')
+    console.error(`bench: watchdog fired after ${watchdogMin} minutes; aborting`)
     cleanupAll()
     process.exit(1)
-  }, 6 * 60_000)
+  }, watchdogMin * 60_000)
   watchdog.unref()
   const report = await runBench(opts)
   console.log(formatReport(report))

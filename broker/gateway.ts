@@ -332,18 +332,24 @@ export class Gateway {
     const file = join(this.config.dataDir, 'admin-token')
     let token = this.config.adminToken
     let generated = false
+    const existing = this.store.listAdminTokens().find(t => t.id === 'bootstrap')
     if (token === undefined) {
       try {
         token = (await readFile(file, 'utf8')).trim()
         await chmod(file, 0o600)
       } catch {
+        if (existing !== undefined && this.cluster !== undefined) {
+          // A cluster store already holds the bootstrap token (set by another node): never
+          // replace it with a new local one, which would lock every other node's admins out.
+          this.log.info('admin bootstrap token is held by the shared store; set USPGATE_ADMIN_TOKEN to use the CLI on this node')
+          return
+        }
         token = generateSecret('usa')
         await writeFile(file, token + '\n', { mode: 0o600, flag: 'wx' })
         generated = true
       }
     }
     const hash = hashSecret(token)
-    const existing = this.store.listAdminTokens().find(t => t.id === 'bootstrap')
     if (existing?.tokenHash !== hash) {
       await this.store.putAdminToken({ id: 'bootstrap', name: 'bootstrap', role: 'admin', tokenHash: hash, createdAt: new Date().toISOString() })
     }
