@@ -4,7 +4,7 @@
 // to a 0600 file with --out.
 import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { call, CliError, resolveAdmin } from './cli-client.ts'
+import { call, CliError, getText, resolveAdmin, table } from './cli-client.ts'
 
 export const CERT_USAGE = `  uspgate cert issue <tenant> <principal> --role agent|controller [--valid-days N] [--out DIR]
   uspgate cert list <tenant>
@@ -14,32 +14,6 @@ export const CERT_USAGE = `  uspgate cert issue <tenant> <principal> --role agen
   uspgate cert import-ca <tenant> <pem-file>    (trust a vendor CA for this tenant)
   uspgate cert revoke-ca <tenant> [--reason R]  (refuse every certificate of the tenant's issuing CA)
   uspgate cert trust-bundle [--scope server|clients]`
-
-interface Admin { url: string, token: string }
-
-/** GET of a PEM document; errors as call() reports them. */
-async function getText (admin: Admin, path: string): Promise<string> {
-  let res: Response
-  try {
-    res = await fetch(admin.url + path, { headers: { authorization: `Bearer ${admin.token}` } })
-  } catch (err) {
-    throw new CliError(`cannot reach the admin API at ${admin.url}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`)
-  }
-  const text = await res.text()
-  if (!res.ok) {
-    let p: { title?: string, detail?: string } | undefined
-    try { p = JSON.parse(text) as typeof p } catch { p = undefined }
-    throw new CliError(`${res.status} ${p?.title ?? res.statusText}${p?.detail !== undefined ? `: ${p.detail}` : ''}`)
-  }
-  return text
-}
-
-function table (rows: Array<Record<string, unknown>>, cols: string[]): string {
-  if (rows.length === 0) return '(none)'
-  const widths = cols.map(c => Math.max(c.length, ...rows.map(r => String(r[c] ?? '').length)))
-  const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()
-  return [line(cols), ...rows.map(r => line(cols.map(c => String(r[c] ?? ''))))].join('\n')
-}
 
 /** A principal (USP Endpoint ID, e.g. os::00256D-0001) as a file name. */
 function fileBase (principal: string): string {

@@ -32,23 +32,73 @@ export async function resolveAdmin (opts: ClientOptions, env: NodeJS.ProcessEnv 
   return { url: url.replace(/\/+$/, ''), token }
 }
 
-export async function call (admin: { url: string, token: string }, method: string, path: string, body?: unknown): Promise<unknown> {
+export type Admin = { url: string, token: string }
+
+type RequestBody = { json: unknown } | { bytes: Uint8Array, contentType: string }
+
+/** One admin API request; returns the response text. Unreachable API and 4xx/5xx become a CliError naming the problem. */
+async function request (admin: Admin, method: string, path: string, body?: RequestBody): Promise<string> {
+  const headers: Record<string, string> = { authorization: `Bearer ${admin.token}` }
+  let payload: BodyInit | undefined
+  if (body !== undefined && 'json' in body) {
+    headers['content-type'] = 'application/json'
+    payload = JSON.stringify(body.json)
+  } else if (body !== undefined) {
+    headers['content-type'] = body.contentType
+    payload = Buffer.from(body.bytes) as unknown as BodyInit
+  }
   let res: Response
   try {
-    res = await fetch(admin.url + path, {
-      method,
-      headers: { authorization: `Bearer ${admin.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {})
-    })
+    res = await fetch(admin.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) })
   } catch (err) {
     throw new CliError(`cannot reach the admin API at ${admin.url}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`)
   }
   const text = await res.text()
-  let json: unknown
-  try { json = text ? JSON.parse(text) : undefined } catch { json = undefined }
   if (!res.ok) {
-    const p = json as { title?: string, detail?: string } | undefined
+    let p: { title?: string, detail?: string } | undefined
+    try { p = JSON.parse(text) as typeof p } catch { p = undefined }
     throw new CliError(`${res.status} ${p?.title ?? res.statusText}${p?.detail ? `: ${p.detail}` : ''}`)
   }
-  return json
+  return text
+}
+
+function parseJson (text: string): unknown {
+  try { return text ? JSON.parse(text) : undefined } catch { return undefined }
+}
+
+/** JSON in, JSON out. */
+export async function call (admin: Admin, method: string, path: string, body?: unknown): Promise<unknown> {
+  return parseJson(await request(admin, method, path, body !== undefined ? { json: body } : undefined))
+}
+
+/** Raw bytes in (e.g. a policy bundle), JSON out. */
+export async function callRaw (admin: Admin, method: string, path: string, bytes: Uint8Array, contentType = 'application/gzip'): Promise<unknown> {
+  return parseJson(await request(admin, method, path, { bytes, contentType }))
+}
+
+/** GET of a text document (PEM). */
+export async function getText (admin: Admin, path: string): Promise<string> {
+  return await request(admin, 'GET', path)
+}
+
+export function table (rows: Array<Record<string, unknown>>, cols: string[]): string {
+  if (rows.length === 0) return '(none)'
+  const widths = cols.map(c => Math.max(c.length, ...rows.map(r => String(r[c] ?? '').length)))
+  const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()
+  return [line(cols), ...rows.map(r => line(cols.map(c => String(r[c] ?? ''))))].join('\n')
+}
+
+/** What a `uspgate <group> <action>` admin command gets. */
+export interface AdminCommand {
+  conn: Admin
+  action: string | undefined
+  args: string[]
+  flags: Record<string, string>
+  /** Prints `value` as JSON with --json, else the human text. */
+  out: (value: unknown, human: () => string) => void
+}
+
+/** Throws the usage line unless exactly `n` positional arguments were given. */
+export function needArgs (cmd: AdminCommand, group: string, n: number, what: string): void {
+  if (cmd.args.length !== n) throw new CliError(`usage: uspgate ${group} ${cmd.action ?? ''} ${what}`)
 }

@@ -1,7 +1,7 @@
 // `uspgate policy ...`: versions, upload, shadow, canary, promote, rollback and diff, through the
 // admin API (/v1/policies).
 import { readFile } from 'node:fs/promises'
-import { call, CliError } from './cli-client.ts'
+import { call, callRaw, CliError, needArgs, table, type AdminCommand } from './cli-client.ts'
 
 export const POLICY_USAGE = `  uspgate policy list
   uspgate policy upload <bundle.tar.gz> [--notes TEXT]
@@ -10,26 +10,6 @@ export const POLICY_USAGE = `  uspgate policy list
   uspgate policy promote <revision>
   uspgate policy rollback [--reason TEXT]
   uspgate policy diff <revision>`
-
-type Admin = { url: string, token: string }
-
-/** POSTs raw bytes (application/gzip); errors as in call(). */
-export async function callRaw (admin: Admin, method: string, path: string, bytes: Uint8Array): Promise<unknown> {
-  let res: Response
-  try {
-    res = await fetch(admin.url + path, { method, headers: { authorization: `Bearer ${admin.token}`, 'content-type': 'application/gzip' }, body: Buffer.from(bytes) as unknown as BodyInit })
-  } catch (err) {
-    throw new CliError(`cannot reach the admin API at ${admin.url}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`)
-  }
-  const text = await res.text()
-  let json: unknown
-  try { json = text ? JSON.parse(text) : undefined } catch { json = undefined }
-  if (!res.ok) {
-    const p = json as { title?: string, detail?: string } | undefined
-    throw new CliError(`${res.status} ${p?.title ?? res.statusText}${p?.detail ? `: ${p.detail}` : ''}`)
-  }
-  return json
-}
 
 interface View {
   versions: Array<{ revision: string, uploadedAt: string, uploadedBy: string, size: number, notes?: string }>
@@ -45,15 +25,9 @@ function describeActive (v: View): string {
   ].join('\n')
 }
 
-export async function policyCommand (
-  conn: Admin,
-  action: string | undefined,
-  args: string[],
-  flags: Record<string, string>,
-  out: (value: unknown, human: () => string) => void,
-  table: (rows: Array<Record<string, unknown>>, cols: string[]) => string
-): Promise<void> {
-  const need = (n: number, what: string): void => { if (args.length !== n) throw new CliError(`usage: uspgate policy ${action ?? ''} ${what}`) }
+export async function policyCommand (cmd: AdminCommand): Promise<void> {
+  const { conn, action, args, flags, out } = cmd
+  const need = (n: number, what: string): void => { needArgs(cmd, 'policy', n, what) }
   const enc = encodeURIComponent
   switch (action) {
     case 'list': {

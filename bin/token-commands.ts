@@ -1,12 +1,10 @@
 // `uspgate token ...`: admin tokens through the admin API (/v1/tokens). Needs an admin token that is
 // not scoped to tenants. A new token is printed once; it cannot be shown again.
-import { call, CliError } from './cli-client.ts'
+import { call, CliError, needArgs, table, type AdminCommand } from './cli-client.ts'
 
 export const TOKEN_USAGE = `  uspgate token create <name> --role viewer|security|noc|admin [--tenants a,b]
   uspgate token list
   uspgate token revoke <id>`
-
-type Admin = { url: string, token: string }
 
 interface TokenView {
   id: string
@@ -20,15 +18,9 @@ interface TokenView {
   token?: string
 }
 
-export async function tokenCommand (
-  conn: Admin,
-  action: string | undefined,
-  args: string[],
-  flags: Record<string, string>,
-  out: (value: unknown, human: () => string) => void,
-  table: (rows: Array<Record<string, unknown>>, cols: string[]) => string
-): Promise<void> {
-  const need = (n: number, what: string): void => { if (args.length !== n) throw new CliError(`usage: uspgate token ${action ?? ''} ${what}`) }
+export async function tokenCommand (cmd: AdminCommand): Promise<void> {
+  const { conn, action, args, flags, out } = cmd
+  const need = (n: number, what: string): void => { needArgs(cmd, 'token', n, what) }
   switch (action) {
     case 'create': {
       need(1, '<name> --role viewer|security|noc|admin [--tenants a,b]')

@@ -1,7 +1,7 @@
 // uspgate command line: `start` runs the gateway; the other commands call the
 // admin API of a running gateway.
 import { Gateway, loadConfig, parseFlags, ConfigError } from '../broker/index.ts'
-import { call, CliError, resolveAdmin } from './cli-client.ts'
+import { call, CliError, resolveAdmin, table } from './cli-client.ts'
 import { certCommand, CERT_USAGE } from './cert-commands.ts'
 import { policyCommand, POLICY_USAGE } from './policy-commands.ts'
 import { tokenCommand, TOKEN_USAGE } from './token-commands.ts'
@@ -37,13 +37,6 @@ function splitArgs (argv: string[]): { positional: string[], flags: Record<strin
   return { positional, flags: parseFlags(rest), json }
 }
 
-function table (rows: Array<Record<string, unknown>>, cols: string[]): string {
-  if (rows.length === 0) return '(none)'
-  const widths = cols.map(c => Math.max(c.length, ...rows.map(r => String(r[c] ?? '').length)))
-  const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()
-  return [line(cols), ...rows.map(r => line(cols.map(c => String(r[c] ?? ''))))].join('\n')
-}
-
 async function start (flags: Record<string, string>): Promise<void> {
   const config = loadConfig(flags)
   // USPGATE_ADMIN_TLS / _CLIENT_CA / rate limits: checked before anything starts
@@ -70,8 +63,8 @@ async function admin (group: string, action: string | undefined, args: string[],
   const need = (n: number, what: string): void => { if (args.length !== n) throw new CliError(`usage: uspgate ${group} ${action ?? ''} ${what}`) }
   const out = (value: unknown, human: () => string): void => { process.stdout.write((json ? JSON.stringify(value, null, 2) : human()) + '\n') }
   const enc = encodeURIComponent
-  if (group === 'policy') return await policyCommand(conn, action, args, flags, out, table)
-  if (group === 'token') return await tokenCommand(conn, action, args, flags, out, table)
+  if (group === 'policy') return await policyCommand({ conn, action, args, flags, out })
+  if (group === 'token') return await tokenCommand({ conn, action, args, flags, out })
   const key = `${group} ${action ?? ''}`
   switch (key) {
     case 'tenant add': {

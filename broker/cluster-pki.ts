@@ -10,15 +10,15 @@
 // Per node, never shared: the MQTTS server certificate and key (each node's own SANs, signed by the
 // shared root) and the serverSans field of state.json. The master key is never stored in Redis: every
 // node needs the same USPGATE_PKI_MASTER_KEY.
-import { open, readdir, readFile, rename, unlink } from 'node:fs/promises'
-import { dirname, join, sep, isAbsolute, normalize } from 'node:path'
+import { readdir, readFile, rename, unlink } from 'node:fs/promises'
+import { join, sep, isAbsolute, normalize } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { mkdir } from 'node:fs/promises'
 import type { Logger } from 'pino'
 import { CertError } from '../certs/index.ts'
 import type { Cluster } from './cluster.ts'
 import { ConfigError, type GatewayConfig } from './config.ts'
 import { ControlError } from './control-plane.ts'
+import { writeFileAtomic } from './store/index.ts'
 
 export const PKI_LOCK_TTL_MS = 30_000
 const LOCK_POLL_MS = 50
@@ -265,7 +265,7 @@ export class ClusterPki {
     }
     for (const [rel, text] of files) {
       const path = safeJoin(dir, rel)
-      await writeAtomic(path, rel === STATE_FILE ? withServerSans(text, sans) : text)
+      await writeFileAtomic(path, rel === STATE_FILE ? withServerSans(text, sans) : text)
     }
     const old = await this.snapshot()
     for (const rel of old.keys()) {
@@ -301,16 +301,3 @@ async function readIfExists (path: string): Promise<string | undefined> {
   }
 }
 
-async function writeAtomic (path: string, data: string): Promise<void> {
-  const dir = dirname(path)
-  await mkdir(dir, { recursive: true, mode: 0o700 })
-  const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`)
-  const fh = await open(tmp, 'wx', 0o600)
-  try {
-    await fh.writeFile(data)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  await rename(tmp, path)
-}

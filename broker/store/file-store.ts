@@ -2,6 +2,7 @@
 // the hot path (authentication reads are synchronous map lookups) and
 // rewritten atomically on every change. Writes are serialized so two admin
 // calls can never interleave and lose one another's change.
+import { MemoryCopy, credKey } from './memory-copy.ts'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from './file-io.ts'
@@ -20,16 +21,12 @@ export class StoreError extends Error {
   }
 }
 
-export class FileStateStore {
+export class FileStateStore extends MemoryCopy {
   readonly path: string
-  // Maps, not plain objects: keys come from users (tenant ids, Endpoint IDs)
-  // and must never collide with Object.prototype members such as __proto__.
-  private tenants = new Map<string, TenantRecord>()
-  private credentials = new Map<string, CredentialRecord>()
-  private adminTokens = new Map<string, AdminTokenRecord>()
   private writing: Promise<void> = Promise.resolve()
 
   constructor (dataDir: string) {
+    super()
     this.path = join(dataDir, 'state.json')
   }
 
@@ -68,9 +65,6 @@ export class FileStateStore {
   }
 
   // ---- tenants
-  getTenant (id: string): TenantRecord | undefined { return this.tenants.get(id) }
-  listTenants (): TenantRecord[] { return [...this.tenants.values()].sort((a, b) => a.id.localeCompare(b.id)) }
-
   async addTenant (t: TenantRecord): Promise<TenantRecord> {
     if (this.tenants.has(t.id)) throw new StoreError('conflict', `tenant ${t.id} already exists`)
     this.tenants.set(t.id, t)
@@ -88,14 +82,6 @@ export class FileStateStore {
   }
 
   // ---- device credentials
-  getCredential (tenant: string, principal: string): CredentialRecord | undefined {
-    return this.credentials.get(credKey(tenant, principal))
-  }
-
-  listCredentials (tenant: string): CredentialRecord[] {
-    return [...this.credentials.values()].filter(c => c.tenant === tenant).sort((a, b) => a.principal.localeCompare(b.principal))
-  }
-
   /** Stores a new credential; a principal whose credential was revoked may be issued a new one. */
   async putCredential (c: CredentialRecord): Promise<void> {
     const key = credKey(c.tenant, c.principal)
@@ -119,12 +105,6 @@ export class FileStateStore {
   }
 
   // ---- admin tokens
-  listAdminTokens (): AdminTokenRecord[] { return [...this.adminTokens.values()] }
-  findAdminTokenByHash (hash: string): AdminTokenRecord | undefined {
-    for (const t of this.adminTokens.values()) if (t.tokenHash === hash) return t
-    return undefined
-  }
-
   async putAdminToken (t: AdminTokenRecord): Promise<void> {
     const existing = this.adminTokens.get(t.id)
     this.adminTokens.set(t.id, t)
@@ -134,9 +114,6 @@ export class FileStateStore {
   async flush (): Promise<void> { await this.writing.catch(() => {}) }
 }
 
-function credKey (tenant: string, principal: string): string {
-  return `${tenant}:${principal}`
-}
 
 function restore<V> (map: Map<string, V>, key: string, previous: V | undefined): void {
   if (previous === undefined) map.delete(key)

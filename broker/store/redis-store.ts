@@ -4,6 +4,7 @@
 // Lua where a rule must hold cluster-wide), then updates the copy and tells the other nodes through
 // the control channel (`onChange`), which refresh the one record named. A node that may have missed
 // messages reloads everything (`load()`), replacing its copy in one step.
+import { MemoryCopy, credKey } from './memory-copy.ts'
 import type { Redis } from 'ioredis'
 import { StoreError } from './file-store.ts'
 import type { StateStore } from './state-store.ts'
@@ -46,16 +47,14 @@ local out = cjson.encode(c)
 redis.call('HSET', KEYS[1], ARGV[1], out)
 return out`
 
-export class RedisStateStore implements StateStore {
+export class RedisStateStore extends MemoryCopy implements StateStore {
   readonly keys: { tenants: string, credentials: string, adminTokens: string }
-  private tenants = new Map<string, TenantRecord>()
-  private credentials = new Map<string, CredentialRecord>()
-  private adminTokens = new Map<string, AdminTokenRecord>()
   private pending = new Set<Promise<unknown>>()
   /** Called after every successful write (the cluster broadcasts it). */
   onChange: (change: StoreChange) => Promise<void> | void = () => {}
 
   constructor (private readonly redis: Redis, prefix: string) {
+    super()
     this.keys = { tenants: `${prefix}state:tenants`, credentials: `${prefix}state:credentials`, adminTokens: `${prefix}state:admin-tokens` }
   }
 
@@ -113,9 +112,6 @@ export class RedisStateStore implements StateStore {
   }
 
   // ---- tenants
-  getTenant (id: string): TenantRecord | undefined { return this.tenants.get(id) }
-  listTenants (): TenantRecord[] { return [...this.tenants.values()].sort((a, b) => a.id.localeCompare(b.id)) }
-
   async addTenant (t: TenantRecord): Promise<TenantRecord> {
     return await this.track((async () => {
       const created = await this.redis.hsetnx(this.keys.tenants, t.id, JSON.stringify(t))
@@ -145,14 +141,6 @@ export class RedisStateStore implements StateStore {
   }
 
   // ---- device credentials
-  getCredential (tenant: string, principal: string): CredentialRecord | undefined {
-    return this.credentials.get(credKey(tenant, principal))
-  }
-
-  listCredentials (tenant: string): CredentialRecord[] {
-    return [...this.credentials.values()].filter(c => c.tenant === tenant).sort((a, b) => a.principal.localeCompare(b.principal))
-  }
-
   async putCredential (c: CredentialRecord): Promise<void> {
     await this.track((async () => {
       const key = credKey(c.tenant, c.principal)
@@ -182,12 +170,6 @@ export class RedisStateStore implements StateStore {
   }
 
   // ---- admin tokens
-  listAdminTokens (): AdminTokenRecord[] { return [...this.adminTokens.values()] }
-  findAdminTokenByHash (hash: string): AdminTokenRecord | undefined {
-    for (const t of this.adminTokens.values()) if (t.tokenHash === hash) return t
-    return undefined
-  }
-
   async putAdminToken (t: AdminTokenRecord): Promise<void> {
     await this.track((async () => {
       await this.redis.hset(this.keys.adminTokens, t.id, JSON.stringify(t))
@@ -201,9 +183,6 @@ export class RedisStateStore implements StateStore {
   }
 }
 
-function credKey (tenant: string, principal: string): string {
-  return `${tenant}:${principal}`
-}
 
 function parse<T> (text: string, where: string): T {
   try {

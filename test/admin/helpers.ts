@@ -1,19 +1,12 @@
 // Admin API test helpers: a real gateway with explicit admin listener settings
 // (rate limits, TLS), calls with any token, and admin tokens of each role.
-import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import * as https from 'node:https'
-import { pino } from 'pino'
-import { Gateway, defaultLimits, type GatewayConfig } from '../../broker/index.ts'
-import { DEFAULT_ADMIN_SETTINGS, type AdminSettings } from '../../broker/admin-settings.ts'
-import { REDACT_PATHS } from '../../broker/logger.ts'
-import { ADMIN_TOKEN } from '../helpers/gateway.ts'
+import type { Gateway } from '../../broker/index.ts'
+import type { AdminSettings } from '../../broker/admin-settings.ts'
+import { ADMIN_TOKEN, adminRequest, startGateway, type ApiResult } from '../helpers/gateway.ts'
 
-export { ADMIN_TOKEN }
+export { ADMIN_TOKEN, type ApiResult }
 
-export interface ApiResult { status: number, body: any, headers: Headers, text: string }
 
 export interface AdminGateway {
   gw: Gateway
@@ -29,49 +22,14 @@ export interface AdminGateway {
 export const UNLIMITED: Partial<AdminSettings> = { tokenRate: 0, addressRate: 0, authFailuresPerMinute: 0 }
 
 export async function startAdminGateway (settings: Partial<AdminSettings> = UNLIMITED, opts: { dataDir?: string } = {}): Promise<AdminGateway> {
-  const dataDir = opts.dataDir ?? await mkdtemp(join(tmpdir(), 'uspgate-admin-'))
-  const lines: string[] = []
-  const sink = new Writable({ write (chunk, _enc, cb) { lines.push(chunk.toString()); cb() } })
-  const logger = pino({ level: 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink)
-  const config: GatewayConfig = {
-    dataDir,
-    mqttHost: '127.0.0.1',
-    mqttPort: 0,
-    adminHost: '127.0.0.1',
-    adminPort: 0,
-    adminToken: ADMIN_TOKEN,
-    nodeId: 'test-node',
-    logLevel: 'info',
-    limits: { ...defaultLimits },
-    serverSans: ['localhost', '127.0.0.1']
-  }
-  const gw = new Gateway(config, { logger, printAdminToken: false, adminSettings: { ...DEFAULT_ADMIN_SETTINGS, ...settings } })
-  await gw.start()
-  const adminUrl = gw.adminUrl
+  const t = await startGateway({ adminSettings: settings, serverSans: ['localhost', '127.0.0.1'], ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}) })
   return {
-    gw,
-    dataDir,
-    adminUrl,
-    logText: () => lines.join(''),
-    async call (method, path, o = {}) {
-      const token = o.token === undefined ? ADMIN_TOKEN : o.token
-      const body = o.body
-      const isBytes = body instanceof Uint8Array
-      const res = await fetch(adminUrl + path, {
-        method,
-        headers: {
-          ...(token !== null ? { authorization: `Bearer ${token}` } : {}),
-          ...(body !== undefined ? { 'content-type': isBytes ? 'application/gzip' : 'application/json' } : {}),
-          ...o.headers
-        },
-        ...(body !== undefined ? { body: isBytes ? body as unknown as BodyInit : typeof body === 'string' ? body : JSON.stringify(body) } : {})
-      })
-      const text = await res.text()
-      let parsed: unknown = text
-      try { parsed = JSON.parse(text) } catch { /* not JSON */ }
-      return { status: res.status, body: parsed, headers: res.headers, text }
-    },
-    async close () { await gw.close() }
+    gw: t.gw,
+    dataDir: t.dataDir,
+    adminUrl: t.adminUrl,
+    logText: t.logText,
+    call: async (method, path, o = {}) => await adminRequest(t.adminUrl, method, path, o),
+    close: t.close
   }
 }
 

@@ -8,14 +8,11 @@ import assert from 'node:assert/strict'
 import { mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
-import { pino } from 'pino'
 import { Redis } from 'ioredis'
 import type { MqttClient } from 'mqtt'
-import { Gateway, defaultLimits, ConfigError, type GatewayConfig } from '../../broker/index.ts'
-import { REDACT_PATHS } from '../../broker/logger.ts'
+import { ConfigError } from '../../broker/index.ts'
 import type { ClusterPki } from '../../broker/cluster-pki.ts'
-import { ADMIN_TOKEN, waitForEvent, closeClient, removeDir, type TestGateway } from '../helpers/gateway.ts'
+import { startGateway, waitForEvent, closeClient, removeDir, type TestGateway } from '../helpers/gateway.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 import { issueCert, ensureTenant, rootCaPem, connectTls, refusedTls, closedAt } from '../helpers/mtls.ts'
 import { tempDir, removeTempDirs, opensslCa, opensslIssue } from '../certs/helpers.ts'
@@ -27,24 +24,6 @@ let A: TestGateway
 let B: TestGateway
 const clients: MqttClient[] = []
 const extraDirs: string[] = []
-
-function config (dataDir: string, nodeId: string, masterKey: string | undefined): GatewayConfig {
-  return {
-    dataDir,
-    mqttHost: '127.0.0.1',
-    mqttPort: 0,
-    adminHost: '127.0.0.1',
-    adminPort: 0,
-    adminToken: ADMIN_TOKEN,
-    nodeId,
-    logLevel: 'info',
-    limits: { ...defaultLimits, publishRatePerSecond: 0 },
-    mqtts: { host: '127.0.0.1', port: 0, clientCert: 'required' },
-    serverSans: ['localhost', '127.0.0.1'],
-    redis: { url: redis.url, prefix },
-    ...(masterKey !== undefined ? { pkiMasterKey: masterKey } : {})
-  }
-}
 
 async function waitFor (fn: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -58,40 +37,14 @@ async function waitFor (fn: () => Promise<boolean>, timeoutMs: number, what: str
 async function node (nodeId: string, masterKey: string | null = MASTER_KEY): Promise<TestGateway> {
   const dataDir = await mkdtemp(join(tmpdir(), 'uspgate-pki-'))
   extraDirs.push(dataDir)
-  const lines: string[] = []
-  const sink = new Writable({ write (chunk, _enc, cb) { lines.push(chunk.toString()); cb() } })
-  const logger = pino({ level: 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink)
-  const gw = new Gateway(config(dataDir, nodeId, masterKey ?? undefined), { logger, printAdminToken: false }) // throws on a config refusal
-  try {
-    await gw.start()
-  } catch (err) {
-    await gw.close().catch(() => {})
-    throw err
-  }
-  const adminUrl = gw.adminUrl
-  const t: TestGateway = {
-    gw,
+  return await startGateway({
     dataDir,
-    mqttPort: gw.mqttPort,
-    mqttsPort: gw.certificates.mqttsPort,
-    adminUrl,
-    token: ADMIN_TOKEN,
-    logText: () => lines.join(''),
-    async api (method, path, body, headers = {}) {
-      const res = await fetch(adminUrl + path, {
-        method,
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {})
-      })
-      const text = await res.text()
-      let parsed: unknown = text
-      try { parsed = JSON.parse(text) } catch { /* not JSON */ }
-      return { status: res.status, body: parsed, headers: res.headers }
-    },
-    async restart () { throw new Error('not supported here') },
-    async close () { await gw.close() }
-  }
-  return t
+    nodeId,
+    limits: { publishRatePerSecond: 0 },
+    mtls: { clientCert: 'required' },
+    redis: { url: redis.url, prefix },
+    ...(masterKey !== null ? { pkiMasterKey: masterKey } : {})
+  })
 }
 
 /** Waits until both nodes hold the newest shared PKI (a change reaches the other node through the control channel). */

@@ -9,6 +9,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { Gateway, defaultLimits, type GatewayConfig, type Limits } from '../../broker/index.ts'
 import type { SecurityEvent } from '../../broker/index.ts'
 import { REDACT_PATHS } from '../../broker/logger.ts'
+import { DEFAULT_ADMIN_SETTINGS, type AdminSettings } from '../../broker/admin-settings.ts'
 
 export interface TestGateway {
   gw: Gateway
@@ -19,12 +20,37 @@ export interface TestGateway {
   adminUrl: string
   token: string
   logText: () => string
-  api: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number, body: any, headers: Headers }>
+  api: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<ApiResult>
   restart: () => Promise<TestGateway>
   close: () => Promise<void>
 }
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef0123456789'
+
+export interface ApiResult { status: number, body: any, headers: Headers, text: string }
+
+/**
+ * One admin API call: `token` defaults to the bootstrap admin token (null: no authorization
+ * header); a string body is sent as is, bytes as application/gzip, anything else as JSON.
+ */
+export async function adminRequest (adminUrl: string, method: string, path: string, o: { token?: string | null, body?: unknown, headers?: Record<string, string> } = {}): Promise<ApiResult> {
+  const token = o.token === undefined ? ADMIN_TOKEN : o.token
+  const body = o.body
+  const isBytes = body instanceof Uint8Array
+  const res = await fetch(adminUrl + path, {
+    method,
+    headers: {
+      ...(token !== null ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': isBytes ? 'application/gzip' : 'application/json' } : {}),
+      ...o.headers
+    },
+    ...(body !== undefined ? { body: isBytes ? body as unknown as BodyInit : typeof body === 'string' ? body : JSON.stringify(body) } : {})
+  })
+  const text = await res.text()
+  let parsed: unknown = text
+  try { parsed = JSON.parse(text) } catch { /* not JSON */ }
+  return { status: res.status, body: parsed, headers: res.headers, text }
+}
 
 export interface MtlsOptions {
   /** Default 'optional' (password logins still allowed over TLS). */
@@ -32,7 +58,22 @@ export interface MtlsOptions {
   serverSans?: string[]
 }
 
-export async function startGateway (opts: { limits?: Partial<Limits>, dataDir?: string, logLines?: string[], mtls?: boolean | MtlsOptions, redis?: { url: string, prefix: string }, nodeId?: string } = {}): Promise<TestGateway> {
+export interface StartOptions {
+  limits?: Partial<Limits>
+  dataDir?: string
+  logLines?: string[]
+  mtls?: boolean | MtlsOptions
+  redis?: { url: string, prefix: string }
+  nodeId?: string
+  /** Admin listener settings over the defaults (rate limits, TLS). */
+  adminSettings?: Partial<AdminSettings>
+  /** Server certificate SANs without an MQTTS listener (the admin TLS listener uses them). */
+  serverSans?: string[]
+  pkiMasterKey?: string
+}
+
+/** Starts a gateway; a gateway that fails to start is closed and the error rethrown. */
+export async function startGateway (opts: StartOptions = {}): Promise<TestGateway> {
   const dataDir = opts.dataDir ?? await mkdtemp(join(tmpdir(), 'uspgate-test-'))
   const lines = opts.logLines ?? []
   const sink = new Writable({ write (chunk, _enc, cb) { lines.push(chunk.toString()); cb() } })
@@ -53,9 +94,20 @@ export async function startGateway (opts: { limits?: Partial<Limits>, dataDir?: 
     config.mqtts = { host: '127.0.0.1', port: 0, clientCert: m.clientCert ?? 'optional' }
     config.serverSans = m.serverSans ?? ['localhost', '127.0.0.1']
   }
+  if (opts.serverSans !== undefined) config.serverSans = opts.serverSans
   if (opts.redis !== undefined) config.redis = { ...opts.redis }
-  const gw = new Gateway(config, { logger, printAdminToken: false })
-  await gw.start()
+  if (opts.pkiMasterKey !== undefined) config.pkiMasterKey = opts.pkiMasterKey
+  const gw = new Gateway(config, {
+    logger,
+    printAdminToken: false,
+    ...(opts.adminSettings !== undefined ? { adminSettings: { ...DEFAULT_ADMIN_SETTINGS, ...opts.adminSettings } } : {})
+  })
+  try {
+    await gw.start()
+  } catch (err) {
+    await gw.close().catch(() => {})
+    throw err
+  }
   const adminUrl = gw.adminUrl
   const t: TestGateway = {
     gw,
@@ -65,17 +117,7 @@ export async function startGateway (opts: { limits?: Partial<Limits>, dataDir?: 
     adminUrl,
     token: ADMIN_TOKEN,
     logText: () => lines.join(''),
-    async api (method, path, body, headers = {}) {
-      const res = await fetch(adminUrl + path, {
-        method,
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-        ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {})
-      })
-      const text = await res.text()
-      let parsed: unknown = text
-      try { parsed = JSON.parse(text) } catch { /* not JSON */ }
-      return { status: res.status, body: parsed, headers: res.headers }
-    },
+    api: async (method, path, body, headers = {}) => await adminRequest(adminUrl, method, path, { body, headers }),
     async restart () {
       await gw.close()
       return await startGateway({ ...opts, dataDir, logLines: lines })

@@ -3,18 +3,10 @@
 // and plain promises around publish/subscribe/close.
 import type { MqttClient } from 'mqtt'
 import { connect, refusedWith, type ConnectOptions, type TestGateway } from './gateway.ts'
+import type { IssuedCertificateView } from '../../broker/certificates.ts'
 
-export interface IssuedCert {
-  tenant: string
-  principal: string
-  role: string
-  username: string
-  serial: string
-  notAfter: string
-  certPem: string
-  keyPem: string
-  chainPem: string
-}
+/** What POST /v1/tenants/:tenant/certificates returns (the key only this once). */
+export type IssuedCert = IssuedCertificateView
 
 export async function issueCert (t: TestGateway, tenant: string, principal: string, role: 'agent' | 'controller' = 'agent', validDays?: number): Promise<IssuedCert> {
   const r = await t.api('POST', `/v1/tenants/${tenant}/certificates`, { principal, role, ...(validDays !== undefined ? { validDays } : {}) })
