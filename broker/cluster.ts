@@ -14,7 +14,7 @@ import { hostname } from 'node:os'
 import { Redis, type RedisOptions } from 'ioredis'
 import { Gauge } from 'prom-client'
 import type { Logger } from 'pino'
-import { hardenPersistence } from './persistence.ts'
+import { hardenPersistence, countEachAckOnce, type PersistenceConnection } from './persistence.ts'
 import type { RedisStateStore, StoreChange } from './store/redis-store.ts'
 import type { SecurityEvent, SecurityEventInput } from './security-events.ts'
 import type { Metrics } from './metrics.ts'
@@ -24,7 +24,10 @@ const require = createRequire(import.meta.url)
 const redisPersistence = require('aedes-persistence-redis') as (opts: Record<string, unknown>) => any
 // aedes-persistence-redis' own ioredis (5.x), so the connection we hand it is the client it was tested with
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const PersistenceRedis = createRequire(require.resolve('aedes-persistence-redis'))('ioredis') as new (opts: Record<string, unknown>) => NodeJS.EventEmitter & { disconnect(): void }
+const requireFromPersistence = createRequire(require.resolve('aedes-persistence-redis'))
+const PersistenceRedis = requireFromPersistence('ioredis') as new (opts: Record<string, unknown>) => NodeJS.EventEmitter & PersistenceConnection & { disconnect(): void }
+// the library's own encoding of stored packets
+const msgpack = requireFromPersistence('msgpack-lite') as { decode(buf: Buffer): Record<string, unknown> }
 // the prefixing emitter is not in mqemitter-redis' type declarations
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const { MQEmitterRedisPrefix } = require('mqemitter-redis') as { MQEmitterRedisPrefix: new (prefix: string, opts: Record<string, unknown>) => any }
@@ -122,7 +125,7 @@ export class Cluster {
   readonly sub: Redis
   /** Blocking XREAD of the event stream. */
   private readonly tail: Redis
-  private readonly persistenceConn: NodeJS.EventEmitter & { disconnect(): void }
+  private readonly persistenceConn: NodeJS.EventEmitter & PersistenceConnection & { disconnect(): void }
   readonly persistence: ReturnType<typeof redisPersistence>
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly mq: any
@@ -164,10 +167,11 @@ export class Cluster {
     this.sub.on('message', (channel: string, text: string) => { if (channel === this.keys.control) this.onControl(text) })
 
     // aedes' persistence: keys under <prefix>aedes: (ioredis keyPrefix), its own connection with an
-    // offline queue (session writes during a blip are replayed), wrapped with the QoS 2 fix.
+    // offline queue (session writes during a blip are replayed), wrapped with the QoS 2 fix and the
+    // fix that keeps a duplicate acknowledgement from deleting a message other subscribers still queue.
     this.persistenceConn = new PersistenceRedis({ ...this.options, keyPrefix: `${p}aedes:`, retryStrategy, connectionName: `uspgate:${nodeId}:persistence` })
     this.persistenceConn.on('error', (err: Error) => { if (!this.closed) this.log.debug({ err }, 'persistence redis error') })
-    this.persistence = hardenPersistence(redisPersistence({ conn: this.persistenceConn }))
+    this.persistence = countEachAckOnce(hardenPersistence(redisPersistence({ conn: this.persistenceConn })), this.persistenceConn, buf => msgpack.decode(buf))
     // Live routing: every MQTT publish is a Redis PUBLISH on <prefix>mqtt:<topic>.
     this.mq = new MQEmitterRedisPrefix(`${p}mqtt:`, { ...this.options, retryStrategy, connectionName: `uspgate:${nodeId}:mqemitter` })
     ;(this.mq as unknown as { state: NodeJS.EventEmitter }).state.on('error', (err: Error) => this.log.debug({ err }, 'mqemitter-redis error'))
