@@ -416,6 +416,16 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
         return null
       }
       if (st.revoked) return null
+      // [MQTT-3.2.0-1] CONNACK is the first packet a client receives. aedes restores a persistent
+      // session's subscriptions before it writes CONNACK, so a message published in that window was
+      // written ahead of it; MQTT 3.1.1 clients (mqtt.js among them) then never completed the
+      // connect. The message was queued for the session when it was published (persistent
+      // subscriptions are queued before they are emitted) and is delivered from the queue right
+      // after CONNACK; only QoS 0, which has no queue, is dropped.
+      if (!(client as GatewayClient & { connackSent?: boolean }).connackSent) {
+        metrics.drops.labels('session.before_connack').inc()
+        return null
+      }
       // Delivery is decided per (subscriber, topic, QoS, retain) once per policy
       // revision: the session memo answers repeats with one Map lookup, and a
       // revision change (promote, canary, rollback) makes every memo entry stale

@@ -1,8 +1,12 @@
-// aedes persistence with the fixes of aedes 1.2.0 that 2.0.0-beta.1 lacks.
+// aedes persistence with the fixes of aedes 1.2.0 that 2.0.0-beta.1 lacks, and fixes for queue
+// accounting bugs of aedes-persistence 10 and aedes-persistence-redis 11 that lose QoS 1/2 messages.
 import memoryPersistence from 'aedes-persistence'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyPersistence = Record<string, any> & { incomingDelPacket(client: unknown, packet: unknown): Promise<void> }
+type AnyPersistence = Record<string, any> & {
+  incomingDelPacket(client: unknown, packet: unknown): Promise<void>
+  outgoingClearMessageId(client: unknown, packet: unknown): Promise<unknown>
+}
 
 /**
  * Wraps an aedes persistence so that deleting an incoming QoS 2 packet twice
@@ -15,6 +19,14 @@ export function hardenPersistence<T extends AnyPersistence> (persistence: T): T 
   const del = persistence.incomingDelPacket.bind(persistence)
   persistence.incomingDelPacket = (client: unknown, packet: unknown) =>
     Promise.resolve(del(client, packet)).catch(() => undefined)
+  // A live delivery that authorizeForward refuses (or aedes dedupes) is "cleared" from a persistent
+  // session's queue with the packet as it came off the emitter, which has no message id yet. The
+  // memory persistence then removes the first queued entry whose id is also still undefined: a
+  // different message, not yet delivered, is lost. Clearing needs an id; without one it is a no-op
+  // (the refused message stays queued and is decided again, by authorizeForward, on the next connect).
+  const clear = persistence.outgoingClearMessageId.bind(persistence) as (client: unknown, packet: { messageId?: number | null }) => Promise<unknown>
+  persistence.outgoingClearMessageId = (client: unknown, packet: { messageId?: number | null }) =>
+    packet.messageId === undefined || packet.messageId === null ? Promise.resolve(undefined) : clear(client, packet)
   return persistence
 }
 
@@ -49,7 +61,8 @@ const MAX_REMEMBERED_DELIVERIES = 100_000
  * this lost 1–11 of 20 messages for the second persistent subscriber of a killed node.
  *
  * This replacement decrements by what `LREM` actually removed from this subscriber's list, so the
- * count always equals the number of queues still holding the message. It keeps its own map of
+ * count always equals the number of queues still holding the message. It also removes a QoS 2
+ * message's PUBREL entry from the list at PUBCOMP, which the library left behind. It keeps its own map of
  * (client, message id) → message, filled by `outgoingUpdate` (the only place ids are assigned).
  */
 type QueuePersistence = AnyPersistence & {
