@@ -16,6 +16,7 @@ import { Gauge } from 'prom-client'
 import type { Logger } from 'pino'
 import { hardenPersistence, countEachAckOnce, type PersistenceConnection } from './persistence.ts'
 import type { RedisStateStore, StoreChange } from './store/redis-store.ts'
+import type { PolicySharedStore } from './policy-versions.ts'
 import type { SecurityEvent, SecurityEventInput } from './security-events.ts'
 import type { Metrics } from './metrics.ts'
 
@@ -33,6 +34,13 @@ const msgpack = requireFromPersistence('msgpack-lite') as { decode(buf: Buffer):
 const { MQEmitterRedisPrefix } = require('mqemitter-redis') as { MQEmitterRedisPrefix: new (prefix: string, opts: Record<string, unknown>) => any }
 
 export const DEFAULT_REDIS_PREFIX = 'uspgate:'
+/** KEYS[1]: the policy index. ARGV: the new text; '1' if a current value is expected ('0': the key must be absent); that value. */
+const SET_IF_UNCHANGED = `local cur = redis.call('GET', KEYS[1])
+if (ARGV[2] == '0' and cur == false) or (ARGV[2] == '1' and cur == ARGV[3]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0`
 export const HEARTBEAT_MS = 2000
 export const HEARTBEAT_TTL_S = 10
 export const DEFAULT_EVENT_STREAM_MAX = 100_000
@@ -405,12 +413,14 @@ export class Cluster {
 
   // ---- policy versions in Redis
 
-  policyBackend (): { loadIndex: () => Promise<string | null>, saveIndex: (text: string) => Promise<void>, getBundle: (rev: string) => Promise<Buffer | null>, putBundle: (rev: string, bytes: Buffer) => Promise<void>, delBundle: (rev: string) => Promise<void> } {
+  policyBackend (): Omit<PolicySharedStore, 'assertWritable'> {
     return {
       loadIndex: async () => await this.cmd.get(this.keys.policyIndex),
-      saveIndex: async text => {
-        await this.cmd.set(this.keys.policyIndex, text)
-        await this.publish({ kind: 'policy' })
+      saveIndexIf: async (text, expected) => {
+        // compare-and-set in one server-side step: two nodes writing at once cannot both win
+        const won = await this.cmd.eval(SET_IF_UNCHANGED, 1, this.keys.policyIndex, text, expected === null ? '0' : '1', expected ?? '') === 1
+        if (won) await this.publish({ kind: 'policy' })
+        return won
       },
       getBundle: async rev => await this.cmd.getBuffer(this.keys.policyBundle(rev)),
       putBundle: async (rev, bytes) => { await this.cmd.set(this.keys.policyBundle(rev), bytes) },

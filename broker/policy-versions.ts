@@ -56,7 +56,7 @@ export interface PolicyVersionsDeps {
   history?: number
   /**
    * Cluster mode: index and bundles live in Redis instead of <dataDir>/policies (broker/cluster.ts);
-   * saveIndex also tells the other nodes, which call resync().
+   * saveIndexIf also tells the other nodes, which call resync().
    */
   shared?: PolicySharedStore
 }
@@ -65,7 +65,8 @@ export interface PolicySharedStore {
   /** Throws (ControlError 503) while the shared store cannot be written: nothing changes then. */
   assertWritable(): void
   loadIndex(): Promise<string | null>
-  saveIndex(text: string): Promise<void>
+  /** Writes the index only if it still is `expected` (null: absent); false when another node wrote first. */
+  saveIndexIf(text: string, expected: string | null): Promise<boolean>
   getBundle(revision: string): Promise<Buffer | null>
   putBundle(revision: string, bytes: Buffer): Promise<void>
   delBundle(revision: string): Promise<void>
@@ -98,6 +99,12 @@ export class PolicyVersions {
   private golden: GoldenCase[] = []
   private queue: Promise<unknown> = Promise.resolve()
   private readonly metricLabels = new Set<string>()
+  /**
+   * Cluster mode: the index text as last read from or written to Redis. Every change is written
+   * with a compare-and-set against it, so two nodes changing policies at the same moment cannot
+   * silently undo each other (a rollback overwritten by an upload made from a stale copy).
+   */
+  private sharedText: string | null = null
 
   constructor (private readonly deps: PolicyVersionsDeps) {
     this.dir = join(deps.dataDir, 'policies')
@@ -111,6 +118,7 @@ export class PolicyVersions {
     this.golden = await loadGolden()
     try {
       const text = this.deps.shared ? await this.deps.shared.loadIndex() : await readFile(this.indexPath, 'utf8')
+      if (this.deps.shared) this.sharedText = text
       if (text !== null) {
         const doc = JSON.parse(text) as IndexFile
         this.index = { versions: Array.isArray(doc.versions) ? doc.versions : [], active: doc.active ?? null }
@@ -148,8 +156,12 @@ export class PolicyVersions {
     }
     this.loaded.set(policy.revision, policy)
     const active: ActiveAssignment = { stable: policy.revision, previous: a !== null && a.stable !== policy.revision ? [a.stable, ...a.previous] : [] }
+    if (!(await this.persist({ versions: this.index.versions, active }))) {
+      // another node of an empty cluster started at the same moment and wrote its index first
+      await this.adoptShared()
+      return
+    }
     this.apply(active, policy, undefined, undefined)
-    await this.save()
     this.deps.log.info({ revision: policy.revision }, 'policy active')
   }
 
@@ -168,8 +180,7 @@ export class PolicyVersions {
 
   /** Validates (loads + golden) before anything is stored; a refused bundle changes nothing. */
   async upload (bytes: Buffer, notes: string | undefined, actor: string): Promise<PolicyVersion> {
-    return await this.serial(async () => {
-      this.deps.shared?.assertWritable()
+    return await this.change(async () => {
       if (bytes.length === 0) throw new ControlError(400, 'invalid policy bundle', 'bad_archive: the request body is empty (send the bytes of opa build -t wasm)')
       let policy: LoadedPolicy
       try {
@@ -183,10 +194,24 @@ export class PolicyVersions {
       if (this.find(revision)) throw new ControlError(409, 'conflict', `policy revision ${revision} already exists`)
       await this.writeBundle(revision, bytes)
       const v = this.meta(revision, bytes, actor, notes)
-      this.index.versions.push(v)
+      // Adding a version does not depend on the rest of the index, so losing the compare-and-set to
+      // another node is retried on top of what it wrote (promote, canary and rollback are not: their
+      // meaning depends on the state they were asked against, so they answer 409 instead).
+      let doc: IndexFile
+      let pruned: string[]
+      for (let attempt = 1; ; attempt++) {
+        doc = { versions: [...this.index.versions, v], active: this.active() }
+        pruned = this.prune(doc)
+        if (await this.persist(doc)) break
+        await this.adoptShared()
+        if (this.find(revision)) throw new ControlError(409, 'conflict', `policy revision ${revision} already exists`)
+        if (attempt === 5) {
+          if (this.deps.shared) await this.deps.shared.delBundle(revision)
+          throw this.concurrentChange()
+        }
+      }
+      this.index = doc
       this.loaded.set(revision, policy)
-      const pruned = this.prune()
-      await this.save()
       for (const r of pruned) {
         if (this.deps.shared) await this.deps.shared.delBundle(r)
         else await rm(this.bundlePath(r), { force: true })
@@ -197,7 +222,7 @@ export class PolicyVersions {
   }
 
   async startShadow (revision: string, actor: string): Promise<PolicyVersionsView> {
-    return await this.serial(async () => {
+    return await this.change(async () => {
       const a = this.active()
       const policy = await this.require(revision)
       if (revision === a.stable) throw new ControlError(409, 'conflict', `${revision} is the stable revision; a shadow must differ from it`)
@@ -210,7 +235,7 @@ export class PolicyVersions {
   }
 
   async startCanary (revision: string, tenants: string[], actor: string): Promise<PolicyVersionsView> {
-    return await this.serial(async () => {
+    return await this.change(async () => {
       const a = this.active()
       await this.require(revision)
       if (revision === a.stable) throw new ControlError(409, 'conflict', `${revision} is already the stable revision`)
@@ -225,7 +250,7 @@ export class PolicyVersions {
   }
 
   async promote (revision: string, actor: string): Promise<PolicyVersionsView> {
-    return await this.serial(async () => {
+    return await this.change(async () => {
       const a = this.active()
       await this.require(revision)
       if (revision === a.stable) throw new ControlError(409, 'conflict', `${revision} is already the stable revision`)
@@ -240,7 +265,7 @@ export class PolicyVersions {
 
   /** Canary active → canary off; else stable back to the previous stable. */
   async rollback (actor: string, reason: string | undefined): Promise<PolicyVersionsView> {
-    return await this.serial(async () => {
+    return await this.change(async () => {
       const a = this.active()
       if (a.canary) {
         const { canary, ...rest } = a
@@ -267,7 +292,7 @@ export class PolicyVersions {
 
   /** The engine already switched the canary off (synchronously); record it and tell. */
   onCanaryTripped (trip: CanaryTrip): void {
-    this.serial(async () => {
+    this.change(async () => {
       const a = this.active()
       if (a.canary?.revision !== trip.revision) return
       const { canary, ...rest } = a
@@ -293,10 +318,10 @@ export class PolicyVersions {
   }
 
   /** A stored bundle, checked against its recorded sha256 and validated again (golden). */
-  private async policy (revision: string): Promise<LoadedPolicy> {
+  private async policy (revision: string, versions = this.index.versions): Promise<LoadedPolicy> {
     const cached = this.loaded.get(revision)
     if (cached) return cached
-    const v = this.find(revision)
+    const v = versions.find(x => x.revision === revision)
     if (!v) throw new Error(`policy revision ${revision} is not in ${this.indexPath}`)
     const bytes = await this.readBundle(revision)
     const sha = createHash('sha256').update(bytes).digest('hex')
@@ -307,14 +332,30 @@ export class PolicyVersions {
     return p
   }
 
-  /** Loads every policy of the assignment, switches the engine, then persists. */
+  /** Loads every policy of the assignment, persists it, then switches the engine (nothing switches if the write loses). */
   private async commit (next: ActiveAssignment): Promise<void> {
     this.deps.shared?.assertWritable()
     const stable = await this.policy(next.stable)
     const canary = next.canary ? await this.policy(next.canary.revision) : undefined
     const shadow = next.shadow ? await this.policy(next.shadow.revision) : undefined
+    if (!(await this.persist({ versions: this.index.versions, active: next }))) {
+      await this.adoptShared()
+      throw this.concurrentChange()
+    }
     this.apply(next, stable, canary, shadow)
-    await this.save()
+  }
+
+  private concurrentChange (): ControlError {
+    return new ControlError(409, 'conflict', 'the policy versions were changed on another node during this request; nothing was changed by it. GET /v1/policies shows the current state; retry if it still applies')
+  }
+
+  /** A change: serialised on this node and, in cluster mode, made on top of the latest shared index. */
+  private change<T> (fn: () => Promise<T>): Promise<T> {
+    return this.serial(async () => {
+      this.deps.shared?.assertWritable()
+      await this.adoptShared()
+      return await fn()
+    })
   }
 
   private apply (a: ActiveAssignment, stable: LoadedPolicy, canary: LoadedPolicy | undefined, shadow: LoadedPolicy | undefined): void {
@@ -342,18 +383,18 @@ export class PolicyVersions {
     for (const [k, [r, s]] of want) { gauge.labels(r, s).set(1); this.metricLabels.add(k) }
   }
 
-  /** Keeps the last N versions; active and previous-stable revisions are never deleted. */
-  private prune (): string[] {
-    const a = this.active()
+  /** Keeps the last N versions of `doc`; active and previous-stable revisions are never deleted. */
+  private prune (doc: IndexFile): string[] {
+    const a = doc.active!
     const protectedRevs = new Set([a.stable, ...a.previous, a.canary?.revision, a.shadow?.revision])
-    const excess = this.index.versions.length - this.history
+    const excess = doc.versions.length - this.history
     if (excess <= 0) return []
     const removed: string[] = []
-    for (const v of this.index.versions) {
+    for (const v of doc.versions) {
       if (removed.length >= excess) break
       if (!protectedRevs.has(v.revision)) removed.push(v.revision)
     }
-    this.index.versions = this.index.versions.filter(v => !removed.includes(v.revision))
+    doc.versions = doc.versions.filter(v => !removed.includes(v.revision))
     return removed
   }
 
@@ -372,10 +413,16 @@ export class PolicyVersions {
     return join(this.dir, `${revision}.tar.gz`)
   }
 
-  private async save (): Promise<void> {
-    const text = JSON.stringify(this.index, null, 2) + '\n'
-    if (this.deps.shared) await this.deps.shared.saveIndex(text)
-    else await writeFileAtomic(this.indexPath, text)
+  /** Writes the index; in cluster mode only if nobody changed it since this node last read it. */
+  private async persist (doc: IndexFile): Promise<boolean> {
+    const text = JSON.stringify(doc, null, 2) + '\n'
+    if (!this.deps.shared) {
+      await writeFileAtomic(this.indexPath, text)
+      return true
+    }
+    if (!(await this.deps.shared.saveIndexIf(text, this.sharedText))) return false
+    this.sharedText = text
+    return true
   }
 
   private async writeBundle (revision: string, bytes: Buffer): Promise<void> {
@@ -395,23 +442,31 @@ export class PolicyVersions {
    * switches the engine to the stored assignment; a bundle that cannot be loaded keeps the current one.
    */
   async resync (): Promise<void> {
+    await this.serial(async () => { await this.adoptShared() })
+  }
+
+  private async adoptShared (): Promise<void> {
     if (!this.deps.shared) return
-    await this.serial(async () => {
-      const text = await this.deps.shared!.loadIndex()
-      if (text === null) return
-      const doc = JSON.parse(text) as IndexFile
-      const versions = Array.isArray(doc.versions) ? doc.versions : []
-      const a = doc.active
-      if (a === null || a === undefined) { this.index.versions = versions; return }
-      const cur = this.index.active
+    const text = await this.deps.shared.loadIndex()
+    if (text === null || text === this.sharedText) return
+    const doc = JSON.parse(text) as IndexFile
+    const versions = Array.isArray(doc.versions) ? doc.versions : []
+    const a = doc.active
+    if (a === null || a === undefined) {
       this.index.versions = versions
-      if (cur !== null && JSON.stringify(cur) === JSON.stringify(a)) return
-      const stable = await this.policy(a.stable)
-      const canary = a.canary ? await this.policy(a.canary.revision) : undefined
-      const shadow = a.shadow ? await this.policy(a.shadow.revision) : undefined
+      this.sharedText = text
+      return
+    }
+    const cur = this.index.active
+    if (cur === null || JSON.stringify(cur) !== JSON.stringify(a)) {
+      const stable = await this.policy(a.stable, versions)
+      const canary = a.canary ? await this.policy(a.canary.revision, versions) : undefined
+      const shadow = a.shadow ? await this.policy(a.shadow.revision, versions) : undefined
       this.apply(a, stable, canary, shadow)
       this.deps.log.info({ revision: a.stable, canary: a.canary?.revision, shadow: a.shadow?.revision }, 'policy assignment synchronised from the cluster')
-    })
+    }
+    this.index.versions = versions
+    this.sharedText = text
   }
 
   private serial<T> (fn: () => Promise<T>): Promise<T> {
