@@ -47,6 +47,11 @@ export interface Limits {
   maxKeepAliveSeconds: number
   /** QoS 2 PUBLISHes awaiting PUBREL per client (aedes 1.1.3 maxInflightInbound, GHSA-5jvp-3p2v-5qgf). */
   maxInflightQos2: number
+  /**
+   * Bytes the gateway holds for a subscriber that is not reading. Above it, live deliveries to that
+   * subscriber are dropped (a persistent session keeps QoS 1/2 ones queued for its next connection).
+   */
+  maxClientBufferBytes: number
   /** Per-client publish rate (messages/second, token bucket); 0 disables. */
   publishRatePerSecond: number
   publishBurst: number
@@ -65,6 +70,7 @@ export const defaultLimits: Limits = {
   connectTimeoutSeconds: 10,
   maxKeepAliveSeconds: 1200,
   maxInflightQos2: 100,
+  maxClientBufferBytes: 4 * 1024 * 1024,
   publishRatePerSecond: 1000,
   publishBurst: 2000,
   authFailuresBeforeBackoff: 5,
@@ -89,6 +95,7 @@ const settings = {
   'log-level': 'USPGATE_LOG_LEVEL',
   'max-packet-bytes': 'USPGATE_MAX_PACKET_BYTES',
   'publish-rate': 'USPGATE_PUBLISH_RATE',
+  'max-client-buffer-bytes': 'USPGATE_MAX_CLIENT_BUFFER_BYTES',
   'mqtts-host': 'USPGATE_MQTTS_HOST',
   'mqtts-port': 'USPGATE_MQTTS_PORT',
   'mqtts-client-cert': 'USPGATE_MQTTS_CLIENT_CERT',
@@ -158,6 +165,8 @@ export function loadConfig (flags: Record<string, string> = {}, env: NodeJS.Proc
   limits.maxPacketBytes = read('max-packet-bytes', limits.maxPacketBytes, (n, r) => positiveInt(n, r, 1024, 256 * 1024 * 1024))
   limits.publishRatePerSecond = read('publish-rate', limits.publishRatePerSecond, (n, r) => positiveInt(n, r, 0, 10_000_000))
   limits.publishBurst = Math.max(limits.publishBurst, limits.publishRatePerSecond * 2)
+  // at least one packet of the largest size must fit, or a big message could never be delivered
+  limits.maxClientBufferBytes = read('max-client-buffer-bytes', Math.max(limits.maxClientBufferBytes, limits.maxPacketBytes), (n, r) => positiveInt(n, r, limits.maxPacketBytes, 1024 * 1024 * 1024))
 
   const adminToken = read('admin-token', undefined as string | undefined, (n, r) => {
     if (r.length < 32) throw new ConfigError(n, 'must be at least 32 characters (use a generated secret)')

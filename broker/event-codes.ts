@@ -22,6 +22,7 @@ export const EVENT_CODES = {
   'session.invalid_client_id': { severity: 'warning', meaning: 'Client id too long or with control characters / invalid UTF-8.' },
   'limits.packet_too_large': { severity: 'warning', meaning: 'Packet above the maximum packet size; connection closed before buffering it.' },
   'limits.rate_limited': { severity: 'warning', meaning: 'Publish rate above the per-client limit; messages dropped or refused.' },
+  'limits.slow_consumer': { severity: 'warning', meaning: 'A subscriber is not reading: more than the client buffer limit is waiting for it, so live deliveries are dropped (a persistent session keeps QoS 1/2 messages queued).' },
   'limits.qos2_inflight': { severity: 'warning', meaning: 'Too many QoS 2 PUBLISHes awaiting PUBREL (PUBREL flood); connection closed.' },
   'limits.connect_timeout': { severity: 'info', meaning: 'Socket opened but no CONNECT in time (slow-loris guard).' },
   'limits.keepalive': { severity: 'info', meaning: 'Client keep-alive expired or keep-alive outside the allowed range.' },

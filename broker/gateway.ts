@@ -127,6 +127,12 @@ export class Gateway {
       persistence: this.cluster?.persistence ?? createMemoryPersistence(),
       ...(this.cluster ? { mq: this.cluster.mq } : {}),
       connectTimeout: limits.connectTimeoutSeconds * 1000,
+      // No global cap on messages in flight (aedes' default is 100, the cluster emitter has none):
+      // with a cap, 100 deliveries waiting for one subscriber that stopped reading held up routing
+      // for every tenant until drainTimeout, and draining the backlog then recursed once per queued
+      // message ("Maximum call stack size exceeded"). Memory per slow subscriber is bounded instead
+      // by maxClientBufferBytes in authorizeForward.
+      concurrency: 0,
       keepaliveLimit: limits.maxKeepAliveSeconds,
       // aedes' own guard stays at its maximum (100, qlobber's limit, GHSA-xxqp-5qx8-gj5q);
       // the stricter tenant limit is applied in the hooks so each refusal is an event.

@@ -172,7 +172,8 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
       seenQos2: new Set(),
       bucket: undefined,
       policyClient: { tenant: who.tenant, principal: who.principal, role: cred.role, client_id: wire, protocol, auth: 'password', listener: 'will-sweep' },
-      deliverMemo: Object.assign(new Map<string, Decision>(), { revision: '' })
+      deliverMemo: Object.assign(new Map<string, Decision>(), { revision: '' }),
+      deliveringBytes: 0
     }
   }
 
@@ -294,6 +295,7 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
           seenQos2: new Set(),
           policyClient: { tenant, principal, role, client_id: wire, protocol: client.version, auth, listener: c.gwListener ?? 'mqtt' },
           deliverMemo: Object.assign(new Map<string, Decision>(), { revision: '' }),
+          deliveringBytes: 0,
           ...(auth === 'certificate' && c.gwCertIdentity ? { certSerial: c.gwCertIdentity.serial } : {}),
           bucket: limits.publishRatePerSecond > 0 ? new TokenBucket(limits.publishRatePerSecond, limits.publishBurst) : undefined
         }
@@ -426,6 +428,20 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
         metrics.drops.labels('session.before_connack').inc()
         return null
       }
+      // A subscriber that stopped reading (a frozen router, a dead link, an attacker) must not make
+      // the gateway buffer without bound. Live deliveries (no message id yet) above the limit are
+      // dropped; a persistent session still has QoS 1/2 ones in its queue, and the queue flush after
+      // a reconnect (message id set) paces itself on the socket, so it is never dropped here.
+      if (typeof (packet as { messageId?: unknown }).messageId !== 'number') {
+        // aedes writes a delivery in a later turn (setImmediate), so what this turn already let
+        // through counts too: a burst cannot overshoot the limit by more than one packet.
+        const buffered = ((client.conn as { writableLength?: number }).writableLength ?? 0) + st.deliveringBytes
+        if (buffered > limits.maxClientBufferBytes) {
+          metrics.drops.labels('limits.slow_consumer').inc()
+          emit(eventFor(st, client, { code: 'limits.slow_consumer', action: 'deliver', topic: packet.topic, reason: `${buffered} bytes already waiting for this client to read (limit ${limits.maxClientBufferBytes}); QoS ${packet.qos} message not delivered now` }))
+          return null
+        }
+      }
       // Delivery is decided per (subscriber, topic, QoS, retain) once per policy
       // revision: the session memo answers repeats with one Map lookup, and a
       // revision change (promote, canary, rollback) makes every memo entry stale
@@ -451,6 +467,8 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
       }
       hot.messagesOut[packet.qos]!++
       hot.bytesOut += packet.payload.length
+      if (st.deliveringBytes === 0) setImmediate(() => { st.deliveringBytes = 0 })
+      st.deliveringBytes += packet.payload.length
       return packet as AedesPublishPacket
     }
   }

@@ -33,6 +33,8 @@ export interface ClientState {
   policyClient: PolicyClient
   /** Delivery decisions of this session for one policy revision (see authorizeForward). */
   deliverMemo: Map<string, Decision> & { revision: string }
+  /** Payload bytes let through to this client in the current event-loop turn, not yet written (see authorizeForward). */
+  deliveringBytes: number
 }
 
 export interface SessionView {
