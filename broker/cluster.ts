@@ -9,6 +9,7 @@
 // up and a full resync done since the last time either went down. Otherwise CONNECTs are refused with
 // "server unavailable" (MQTT 5 0x88 / 3.1.1 code 3) and admin writes answer 503. Never open.
 import { createRequire } from 'node:module'
+import { isIP } from 'node:net'
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { Redis, type RedisOptions } from 'ioredis'
@@ -17,6 +18,7 @@ import type { Logger } from 'pino'
 import { hardenPersistence, countEachAckOnce, type PersistenceConnection } from './persistence.ts'
 import type { RedisStateStore, StoreChange } from './store/redis-store.ts'
 import type { PolicySharedStore } from './policy-versions.ts'
+import { guardRedisSocketErrors } from './redis-streams.ts'
 import type { SecurityEvent, SecurityEventInput } from './security-events.ts'
 import type { Metrics } from './metrics.ts'
 
@@ -49,12 +51,16 @@ const RESYNC_RETRY_MS = 500
 export interface RedisSettings {
   url: string
   prefix: string
+  /** rediss:// only: PEM of the CA(s) that sign Redis' certificate (default: the system store), and a client certificate for Redis' tls-auth-clients. */
+  tls?: RedisTlsFiles
   /** Approximate cap of the security-event stream (XADD MAXLEN ~). */
   eventStreamMax?: number
 }
 
+export interface RedisTlsFiles { ca?: string, cert?: string, key?: string }
+
 /** ioredis options from redis:// or rediss:// (TLS) URLs with optional user:password and /db. */
-export function redisOptionsFromUrl (url: string): RedisOptions {
+export function redisOptionsFromUrl (url: string, tls: RedisTlsFiles = {}): RedisOptions {
   const u = new URL(url)
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`unsupported Redis URL scheme ${u.protocol} (use redis:// or rediss://)`)
   const opts: RedisOptions = { host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: u.port ? Number(u.port) : 6379 }
@@ -65,7 +71,9 @@ export function redisOptionsFromUrl (url: string): RedisOptions {
     if (!/^\d+$/.test(db)) throw new Error(`Redis URL database "${db}" is not a number`)
     opts.db = Number(db)
   }
-  if (u.protocol === 'rediss:') opts.tls = { servername: u.hostname }
+  // the server certificate is always verified (against `ca` when given, else the system store)
+  // (SNI carries host names only; an IP address is still checked against the certificate's IP SANs)
+  if (u.protocol === 'rediss:') opts.tls = { ...(isIP(opts.host!) === 0 ? { servername: opts.host } : {}), ...tls }
   return opts
 }
 
@@ -145,6 +153,8 @@ export class Cluster {
   private resyncing: Promise<void> | undefined
   private resyncTimer: NodeJS.Timeout | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
+  /** The last error a Redis connection reported (for a start that fails). */
+  private lastError: Error | undefined
   private closed = false
   private tailId = '$'
   private readonly upGauge: Gauge
@@ -159,14 +169,18 @@ export class Cluster {
       policyBundle: rev => `${p}policy:bundle:${rev}`,
       certRevoked: `${p}cert:revoked`
     }
-    this.options = redisOptionsFromUrl(settings.url)
+    this.options = redisOptionsFromUrl(settings.url, settings.tls)
     const retryStrategy = (times: number): number => Math.min(50 * times, 1000)
     const base: RedisOptions = { ...this.options, lazyConnect: true, retryStrategy, connectionName: `uspgate:${nodeId}` }
     this.cmd = new Redis({ ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1 })
     this.sub = new Redis({ ...base })
     this.tail = new Redis({ ...base, maxRetriesPerRequest: null })
+    for (const conn of [this.cmd, this.sub, this.tail]) guardRedisSocketErrors(conn)
     for (const [name, conn] of [['cmd', this.cmd], ['sub', this.sub], ['tail', this.tail]] as const) {
-      conn.on('error', err => { if (!this.closed) this.log.debug({ err, conn: name }, 'redis connection error') })
+      conn.on('error', err => {
+        this.lastError = err
+        if (!this.closed) this.log.debug({ err, conn: name }, 'redis connection error')
+      })
     }
     this.cmd.on('close', () => this.connectionLost())
     this.sub.on('close', () => this.connectionLost())
@@ -179,10 +193,12 @@ export class Cluster {
     // fix that keeps a duplicate acknowledgement from deleting a message other subscribers still queue.
     this.persistenceConn = new PersistenceRedis({ ...this.options, keyPrefix: `${p}aedes:`, retryStrategy, connectionName: `uspgate:${nodeId}:persistence` })
     this.persistenceConn.on('error', (err: Error) => { if (!this.closed) this.log.debug({ err }, 'persistence redis error') })
+    guardRedisSocketErrors(this.persistenceConn)
     this.persistence = countEachAckOnce(hardenPersistence(redisPersistence({ conn: this.persistenceConn })), this.persistenceConn, buf => msgpack.decode(buf))
     // Live routing: every MQTT publish is a Redis PUBLISH on <prefix>mqtt:<topic>.
     this.mq = new MQEmitterRedisPrefix(`${p}mqtt:`, { ...this.options, retryStrategy, connectionName: `uspgate:${nodeId}:mqemitter` })
     ;(this.mq as unknown as { state: NodeJS.EventEmitter }).state.on('error', (err: Error) => this.log.debug({ err }, 'mqemitter-redis error'))
+    for (const conn of [(this.mq as { subConn: object }).subConn, (this.mq as { pubConn: object }).pubConn]) guardRedisSocketErrors(conn)
 
     this.upGauge = new Gauge({ name: 'uspgate_redis_up', help: '1 while this node has working Redis connections and a resynchronised state copy', registers: [metrics.registry] })
     this.upGauge.set(0)
@@ -202,7 +218,10 @@ export class Cluster {
     try {
       await Promise.all([this.cmd.connect(), this.sub.connect(), this.tail.connect()])
     } catch (err) {
-      throw new Error(`cannot reach Redis at ${redactRedisUrl(this.settings.url)}: ${(err as Error).message}`)
+      // ioredis rejects with "Connection is closed."; the reason (WRONGPASS, a TLS verification
+      // error, ECONNREFUSED) is the error event that came before it
+      const why = this.lastError?.message ?? (err as Error).message
+      throw new Error(`cannot reach Redis at ${redactRedisUrl(this.settings.url)}: ${why}`)
     }
     const prev = await this.cmd.get(this.keys.nodesPrefix + this.nodeId)
     if (prev !== null) {

@@ -1,6 +1,7 @@
 // Gateway settings: environment variables (USPGATE_*) overridden by CLI flags.
 // Every setting is validated up front so a bad value stops start-up with one
 // clear line that names the setting, instead of failing later at runtime.
+import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 
@@ -22,7 +23,7 @@ export interface GatewayConfig {
   /** Secret that encrypts the CA keys at rest; default: generated into <dataDir>/pki-master-key (0600). */
   pkiMasterKey?: string
   /** Cluster mode (USPGATE_REDIS_URL): state, sessions and routing on Redis (broker/cluster.ts). Absent = embedded. */
-  redis?: { url: string, prefix: string, eventStreamMax?: number }
+  redis?: { url: string, prefix: string, eventStreamMax?: number, tls?: { ca?: string, cert?: string, key?: string } }
 }
 
 export interface MqttsConfig {
@@ -102,7 +103,10 @@ const settings = {
   'server-sans': 'USPGATE_SERVER_SANS',
   'pki-master-key': 'USPGATE_PKI_MASTER_KEY',
   'redis-url': 'USPGATE_REDIS_URL',
-  'redis-prefix': 'USPGATE_REDIS_PREFIX'
+  'redis-prefix': 'USPGATE_REDIS_PREFIX',
+  'redis-tls-ca': 'USPGATE_REDIS_TLS_CA',
+  'redis-tls-cert': 'USPGATE_REDIS_TLS_CERT',
+  'redis-tls-key': 'USPGATE_REDIS_TLS_KEY'
 } as const
 
 export type SettingFlag = keyof typeof settings
@@ -232,6 +236,18 @@ export function loadConfig (flags: Record<string, string> = {}, env: NodeJS.Proc
       return r
     })
     config.redis = { url: redisUrl, prefix }
+    const pem = (flag: 'redis-tls-ca' | 'redis-tls-cert' | 'redis-tls-key', marker: RegExp): string | undefined => read(flag, undefined as string | undefined, (n, path) => {
+      if (!redisUrl.startsWith('rediss:')) throw new ConfigError(n, 'applies to TLS connections only: use a rediss:// URL')
+      let text: string
+      try { text = readFileSync(path, 'utf8') } catch (err) { throw new ConfigError(n, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`) }
+      if (!marker.test(text)) throw new ConfigError(n, `${path} holds no PEM ${flag === 'redis-tls-key' ? 'private key' : 'certificate'}`)
+      return text
+    })
+    const ca = pem('redis-tls-ca', /-----BEGIN CERTIFICATE-----/)
+    const cert = pem('redis-tls-cert', /-----BEGIN CERTIFICATE-----/)
+    const key = pem('redis-tls-key', /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/)
+    if ((cert === undefined) !== (key === undefined)) throw new ConfigError(cert === undefined ? settings['redis-tls-cert'] : settings['redis-tls-key'], 'USPGATE_REDIS_TLS_CERT and USPGATE_REDIS_TLS_KEY go together (a client certificate and its key)')
+    if (ca !== undefined || cert !== undefined) config.redis.tls = { ...(ca !== undefined ? { ca } : {}), ...(cert !== undefined ? { cert, key } : {}) }
   }
   return config
 }

@@ -63,7 +63,7 @@ export interface StartOptions {
   dataDir?: string
   logLines?: string[]
   mtls?: boolean | MtlsOptions
-  redis?: { url: string, prefix: string }
+  redis?: GatewayConfig['redis']
   nodeId?: string
   /** Admin listener settings over the defaults (rate limits, TLS). */
   adminSettings?: Partial<AdminSettings>
