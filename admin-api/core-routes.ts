@@ -45,17 +45,18 @@ export function registerCoreRoutes (v1: FastifyInstance<any, any, any, any>, con
 
   v1.get('/tenants/:tenant/endpoints', {
     config: { access: { permission: 'read', scope: 'tenant-param', action: 'endpoint.list' } },
-    schema: { summary: 'USP endpoints seen for a tenant', params: S.tenantParams, response: { 200: S.listOf('endpoints', S.endpoint) } }
-  }, async (req: FastifyRequest<{ Params: { tenant: string } }>) => ({ endpoints: control.listEndpoints(req.params.tenant) }))
+    // 503: cluster mode, Redis unreachable from this node
+    schema: { summary: 'USP endpoints seen for a tenant', params: S.tenantParams, response: { 200: S.listOf('endpoints', S.endpoint), ...problems(503) } }
+  }, async (req: FastifyRequest<{ Params: { tenant: string } }>) => ({ endpoints: await control.listEndpoints(req.params.tenant) }))
 
   v1.get('/tenants/:tenant/endpoints/:endpointId', {
     config: { access: { permission: 'read', scope: 'tenant-param', action: 'endpoint.get' } },
     schema: {
       summary: 'One USP endpoint',
       params: { type: 'object', required: ['tenant', 'endpointId'], additionalProperties: false, properties: { tenant: S.tenantId, endpointId: S.principal } },
-      response: { 200: S.endpoint }
+      response: { 200: S.endpoint, ...problems(503) }
     }
-  }, async (req: FastifyRequest<{ Params: { tenant: string, endpointId: string } }>) => control.getEndpoint(req.params.tenant, req.params.endpointId))
+  }, async (req: FastifyRequest<{ Params: { tenant: string, endpointId: string } }>) => await control.getEndpoint(req.params.tenant, req.params.endpointId))
 
   v1.get('/tenants/:tenant/usp-audit', {
     config: { access: { permission: 'read', scope: 'tenant-param', action: 'usp-audit.list' } },
@@ -63,9 +64,9 @@ export function registerCoreRoutes (v1: FastifyInstance<any, any, any, any>, con
       summary: 'USP Record audit trail of a tenant, newest first',
       params: S.tenantParams,
       querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } },
-      response: { 200: S.listOf('records', S.uspAuditEntry) }
+      response: { 200: S.listOf('records', S.uspAuditEntry), ...problems(503) }
     }
-  }, async (req: FastifyRequest<{ Params: { tenant: string }, Querystring: { limit?: number } }>) => ({ records: control.uspAuditTrail(req.params.tenant, req.query.limit) }))
+  }, async (req: FastifyRequest<{ Params: { tenant: string }, Querystring: { limit?: number } }>) => ({ records: await control.uspAuditTrail(req.params.tenant, req.query.limit) }))
 
   v1.post('/tenants/:tenant/credentials', {
     config: { access: { permission: 'credential.issue', scope: 'tenant-param', action: 'credential.issue' } },

@@ -359,15 +359,7 @@ export class Cluster {
   }
 
   async view (): Promise<ClusterView> {
-    const keys: string[] = []
-    let cursor = '0'
-    do {
-      const [next, batch] = await this.cmd.scan(cursor, 'MATCH', `${this.keys.nodesPrefix}*`, 'COUNT', 500)
-      cursor = next
-      keys.push(...batch)
-    } while (cursor !== '0')
-    const values = keys.length > 0 ? await this.cmd.mget(...keys) : []
-    const beats = values.filter((v): v is string => v !== null).map(v => JSON.parse(v) as NodeHeartbeat)
+    const beats = await this.liveNodes()
     const storeIndex = await this.cmd.get(this.keys.policyIndex)
     const storeRevision = storeIndex !== null ? (JSON.parse(storeIndex) as { active?: { stable?: string } | null }).active?.stable : undefined
     const counts = new Map<string, number>()
@@ -458,6 +450,22 @@ export class Cluster {
     // the persistence's destroy() unsubscribes through the (already closed) emitter; bounded wait, then cut
     await Promise.race([Promise.resolve(this.persistence.destroy()).catch(() => {}), new Promise(resolve => setTimeout(resolve, 500).unref())])
     this.persistenceConn.disconnect()
+  }
+
+  /** Heartbeats of the nodes alive now (a crashed node's key has expired); unreadable values are skipped. */
+  async liveNodes (): Promise<NodeHeartbeat[]> {
+    const keys: string[] = []
+    let cursor = '0'
+    do {
+      const [next, batch] = await this.cmd.scan(cursor, 'MATCH', `${this.keys.nodesPrefix}*`, 'COUNT', 500)
+      cursor = next
+      keys.push(...batch)
+    } while (cursor !== '0')
+    const values = keys.length > 0 ? await this.cmd.mget(...keys) : []
+    return values.flatMap(v => {
+      if (v === null) return []
+      try { return [JSON.parse(v) as NodeHeartbeat] } catch { return [] }
+    })
   }
 }
 

@@ -8,7 +8,8 @@ import type { Cluster, ClusterView } from './cluster.ts'
 import type { EventQuery, SecurityEvent, SecurityEvents } from './security-events.ts'
 import type { SessionIndex, SessionView } from './sessions.ts'
 import type { Metrics } from './metrics.ts'
-import type { EndpointRegistry } from './endpoints.ts'
+import type { Logger } from 'pino'
+import type { Endpoints } from './endpoints.ts'
 import type { UspAuditEntry, UspAuditTrail } from './usp-audit.ts'
 import type { CertificateService } from './certificates.ts'
 import type { PolicyVersions } from './policy-versions.ts'
@@ -33,9 +34,10 @@ interface GatewayLike {
   readonly events: SecurityEvents
   readonly sessions: SessionIndex
   readonly metrics: Metrics
+  readonly log: Logger
   readonly nodeId: string
   readonly ready: boolean
-  readonly endpoints: EndpointRegistry
+  readonly endpoints: Endpoints
   readonly uspAudit: UspAuditTrail
   readonly policyVersions?: PolicyVersions
   readonly certificates?: CertificateService
@@ -113,21 +115,37 @@ export class ControlPlane {
     return t
   }
 
-  listEndpoints (tenant: string): EndpointRecord[] {
+  async listEndpoints (tenant: string): Promise<EndpointRecord[]> {
     this.requireTenant(tenant)
-    return this.gw.endpoints.list(tenant)
+    return await this.sharedRead(async () => await this.gw.endpoints.list(tenant))
   }
 
-  getEndpoint (tenant: string, endpointId: string): EndpointRecord {
+  async getEndpoint (tenant: string, endpointId: string): Promise<EndpointRecord> {
     this.requireTenant(tenant)
-    const e = this.gw.endpoints.get(tenant, endpointId)
+    const e = await this.sharedRead(async () => await this.gw.endpoints.get(tenant, endpointId))
     if (!e) throw new ControlError(404, 'endpoint not found', `no endpoint "${endpointId}" has connected to tenant "${tenant}"`)
     return e
   }
 
-  uspAuditTrail (tenant: string, limit?: number): UspAuditEntry[] {
+  async uspAuditTrail (tenant: string, limit?: number): Promise<UspAuditEntry[]> {
     this.requireTenant(tenant)
-    return this.gw.uspAudit.list(tenant, limit)
+    return await this.sharedRead(async () => await this.gw.uspAudit.list(tenant, limit))
+  }
+
+  /**
+   * Cluster mode: endpoints and the USP audit trail are read from Redis, not from a local copy, so
+   * while Redis cannot be read the answer is 503 (like GET /v1/cluster), never this node's view only.
+   */
+  private async sharedRead<T> (read: () => Promise<T>): Promise<T> {
+    const c = this.gw.cluster
+    if (c === undefined) return await read()
+    if (!c.up) throw new ControlError(503, 'state store unavailable', 'Redis is unreachable from this node')
+    try {
+      return await read()
+    } catch (err) {
+      this.gw.log.warn({ err }, 'cluster-wide read from Redis failed')
+      throw new ControlError(503, 'state store unavailable', 'Redis could not be read from this node; retry shortly')
+    }
   }
 
   private requireTenant (tenant: string): void {

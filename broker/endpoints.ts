@@ -2,12 +2,24 @@
 // contact and last sighting, MQTT version and the topic they said they listen
 // on (MQTTConnectRecord). Kept in <data>/endpoints.json, written at most once
 // a second so a reconnect storm does not become a storm of fsyncs; a crash can
-// lose at most the last second of last-seen times.
+// lose at most the last second of last-seen times. In cluster mode the registry
+// lives in Redis instead (RedisEndpointRegistry, broker/endpoints-redis.ts).
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic, type EndpointRecord } from './store/index.ts'
 
-export class EndpointRegistry {
+/** What the gateway and the control plane use: this file-backed registry or the Redis one. */
+export interface Endpoints {
+  load(): Promise<void>
+  connected(tenant: string, endpointId: string, role: string, protocol: number): void
+  disconnected(tenant: string, endpointId: string): void
+  sawConnectRecord(tenant: string, endpointId: string, subscribedTopic: string): void
+  list(tenant: string): Promise<EndpointRecord[]>
+  get(tenant: string, endpointId: string): Promise<EndpointRecord | undefined>
+  flush(): Promise<void>
+}
+
+export class EndpointRegistry implements Endpoints {
   private readonly endpoints = new Map<string, EndpointRecord>()
   private readonly path: string
   private timer: NodeJS.Timeout | undefined
@@ -39,7 +51,7 @@ export class EndpointRegistry {
       online: true,
       firstContact: prev?.firstContact ?? now,
       lastSeen: now,
-      mqttVersion: protocol === 5 ? '5.0' : protocol === 4 ? '3.1.1' : '3.1',
+      mqttVersion: mqttVersion(protocol),
       node: this.node
     })
     this.schedule()
@@ -61,11 +73,11 @@ export class EndpointRegistry {
     this.schedule()
   }
 
-  list (tenant: string): EndpointRecord[] {
+  async list (tenant: string): Promise<EndpointRecord[]> {
     return [...this.endpoints.values()].filter(e => e.tenant === tenant).sort((a, b) => a.endpointId.localeCompare(b.endpointId))
   }
 
-  get (tenant: string, endpointId: string): EndpointRecord | undefined {
+  async get (tenant: string, endpointId: string): Promise<EndpointRecord | undefined> {
     return this.endpoints.get(key(tenant, endpointId))
   }
 
@@ -85,4 +97,9 @@ export class EndpointRegistry {
 
 function key (tenant: string, endpointId: string): string {
   return `${tenant}\u0000${endpointId}`
+}
+
+/** The MQTT protocol level as TR-181 Device.MQTT.Client.{i}.ProtocolVersion names it. */
+export function mqttVersion (protocol: number): string {
+  return protocol === 5 ? '5.0' : protocol === 4 ? '3.1.1' : '3.1'
 }

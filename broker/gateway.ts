@@ -15,7 +15,8 @@ import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS } from './store/i
 import type { StateStore } from './store/state-store.ts'
 import { RedisStateStore } from './store/redis-store.ts'
 import { Cluster, clusterNodeId } from './cluster.ts'
-import { EndpointRegistry } from './endpoints.ts'
+import { EndpointRegistry, type Endpoints } from './endpoints.ts'
+import { RedisEndpointRegistry } from './endpoints-redis.ts'
 import { UspAuditTrail } from './usp-audit.ts'
 import { installConnackSteering } from './connack-steering.ts'
 import { inboxTopic, type UspInspection } from './usp/index.ts'
@@ -60,7 +61,7 @@ export class Gateway {
   readonly policy: PolicyEngine
   /** Stored policy versions and the active assignment (stable / canary / shadow). */
   readonly policyVersions: PolicyVersions
-  readonly endpoints: EndpointRegistry
+  readonly endpoints: Endpoints
   readonly uspAudit: UspAuditTrail
   /** The CA (<dataDir>/pki), the MQTTS listener (mutual TLS) and certificate revocation. */
   readonly certificates: CertificateService
@@ -88,8 +89,9 @@ export class Gateway {
     this.store = this.cluster ? new RedisStateStore(this.cluster.cmd, config.redis!.prefix) : new FileStateStore(config.dataDir)
     this.sessions = new SessionIndex(this.nodeId)
     this.throttle = new AuthThrottle(config.limits.authFailuresBeforeBackoff, config.limits.authMaxBackoffSeconds)
-    this.endpoints = new EndpointRegistry(config.dataDir, this.nodeId)
-    this.uspAudit = new UspAuditTrail(config.dataDir)
+    // cluster mode: both cluster-wide in Redis (the NDJSON audit file stays per node)
+    this.endpoints = this.cluster ? new RedisEndpointRegistry(this.cluster, this.log) : new EndpointRegistry(config.dataDir, this.nodeId)
+    this.uspAudit = new UspAuditTrail(config.dataDir, this.cluster, this.log)
     installConnackSteering()
     const emit = (e: SecurityEventInput): void => { this.events.emit(e) }
     // Evaluation errors fail closed (the hook denies) and are reported here.
@@ -413,10 +415,10 @@ export class Gateway {
       }
       await new Promise<void>(resolve => this.broker.close(() => resolve()))
       for (const s of this.sockets) s.destroy()
+      await this.endpoints.flush() // the last offline marks, before the Redis connections close
       await this.cluster?.close()
       await this.admin?.close()
       this.throttle.close()
-      await this.endpoints.flush()
       await this.uspAudit.close()
       await this.events.close()
       await this.store.flush()

@@ -1,10 +1,17 @@
 // Audit trail of the USP traffic a tenant carries: record type, and with audit
 // level 'message' the Msg header (msg_id, msg_type, request/response kind) —
 // never parameter values (TR-369 R-SEC.4c). Appended to
-// <data>/audit/usp-records.ndjson and kept per tenant (newest 1000) for the API.
+// <data>/audit/usp-records.ndjson (this node's own evidence) and kept per tenant
+// (newest 1000) for the API: in memory, or in cluster mode in a capped Redis
+// stream per tenant, `<prefix>usp-audit:<tenant>`, so every node lists every
+// node's records. Like the security-event stream (cluster.ts appendEvent) the
+// Redis copy is best effort: the MQTT path never waits for it, and while Redis
+// is down records go to the file only.
 import { createWriteStream, type WriteStream } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { Logger } from 'pino'
+import type { Cluster } from './cluster.ts'
 
 export interface UspAuditEntry {
   time: string
@@ -27,7 +34,7 @@ export class UspAuditTrail {
   private readonly recent = new Map<string, UspAuditEntry[]>()
   readonly path: string
 
-  constructor (dataDir: string) {
+  constructor (dataDir: string, private readonly cluster?: Cluster, private readonly log?: Logger) {
     this.path = join(dataDir, 'audit', 'usp-records.ndjson')
   }
 
@@ -37,16 +44,36 @@ export class UspAuditTrail {
   }
 
   record (e: UspAuditEntry): void {
+    this.stream?.write(JSON.stringify(e) + '\n')
+    if (this.cluster !== undefined) { this.share(this.cluster, e); return }
     let list = this.recent.get(e.tenant)
     if (!list) { list = []; this.recent.set(e.tenant, list) }
     list.push(e)
     if (list.length > PER_TENANT) list.splice(0, list.length - PER_TENANT)
-    this.stream?.write(JSON.stringify(e) + '\n')
   }
 
-  /** Newest first. */
-  list (tenant: string, limit = 100): UspAuditEntry[] {
-    return [...(this.recent.get(tenant) ?? [])].reverse().slice(0, limit)
+  /** Newest first. Cluster mode: every node's records; throws when Redis cannot be read (the API answers 503). */
+  async list (tenant: string, limit = 100): Promise<UspAuditEntry[]> {
+    if (this.cluster === undefined) return [...(this.recent.get(tenant) ?? [])].reverse().slice(0, limit)
+    const entries = await this.cluster.cmd.xrevrange(this.key(this.cluster, tenant), '+', '-', 'COUNT', limit)
+    return entries.flatMap(([, fields]) => {
+      const i = fields.indexOf('e')
+      if (i < 0) return [] // not ours
+      try {
+        const e = JSON.parse(fields[i + 1] ?? '') as UspAuditEntry | null
+        return typeof e === 'object' && e !== null && e.tenant === tenant ? [e] : []
+      } catch { return [] }
+    })
+  }
+
+  private share (cluster: Cluster, e: UspAuditEntry): void {
+    if (cluster.cmd.status !== 'ready') return // the file still has it
+    cluster.cmd.xadd(this.key(cluster, e.tenant), 'MAXLEN', '~', String(PER_TENANT), '*', 'e', JSON.stringify(e))
+      .catch(err => this.log?.debug({ err }, 'USP audit entry not appended to the stream'))
+  }
+
+  private key (cluster: Cluster, tenant: string): string {
+    return `${cluster.settings.prefix}usp-audit:${tenant}`
   }
 
   async close (): Promise<void> {
