@@ -198,7 +198,7 @@ export class Cluster {
     // Live routing: every MQTT publish is a Redis PUBLISH on <prefix>mqtt:<topic>.
     this.mq = new MQEmitterRedisPrefix(`${p}mqtt:`, { ...this.options, retryStrategy, connectionName: `uspgate:${nodeId}:mqemitter` })
     ;(this.mq as unknown as { state: NodeJS.EventEmitter }).state.on('error', (err: Error) => this.log.debug({ err }, 'mqemitter-redis error'))
-    for (const conn of [(this.mq as { subConn: object }).subConn, (this.mq as { pubConn: object }).pubConn]) guardRedisSocketErrors(conn)
+    for (const conn of this.emitterConnections()) guardRedisSocketErrors(conn)
 
     this.upGauge = new Gauge({ name: 'uspgate_redis_up', help: '1 while this node has working Redis connections and a resynchronised state copy', registers: [metrics.registry] })
     this.upGauge.set(0)
@@ -450,6 +450,14 @@ export class Cluster {
     // the persistence's destroy() unsubscribes through the (already closed) emitter; bounded wait, then cut
     await Promise.race([Promise.resolve(this.persistence.destroy()).catch(() => {}), new Promise(resolve => setTimeout(resolve, 500).unref())])
     this.persistenceConn.disconnect()
+    // aedes closes the emitter with QUIT, which never completes on a connection that is failing
+    // (a start refused by Redis): cut both connections so they stop reconnecting
+    for (const c of this.emitterConnections()) c.disconnect()
+  }
+
+  private emitterConnections (): Array<{ disconnect(): void }> {
+    const mq = this.mq as { subConn: { disconnect(): void }, pubConn: { disconnect(): void } }
+    return [mq.subConn, mq.pubConn]
   }
 
   /** Heartbeats of the nodes alive now (a crashed node's key has expired); unreadable values are skipped. */

@@ -298,6 +298,17 @@ export class Gateway {
   async start (): Promise<void> {
     if (this.started) throw new Error('gateway already started')
     this.started = true
+    try {
+      await this.startServices()
+    } catch (err) {
+      // Release what was opened (Redis connections keep reconnecting, listeners keep the process
+      // alive), so a failed start leaves nothing behind; the caller reports the error.
+      await this.close().catch(closeErr => this.log.warn({ err: closeErr }, 'cleanup after a failed start'))
+      throw err
+    }
+  }
+
+  private async startServices (): Promise<void> {
     await mkdir(this.config.dataDir, { recursive: true, mode: 0o700 })
     if (this.cluster) await this.cluster.connect(this.store as RedisStateStore)
     await this.store.load()
