@@ -126,6 +126,23 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
     child.inc()
   }
 
+  // Event-loop turn number, advanced by one setImmediate per busy turn for all clients (not one per
+  // subscriber): aedes writes deliveries in the turn after they are authorised.
+  let turn = 0
+  let turnEnding = false
+  /** Payload bytes let through to this client in the current turn (reset when a new turn starts). */
+  function deliveringThisTurn (st: ClientState): number {
+    if (!turnEnding) {
+      turnEnding = true
+      setImmediate(() => { turn++; turnEnding = false })
+    }
+    if (st.deliveringTurn !== turn) {
+      st.deliveringTurn = turn
+      st.deliveringBytes = 0
+    }
+    return st.deliveringBytes
+  }
+
   /** Asks the policy engine; the Decision carries the revision that made it. */
   function decide (st: ClientState, action: PolicyInput['action'], topic?: string, qos?: number, retain?: boolean): Decision {
     const input: PolicyInput = { action, client: st.policyClient }
@@ -173,6 +190,7 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
       bucket: undefined,
       policyClient: { tenant: who.tenant, principal: who.principal, role: cred.role, client_id: wire, protocol, auth: 'password', listener: 'will-sweep' },
       deliverMemo: Object.assign(new Map<string, Decision>(), { revision: '' }),
+      deliveringTurn: -1,
       deliveringBytes: 0
     }
   }
@@ -295,6 +313,7 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
           seenQos2: new Set(),
           policyClient: { tenant, principal, role, client_id: wire, protocol: client.version, auth, listener: c.gwListener ?? 'mqtt' },
           deliverMemo: Object.assign(new Map<string, Decision>(), { revision: '' }),
+          deliveringTurn: -1,
           deliveringBytes: 0,
           ...(auth === 'certificate' && c.gwCertIdentity ? { certSerial: c.gwCertIdentity.serial } : {}),
           bucket: limits.publishRatePerSecond > 0 ? new TokenBucket(limits.publishRatePerSecond, limits.publishBurst) : undefined
@@ -435,7 +454,7 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
       if (typeof (packet as { messageId?: unknown }).messageId !== 'number') {
         // aedes writes a delivery in a later turn (setImmediate), so what this turn already let
         // through counts too: a burst cannot overshoot the limit by more than one packet.
-        const buffered = ((client.conn as { writableLength?: number }).writableLength ?? 0) + st.deliveringBytes
+        const buffered = ((client.conn as { writableLength?: number }).writableLength ?? 0) + deliveringThisTurn(st)
         if (buffered > limits.maxClientBufferBytes) {
           metrics.drops.labels('limits.slow_consumer').inc()
           emit(eventFor(st, client, { code: 'limits.slow_consumer', action: 'deliver', topic: packet.topic, reason: `${buffered} bytes already waiting for this client to read (limit ${limits.maxClientBufferBytes}); QoS ${packet.qos} message not delivered now` }))
@@ -467,8 +486,7 @@ export function createHooks (deps: HookDeps): Required<Pick<AedesOptions, 'preCo
       }
       hot.messagesOut[packet.qos]!++
       hot.bytesOut += packet.payload.length
-      if (st.deliveringBytes === 0) setImmediate(() => { st.deliveringBytes = 0 })
-      st.deliveringBytes += packet.payload.length
+      st.deliveringBytes = deliveringThisTurn(st) + packet.payload.length
       return packet as AedesPublishPacket
     }
   }

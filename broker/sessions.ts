@@ -33,8 +33,9 @@ export interface ClientState {
   policyClient: PolicyClient
   /** Delivery decisions of this session for one policy revision (see authorizeForward). */
   deliverMemo: Map<string, Decision> & { revision: string }
-  /** Payload bytes let through to this client in the current event-loop turn, not yet written (see authorizeForward). */
+  /** Payload bytes let through to this client in event-loop turn `deliveringTurn`, not yet written (see authorizeForward). */
   deliveringBytes: number
+  deliveringTurn: number
 }
 
 export interface SessionView {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
-import { startGateway, provision, connect, refusedWith, waitFor, closeClient, removeDir, sleep, type TestGateway } from '../helpers/gateway.ts'
+import { startGateway, provision, connect, refusedWith, waitFor, closeClient, removeDir, sleep, type TestGateway, untilConnected } from '../helpers/gateway.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 import { buildTempBundle } from '../policies/helpers.ts'
 import { POLICY_DIR } from '../../policies/index.ts'
@@ -195,13 +195,8 @@ test('a persistent session reconnecting while its topic has cross-node traffic g
     m.on('error', () => {})
     return m
   }
-  const connected = (m: MqttClient): Promise<void> => new Promise((resolve, reject) => {
-    m.once('connect', () => resolve())
-    m.once('error', reject)
-    m.once('close', () => reject(new Error('closed before CONNACK')))
-  })
   const first = open()
-  await connected(first)
+  await untilConnected(first)
   await first.subscribeAsync('ta/bulkdata/#', { qos: 1 })
   await closeClient(first)
 
@@ -219,7 +214,7 @@ test('a persistent session reconnecting while its topic has cross-node traffic g
       const m = open()
       const order: string[] = []
       m.on('packetreceive', p => order.push(p.cmd))
-      await connected(m)
+      await untilConnected(m)
       assert.equal(order[0], 'connack', `reconnect ${i}: first packet was ${order[0]}`)
       await closeClient(m)
     }
@@ -231,7 +226,7 @@ test('a persistent session reconnecting while its topic has cross-node traffic g
   // leave no persistent session behind for the tests that follow
   const last = mqtt.connect({ host: '127.0.0.1', port: B.mqttPort, protocolVersion: 4, clientId: 'busy-311', clean: true, reconnectPeriod: 0, username: creds[`ta:${CT}`]!.username, password: creds[`ta:${CT}`]!.secret })
   clients.push(last)
-  await connected(last)
+  await untilConnected(last)
   await closeClient(last)
 })
 

@@ -6,17 +6,12 @@
 // heartbeat must leave GET /v1/cluster within its expiry.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import mqtt, { type MqttClient } from 'mqtt'
-import { startGateway, provision, waitFor, closeClient, removeDir, sleep, type TestGateway } from '../helpers/gateway.ts'
+import { startGateway, provision, waitFor, closeClient, removeDir, sleep, type TestGateway, untilConnected } from '../helpers/gateway.ts'
+import { startCliNode, type CliNode } from '../helpers/cli-node.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 import { HEARTBEAT_TTL_S } from '../../broker/cluster.ts'
 
-const REPO = fileURLToPath(new URL('../..', import.meta.url))
 const prefix = 'uspgate-kill:'
 const AG = 'os::00256D-00K1'
 const CT = 'self::ctrl-k'
@@ -25,49 +20,13 @@ const N = 20
 let redis: TestRedis
 let A: TestGateway
 let B: TestGateway
-let child: ChildProcess | undefined
-let childDir: string | undefined
+let child: CliNode | undefined
 const clients: MqttClient[] = []
 const creds: Record<string, { username: string, secret: string }> = {}
 
 function killChild (): void {
-  if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-}
-process.once('exit', killChild)
-
-/** Node C: the real CLI in cluster mode, in its own process; resolves with its MQTT port. */
-async function startNodeC (): Promise<{ proc: ChildProcess, port: number }> {
-  childDir = await mkdtemp(join(tmpdir(), 'uspgate-test-node-c-'))
-  const proc = spawn(process.execPath, [join(REPO, 'bin', 'uspgate.js'), 'start', '--mqtt-port', '0', '--admin-port', '0', '--mqtts-port', 'off'], {
-    cwd: REPO,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      USPGATE_REDIS_URL: redis.url,
-      USPGATE_REDIS_PREFIX: prefix,
-      USPGATE_NODE_ID: 'node-c',
-      // deliberately no USPGATE_ADMIN_TOKEN: a joining node must keep the cluster's bootstrap
-      // token (the GET /v1/cluster calls below authenticate with it), not replace it with its own
-      USPGATE_ADMIN_TOKEN: '',
-      USPGATE_DATA_DIR: childDir,
-      USPGATE_LOG_LEVEL: process.env.KILL_DEBUG ? 'debug' : 'warn'
-    }
-  })
-  child = proc
-  let out = ''
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node C did not start within 20 s:\n${out}`)), 20_000)
-    const onData = (d: Buffer): void => {
-      out += d.toString()
-      const m = /uspgate ready: MQTT on [^\s,]+:(\d+)/.exec(out)
-      if (m) { clearTimeout(timer); resolve(Number(m[1])) }
-    }
-    if (process.env.KILL_DEBUG) proc.stdout!.on('data', d => { process.stderr.write(d) })
-    proc.stdout!.on('data', onData)
-    proc.stderr!.on('data', onData)
-    proc.once('exit', code => { clearTimeout(timer); reject(new Error(`node C exited (${String(code)}) before it was ready:\n${out}`)) })
-  })
-  return { proc, port }
+  const proc = child?.proc
+  if (proc !== undefined && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
 }
 
 before(async () => {
@@ -82,12 +41,12 @@ after(async () => {
   killChild()
   for (const c of clients) await closeClient(c)
   for (const t of [A, B]) { await t?.close(); if (t) await removeDir(t.dataDir) }
-  if (childDir !== undefined) await removeDir(childDir)
+  if (child !== undefined) await removeDir(child.dataDir)
   await redis?.stop()
 })
 
 test('SIGKILL of the node under persistent QoS 1 subscribers (MQTT 5 and 3.1.1): every message published meanwhile arrives through another node, CONNACK first; its heartbeat expires', async () => {
-  const c = await startNodeC()
+  const c = child = await startCliNode({ redisUrl: redis.url, prefix, nodeId: 'node-c' })
   // Two persistent subscribers on one topic share each queued message in Redis: this is the case
   // where a duplicate acknowledgement from one of them used to delete the other's copy.
   const sessions = {
@@ -103,15 +62,10 @@ test('SIGKILL of the node under persistent QoS 1 subscribers (MQTT 5 and 3.1.1):
     if (onMessage) m.on('message', (topic, payload) => onMessage(`${topic}=${payload.toString()}`))
     return m
   }
-  const connected = (m: MqttClient): Promise<void> => new Promise((resolve, reject) => {
-    m.once('connect', () => resolve())
-    m.once('error', reject)
-    m.once('close', () => reject(new Error('closed before CONNACK')))
-  })
 
   // 1. both persistent subscribers on node C
   const onC = Object.values(sessions).map(opts => open(c.port, opts))
-  await Promise.all(onC.map(connected))
+  await Promise.all(onC.map(untilConnected))
   for (const m of onC) await m.subscribeAsync('ta/bulkdata/#', { qos: 1 })
   // aedes-persistence-redis announces persistent subscriptions to the other nodes asynchronously;
   // node A only queues offline messages for subscriptions it has heard of. Wait for both.
@@ -152,7 +106,7 @@ test('SIGKILL of the node under persistent QoS 1 subscribers (MQTT 5 and 3.1.1):
     const m = open(B.mqttPort, opts, s => got.add(s))
     const order: string[] = []
     m.on('packetreceive', p => order.push(p.cmd))
-    await connected(m)
+    await untilConnected(m)
     assert.equal(order[0], 'connack', `${name}: first packet from node B`)
     await waitFor(() => got.size >= N, 5000, `${name}: all ${N} queued messages on the first reconnect to node B`)
     assert.deepEqual([...got].sort(), want, `${name}: every message published while node C was dead`)

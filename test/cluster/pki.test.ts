@@ -12,7 +12,7 @@ import { Redis } from 'ioredis'
 import type { MqttClient } from 'mqtt'
 import { ConfigError } from '../../broker/index.ts'
 import type { ClusterPki } from '../../broker/cluster-pki.ts'
-import { startGateway, waitForEvent, closeClient, removeDir, type TestGateway } from '../helpers/gateway.ts'
+import { startGateway, waitFor, waitForEvent, closeClient, removeDir, type TestGateway } from '../helpers/gateway.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 import { issueCert, ensureTenant, rootCaPem, connectTls, refusedTls, closedAt } from '../helpers/mtls.ts'
 import { tempDir, removeTempDirs, opensslCa, opensslIssue } from '../certs/helpers.ts'
@@ -24,14 +24,6 @@ let A: TestGateway
 let B: TestGateway
 const clients: MqttClient[] = []
 const extraDirs: string[] = []
-
-async function waitFor (fn: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!await fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
 
 /** A cluster node with MQTTS; on a failed start the gateway is closed and the error rethrown. */
 async function node (nodeId: string, masterKey: string | null = MASTER_KEY): Promise<TestGateway> {

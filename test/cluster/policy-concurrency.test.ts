@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startGateway, removeDir, waitFor, sleep, type TestGateway } from '../helpers/gateway.ts'
+import { startGateway, removeDir, waitFor, type TestGateway } from '../helpers/gateway.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 import { buildTempBundle } from '../policies/helpers.ts'
 import { POLICY_DIR } from '../../policies/index.ts'
@@ -42,13 +42,11 @@ interface View { versions: Array<{ revision: string }>, active: { stable: string
 
 async function views (): Promise<[View, View]> {
   // both nodes converge (control message, or resync) on one state
-  const deadline = Date.now() + 3000
-  for (;;) {
+  const both = async (): Promise<[View, View]> => {
     const [a, b] = await Promise.all([A.api('GET', '/v1/policies'), B.api('GET', '/v1/policies')])
-    if (JSON.stringify(a.body) === JSON.stringify(b.body)) return [a.body as View, b.body as View]
-    if (Date.now() > deadline) assert.fail(`the nodes disagree:\n${JSON.stringify(a.body)}\n${JSON.stringify(b.body)}`)
-    await sleep(50)
+    return [a.body as View, b.body as View]
   }
+  return await waitFor(async () => { const v = await both(); return JSON.stringify(v[0]) === JSON.stringify(v[1]) && v }, 3000, 'both nodes on the same policy state')
 }
 
 test('concurrent uploads on two nodes: every upload is kept, both nodes agree', async () => {

@@ -6,18 +6,15 @@
 // listings answer 503 and registry changes wait for it.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
 import { Redis } from 'ioredis'
 import { startGateway, removeDir, closeClient, type TestGateway } from '../helpers/gateway.ts'
+import { startCliNode } from '../helpers/cli-node.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 import { UspPeer, enrol, inboxOf, bootNotifyMsg, getMsg, msgIdOf, msgTypeOf, pause, type MqttV, type Role } from '../helpers/usp-peers.ts'
 
-const REPO = fileURLToPath(new URL('../..', import.meta.url))
 const prefix = 'uspgate-usp-state:'
 const AG = 'os::00256D-0005'
 const CT = 'self::usp-ctrl'
@@ -252,7 +249,7 @@ test('unreadable values in Redis (corrupt records, foreign stream entries) are s
 test('a node that dies (SIGKILL) without a word: once its heartbeat is gone its endpoints are listed offline', async () => {
   const eid = 'os::00256D-0007'
   const secret = await enrol(A, 'ta', eid, 'agent') // node C loads it from Redis at start
-  const node = await startCliNode('node-c')
+  const node = await startCliNode({ redisUrl: redis.url, prefix, nodeId: 'node-c' })
   try {
     const client = mqtt.connect({ host: '127.0.0.1', port: node.port, protocolVersion: 5, reconnectPeriod: 0, username: `ta:${eid}`, password: secret, clientId: 'dies-with-node-c' })
     client.on('error', () => {})
@@ -327,29 +324,4 @@ async function fileContaining (t: TestGateway, text: string): Promise<string> {
     assert.ok(Date.now() < deadline, `${t.gw.nodeId}'s audit file never contained ${text}`)
     await pause(20)
   }
-}
-
-/** A node running the real CLI in cluster mode in its own process (so it can die without shutting down). */
-async function startCliNode (nodeId: string): Promise<{ proc: ChildProcess, port: number, dataDir: string }> {
-  const dataDir = await mkdtemp(join(tmpdir(), `uspgate-test-${nodeId}-`))
-  const proc = spawn(process.execPath, [join(REPO, 'bin', 'uspgate.js'), 'start', '--mqtt-port', '0', '--admin-port', '0', '--mqtts-port', 'off'], {
-    cwd: REPO,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // no admin token of its own: it joins the cluster's
-    env: { ...process.env, USPGATE_REDIS_URL: redis.url, USPGATE_REDIS_PREFIX: prefix, USPGATE_NODE_ID: nodeId, USPGATE_ADMIN_TOKEN: '', USPGATE_DATA_DIR: dataDir, USPGATE_LOG_LEVEL: 'warn' }
-  })
-  process.once('exit', () => { if (proc.exitCode === null) proc.kill('SIGKILL') })
-  let out = ''
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${nodeId} did not start within 20 s:\n${out}`)), 20_000)
-    const onData = (d: Buffer): void => {
-      out += d.toString()
-      const m = /uspgate ready: MQTT on [^\s,]+:(\d+)/.exec(out)
-      if (m) { clearTimeout(timer); resolve(Number(m[1])) }
-    }
-    proc.stdout!.on('data', onData)
-    proc.stderr!.on('data', onData)
-    proc.once('exit', code => { clearTimeout(timer); reject(new Error(`${nodeId} exited (${String(code)}) before it was ready:\n${out}`)) })
-  })
-  return { proc, port, dataDir }
 }

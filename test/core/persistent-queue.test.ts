@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
-import { startGateway, provision, connect, closeClient, removeDir, sleep, waitFor, waitForEvent, type TestGateway } from '../helpers/gateway.ts'
+import { startGateway, provision, connect, closeClient, removeDir, sleep, waitFor, waitForEvent, type TestGateway, untilConnected } from '../helpers/gateway.ts'
 import { buildTempBundle } from '../policies/helpers.ts'
 import { POLICY_DIR } from '../../policies/index.ts'
 
@@ -34,14 +34,6 @@ function persistentController (clientId: string, protocolVersion: 4 | 5): MqttCl
   return m
 }
 
-function connected (m: MqttClient): Promise<void> {
-  return new Promise((resolve, reject) => {
-    m.once('connect', () => resolve())
-    m.once('error', reject)
-    m.once('close', () => reject(new Error('closed before CONNACK')))
-  })
-}
-
 test('a delivery the policy refuses does not cut a persistent subscriber or lose its other queued messages', async () => {
   // controllers may read all telemetry except topics under ".../blocked"
   const authz = readFileSync(join(POLICY_DIR, 'authz.rego'), 'utf8')
@@ -54,7 +46,7 @@ test('a delivery the policy refuses does not cut a persistent subscriber or lose
   assert.equal(canary.status, 200, JSON.stringify(canary.body))
   try {
     const sub = persistentController('q-refused', 5)
-    await connected(sub)
+    await untilConnected(sub)
     await sub.subscribeAsync('acme/bulkdata/#', { qos: 1 })
     const got: string[] = []
     sub.on('message', (_topic, payload) => got.push(payload.toString()))
@@ -83,7 +75,7 @@ test('a delivery the policy refuses does not cut a persistent subscriber or lose
     const again = persistentController('q-refused', 5)
     const later: string[] = []
     again.on('message', (_topic, payload) => later.push(payload.toString()))
-    await connected(again)
+    await untilConnected(again)
     await sleep(300)
     assert.deepEqual(later.filter(p => p.startsWith('ok') && !got.includes(p)), [])
     assert.deepEqual(later.filter(p => p.startsWith('no')), [], 'a refused message is never delivered later')

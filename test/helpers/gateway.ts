@@ -176,10 +176,11 @@ export async function refusedWith (t: TestGateway, opts: ConnectOptions): Promis
   throw new Error('connect was accepted')
 }
 
-export async function waitFor<T> (fn: () => T | undefined | false, timeoutMs = 3000, what = 'condition'): Promise<T> {
+/** Polls `fn` (sync or async) every 20 ms until it returns a truthy value, which is returned. */
+export async function waitFor<T> (fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 3000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const v = fn()
+    const v = await fn()
     if (v) return v
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise(r => setTimeout(r, 20))
@@ -189,6 +190,15 @@ export async function waitFor<T> (fn: () => T | undefined | false, timeoutMs = 3
 export async function waitForEvent (t: TestGateway, match: Partial<Omit<SecurityEvent, 'code'>> & { code?: string }, timeoutMs = 3000): Promise<SecurityEvent> {
   return await waitFor(() => t.gw.events.query({ limit: 1000 }).find(e =>
     Object.entries(match).every(([k, v]) => (e as unknown as Record<string, unknown>)[k] === v)), timeoutMs, `security event ${JSON.stringify(match)}`)
+}
+
+/** Resolves at CONNACK of a client made with mqtt.connect (handlers can be attached before it). */
+export function untilConnected (m: MqttClient): Promise<void> {
+  return new Promise((resolve, reject) => {
+    m.once('connect', () => resolve())
+    m.once('error', reject)
+    m.once('close', () => reject(new Error('closed before CONNACK')))
+  })
 }
 
 export function closeClient (c: MqttClient | undefined): Promise<void> {
