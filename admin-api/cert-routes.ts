@@ -3,7 +3,7 @@
 // Registered inside the authenticated /v1 scope; errors are ControlErrors →
 // problem+json. PEM documents are served as text, everything else as JSON.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { ControlPlane } from '../broker/control-plane.ts'
+import type { ControlPlane } from '../broker/control/control-plane.ts'
 import { MAX_DEVICE_VALIDITY_DAYS, REVOCATION_REASONS, type RevocationReason } from '../certs/index.ts'
 import { problems } from './problem.ts'
 import * as S from './schemas.ts'

@@ -1,7 +1,7 @@
 // GET /v1/cluster: every node of the deployment with its policy revisions and last heartbeat; a node
 // whose stable revision differs from the one stored in Redis (or from the majority) is flagged.
 import type { FastifyInstance } from 'fastify'
-import type { ControlPlane } from '../broker/control-plane.ts'
+import type { ControlPlane } from '../broker/control/control-plane.ts'
 import { problems } from './problem.ts'
 
 const revisions = {

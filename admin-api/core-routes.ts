@@ -3,7 +3,7 @@
 // who may call it (config.access, see access.ts); errors are ControlErrors →
 // problem+json.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { ControlPlane } from '../broker/control-plane.ts'
+import type { ControlPlane } from '../broker/control/control-plane.ts'
 import type { TenantUspSettings } from '../broker/store/index.ts'
 import { visibleTenants } from './access.ts'
 import { problems } from './problem.ts'

@@ -1,8 +1,8 @@
 // /v1/policies: policy versions, shadow, tenant canary, promote, rollback and shadow diff.
 // Registered inside the authenticated /v1 scope; errors are ControlErrors → problem+json.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { ControlPlane } from '../broker/control-plane.ts'
-import { MAX_BUNDLE_BYTES } from '../broker/policy-versions.ts'
+import type { ControlPlane } from '../broker/control/control-plane.ts'
+import { MAX_BUNDLE_BYTES } from '../broker/control/policy-versions.ts'
 import { problems, sendProblem } from './problem.ts'
 import * as S from './schemas.ts'
 

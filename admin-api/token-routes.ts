@@ -2,8 +2,8 @@
 // in the creation reply only (cache-control: no-store); listings never show
 // tokens or hashes. Revocation takes effect on the next request.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { ControlPlane } from '../broker/control-plane.ts'
-import { MAX_TOKEN_TENANTS } from '../broker/admin-access.ts'
+import type { ControlPlane } from '../broker/control/control-plane.ts'
+import { MAX_TOKEN_TENANTS } from '../broker/control/admin-access.ts'
 import { problems } from './problem.ts'
 import * as S from './schemas.ts'
 

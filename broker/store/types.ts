@@ -1,4 +1,4 @@
-import type { Role } from '../identity.ts'
+import type { Role } from '../core/identity.ts'
 
 export type UspInspectionMode = 'enforce' | 'observe' | 'off'
 export type UspAuditLevel = 'envelope' | 'message'

@@ -15,12 +15,12 @@ import { hostname } from 'node:os'
 import { Redis, type RedisOptions } from 'ioredis'
 import { Gauge } from 'prom-client'
 import type { Logger } from 'pino'
-import { hardenPersistence, countEachAckOnce, type PersistenceConnection } from './persistence.ts'
-import type { RedisStateStore, StoreChange } from './store/redis-store.ts'
-import type { PolicySharedStore } from './policy-versions.ts'
-import { guardRedisSocketErrors } from './redis-streams.ts'
-import type { SecurityEvent, SecurityEventInput } from './security-events.ts'
-import type { Metrics } from './metrics.ts'
+import { hardenPersistence, countEachAckOnce, type PersistenceConnection } from '../mqtt/patches/persistence.ts'
+import type { RedisStateStore, StoreChange } from './redis-store.ts'
+import type { PolicySharedStore } from '../control/policy-versions.ts'
+import { guardRedisSocketErrors } from './redis-socket-errors.ts'
+import type { SecurityEvent, SecurityEventInput } from '../core/security-events.ts'
+import type { Metrics } from '../core/metrics.ts'
 
 const require = createRequire(import.meta.url)
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

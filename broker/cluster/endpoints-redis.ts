@@ -15,8 +15,8 @@
 // Best effort: while Redis is down changes wait in memory (one patch per endpoint) and are retried.
 import type { Logger } from 'pino'
 import type { Cluster } from './cluster.ts'
-import type { EndpointRecord } from './store/index.ts'
-import { mqttVersion, type Endpoints } from './endpoints.ts'
+import type { EndpointRecord } from '../store/index.ts'
+import { mqttVersion, type Endpoints } from '../usp/endpoints.ts'
 
 const FLUSH_MS = 1000
 /** Patches per EVAL: a storm of thousands is sent as several short scripts, not one that blocks Redis. */

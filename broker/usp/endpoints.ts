@@ -6,7 +6,7 @@
 // lives in Redis instead (RedisEndpointRegistry, broker/endpoints-redis.ts).
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { writeFileAtomic, type EndpointRecord } from './store/index.ts'
+import { writeFileAtomic, type EndpointRecord } from '../store/index.ts'
 
 /** What the gateway and the control plane use: this file-backed registry or the Redis one. */
 export interface Endpoints {

@@ -14,11 +14,11 @@ import { readdir, readFile, rename, unlink } from 'node:fs/promises'
 import { join, sep, isAbsolute, normalize } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
-import { CertError } from '../certs/index.ts'
+import { CertError } from '../../certs/index.ts'
 import type { Cluster } from './cluster.ts'
-import { ConfigError, type GatewayConfig } from './config.ts'
-import { ControlError } from './control-plane.ts'
-import { writeFileAtomic } from './store/index.ts'
+import { ConfigError, type GatewayConfig } from '../core/config.ts'
+import { ControlError } from '../control/control-plane.ts'
+import { writeFileAtomic } from '../store/index.ts'
 
 export const PKI_LOCK_TTL_MS = 30_000
 const LOCK_POLL_MS = 50

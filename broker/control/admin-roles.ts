@@ -7,7 +7,7 @@
 // security teams review and cut off (revocations, CA trust); viewers only
 // read. Issuing and revoking are deliberately different roles: the person who
 // hands out a device secret is not the one who decides it is compromised.
-import type { AdminRole } from './store/index.ts'
+import type { AdminRole } from '../store/index.ts'
 
 export const ADMIN_ROLES = ['viewer', 'security', 'noc', 'admin'] as const satisfies readonly AdminRole[]
 

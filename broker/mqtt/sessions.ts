@@ -1,8 +1,8 @@
 // Live sessions on this node, indexed by identity so a revocation can find
 // every connection of a credential at once, and by wire client id so a client
 // id held by one identity can never be presented by another.
-import type { Role } from './identity.ts'
-import type { PolicyClient, Decision } from '../policies/index.ts'
+import type { Role } from '../core/identity.ts'
+import type { PolicyClient, Decision } from '../../policies/index.ts'
 
 export interface ClientState {
   tenant: string

@@ -2,7 +2,7 @@
 // the active assignment (stable, previous stables, canary, shadow) in <dataDir>/policies/index.json.
 // Every change is validated before it takes traffic, applied to the engine in one assignment, then
 // written atomically; all changes are serialised. DESIGN.md "Policy engine contract".
-import { ConfigError } from './config.ts'
+import { ConfigError } from '../core/config.ts'
 import { createHash } from 'node:crypto'
 import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -10,11 +10,11 @@ import type { Logger } from 'pino'
 import {
   PolicyBundleError, loadBundle, loadGolden, DEFAULT_BUNDLE_PATH,
   type GoldenCase, type LoadedPolicy, type PolicyEngine, type CanaryTrip, type ShadowDiff
-} from '../policies/index.ts'
-import { writeFileAtomic } from './store/index.ts'
+} from '../../policies/index.ts'
+import { writeFileAtomic } from '../store/index.ts'
 import { ControlError } from './control-plane.ts'
-import type { SecurityEventInput } from './security-events.ts'
-import type { Metrics } from './metrics.ts'
+import type { SecurityEventInput } from '../core/security-events.ts'
+import type { Metrics } from '../core/metrics.ts'
 
 export const DEFAULT_POLICY_HISTORY = 10
 export const MAX_BUNDLE_BYTES = 10 * 1024 * 1024

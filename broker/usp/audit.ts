@@ -11,7 +11,7 @@ import { createWriteStream, type WriteStream } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import type { Cluster } from './cluster.ts'
+import type { Cluster } from '../cluster/cluster.ts'
 
 export interface UspAuditEntry {
   time: string
