@@ -5,23 +5,26 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { TLS_MIN_VERSION } from '../certs/index.ts'
-import { ControlError, type ControlPlane } from '../broker/control/control-plane.ts'
-import { adminSettingsFromEnv, checkAdminSettings, type AdminSettings } from '../broker/core/admin-settings.ts'
-import { problems, sendProblem } from './problem.ts'
-import { installAccess, requestIdOf } from './access.ts'
+import { ControlError, type ControlPlane } from '../broker/control/index.ts'
+import { adminSettingsFromEnv, checkAdminSettings, type AdminSettings } from '../broker/control/index.ts'
+import { sendProblem } from './plugins/problem.ts'
+import { installAccess, requestIdOf } from './plugins/access.ts'
 import { buildOpenApi, collectRoutes, type CollectedRoute } from './openapi.ts'
-import { registerCoreRoutes } from './core-routes.ts'
-import { registerTokenRoutes } from './token-routes.ts'
-import { registerPolicyRoutes } from './policy-routes.ts'
-import { registerCertRoutes } from './cert-routes.ts'
-import { registerClusterRoutes } from './cluster-routes.ts'
+import { registerTenantsRoutes } from './routes/v1/tenants.ts'
+import { registerEndpointsRoutes } from './routes/v1/endpoints.ts'
+import { registerCredentialsRoutes } from './routes/v1/credentials.ts'
+import { registerSessionsRoutes } from './routes/v1/sessions.ts'
+import { registerSecurityEventsRoutes } from './routes/v1/security-events.ts'
+import { registerTokenRoutes } from './routes/v1/tokens.ts'
+import { registerPolicyRoutes } from './routes/v1/policies.ts'
+import { registerCertRoutes } from './routes/v1/certificates.ts'
+import { registerClusterRoutes } from './routes/v1/cluster.ts'
 
-export type { AdminSettings } from '../broker/core/admin-settings.ts'
-export type { RouteAccess, ScopeRule } from './access.ts'
+export type { AdminSettings } from '../broker/control/index.ts'
+export type { RouteAccess, ScopeRule } from './plugins/access.ts'
 export type { CollectedRoute } from './openapi.ts'
 
 export interface AdminApi {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   app: FastifyInstance<any, any, any, any>
   /** https when USPGATE_ADMIN_TLS is on or mtls. */
   scheme: 'http' | 'https'
@@ -118,7 +121,11 @@ export async function buildAdminApi (control: ControlPlane, opts: { logger?: Log
   // ---- everything under /v1 needs a bearer token whose role (and tenant scope) allows the call
   app.register(async v1 => {
     v1Hooks(v1)
-    registerCoreRoutes(v1, control)
+    registerTenantsRoutes(v1, control)
+      registerEndpointsRoutes(v1, control)
+      registerCredentialsRoutes(v1, control)
+      registerSessionsRoutes(v1, control)
+      registerSecurityEventsRoutes(v1, control)
     registerTokenRoutes(v1, control)
     registerPolicyRoutes(v1, control)
     registerCertRoutes(v1, control)

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance, RouteOptions } from 'fastify'
-import { isProblemSchema, PROBLEM_TYPE, problemSchema } from './problem.ts'
+import { isProblemSchema, PROBLEM_TYPE, problemSchema } from './plugins/problem.ts'
 
 export interface OpenApiRouteConfig {
   /** 2xx media types and their schemas (default: application/json with the response schema). */

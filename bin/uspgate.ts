@@ -1,11 +1,10 @@
 // uspgate command line: `start` runs the gateway; the other commands call the
 // admin API of a running gateway.
-import { Gateway, loadConfig, parseFlags, ConfigError } from '../broker/index.ts'
+import { Gateway, loadConfig, parseFlags, ConfigError, adminSettingsFromEnv } from '../broker/index.ts'
 import { call, CliError, resolveAdmin, table } from './cli-client.ts'
 import { certCommand, CERT_USAGE } from './cert-commands.ts'
 import { policyCommand, POLICY_USAGE } from './policy-commands.ts'
 import { tokenCommand, TOKEN_USAGE } from './token-commands.ts'
-import { adminSettingsFromEnv } from '../broker/core/admin-settings.ts'
 
 const USAGE = `usage:
   uspgate start [--data-dir DIR] [--mqtt-host H] [--mqtt-port P] [--admin-host H] [--admin-port P] [--node-id ID] [--log-level L]

@@ -1,5 +1,5 @@
+// The gateway package's public surface, for bin/ (the CLI), tests and benchmarks.
 export { Gateway, type GatewayOptions } from './gateway.ts'
-export { loadConfig, parseFlags, ConfigError, defaultLimits, type GatewayConfig, type Limits } from './core/config.ts'
-export { ControlPlane, ControlError, type Actor } from './control/control-plane.ts'
-export { EVENT_CODES, type EventCode } from './core/event-codes.ts'
-export type { SecurityEvent } from './core/security-events.ts'
+export { loadConfig, parseFlags, ConfigError, defaultLimits, adminSettingsFromEnv, type GatewayConfig, type Limits } from './core/index.ts'
+export { ControlPlane, ControlError, type Actor } from './control/index.ts'
+export { EVENT_CODES, type EventCode, type SecurityEvent } from './core/index.ts'

@@ -23,6 +23,6 @@ if (files.length === 0) {
 }
 const child = spawn(process.execPath, [
   '--import', 'tsx', '--test', '--test-reporter=spec',
-  '--test-concurrency=2', '--test-timeout=120000', ...files
+  '--test-concurrency=2', '--test-timeout=600000', ...files
 ], { stdio: 'inherit' })
 child.on('exit', code => process.exit(code ?? 1))

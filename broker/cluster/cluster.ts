@@ -15,24 +15,23 @@ import { hostname } from 'node:os'
 import { Redis, type RedisOptions } from 'ioredis'
 import { Gauge } from 'prom-client'
 import type { Logger } from 'pino'
-import { hardenPersistence, countEachAckOnce, type PersistenceConnection } from '../mqtt/patches/persistence.ts'
+import { hardenPersistence, countEachAckOnce, type PersistenceConnection } from '../mqtt/index.ts'
 import type { RedisStateStore, StoreChange } from './redis-store.ts'
-import type { PolicySharedStore } from '../control/policy-versions.ts'
+import type { PolicySharedStore } from '../store/index.ts'
 import { guardRedisSocketErrors } from './redis-socket-errors.ts'
-import type { SecurityEvent, SecurityEventInput } from '../core/security-events.ts'
-import type { Metrics } from '../core/metrics.ts'
+import { appendJson, entryJson, readNewest } from './streams.ts'
+import type { SecurityEvent, SecurityEventInput } from '../core/index.ts'
+import type { Metrics } from '../core/index.ts'
+import type { ClusterAccess, ClusterView, NodeHeartbeat } from '../control/index.ts'
 
 const require = createRequire(import.meta.url)
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const redisPersistence = require('aedes-persistence-redis') as (opts: Record<string, unknown>) => any
 // aedes-persistence-redis' own ioredis (5.x), so the connection we hand it is the client it was tested with
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const requireFromPersistence = createRequire(require.resolve('aedes-persistence-redis'))
 const PersistenceRedis = requireFromPersistence('ioredis') as new (opts: Record<string, unknown>) => NodeJS.EventEmitter & PersistenceConnection & { disconnect(): void }
 // the library's own encoding of stored packets
 const msgpack = requireFromPersistence('msgpack-lite') as { decode(buf: Buffer): Record<string, unknown> }
 // the prefixing emitter is not in mqemitter-redis' type declarations
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const { MQEmitterRedisPrefix } = require('mqemitter-redis') as { MQEmitterRedisPrefix: new (prefix: string, opts: Record<string, unknown>) => any }
 
 export const DEFAULT_REDIS_PREFIX = 'uspgate:'
@@ -90,35 +89,9 @@ export function redactRedisUrl (url: string): string {
 export type ControlMessage = { origin: string } & (
   | StoreChange
   | { kind: 'policy' }
-  | { kind: 'cert-revoked', tenant: string, serial: string }
   /** The shared PKI (hash `<prefix>pki`) changed; handled by broker/cluster-pki.ts, not here. */
   | { kind: 'pki', version: number }
 )
-
-export interface NodeHeartbeat {
-  node: string
-  instance: string
-  startedAt: string
-  heartbeat: string
-  revisions: { stable: string, canary?: string, shadow?: string }
-  sessions: number
-}
-
-export interface ClusterNodeView extends NodeHeartbeat {
-  ageMs: number
-  self: boolean
-  /** Stable revision differs from the one stored in Redis (or from the majority when none is stored). */
-  diverged: boolean
-}
-
-export interface ClusterView {
-  mode: 'cluster' | 'embedded'
-  node: string
-  redis?: { url: string, prefix: string, up: boolean, trusted: boolean }
-  storeRevision?: string
-  majorityRevision?: string
-  nodes: ClusterNodeView[]
-}
 
 export interface ClusterHooks {
   /** Full reload of everything held in memory (store, policy assignment). */
@@ -131,7 +104,7 @@ export interface ClusterHooks {
   emit: (e: SecurityEventInput) => void
 }
 
-export class Cluster {
+export class Cluster implements ClusterAccess {
   readonly instance = randomUUID()
   readonly startedAt = new Date().toISOString()
   readonly options: RedisOptions
@@ -143,7 +116,6 @@ export class Cluster {
   private readonly tail: Redis
   private readonly persistenceConn: NodeJS.EventEmitter & PersistenceConnection & { disconnect(): void }
   readonly persistence: ReturnType<typeof redisPersistence>
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly mq: any
   readonly keys: { control: string, events: string, nodesPrefix: string, policyIndex: string, policyBundle: (rev: string) => string, certRevoked: string }
   private hooks: ClusterHooks | undefined
@@ -251,7 +223,6 @@ export class Cluster {
    * Wraps aedes' authenticate: while the state copy cannot be trusted every CONNECT is refused with
    * "server unavailable" (MQTT 5 0x88, 3.1.1 return code 3) before any credential is looked at.
    */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   guardAuthenticate<F extends (client: any, username: any, password: any, done: (err: any, ok: any) => void) => void> (authenticate: F, emit: (e: SecurityEventInput) => void): F {
     const guarded = (client: { conn?: { remoteAddress?: string }, gwWireId?: string }, username: unknown, password: unknown, done: (err: unknown, ok: unknown) => void): void => {
       if (this.trusted) { authenticate(client, username, password, done); return }
@@ -263,7 +234,7 @@ export class Cluster {
 
   // ---- control channel
 
-  async publish (change: StoreChange | { kind: 'policy' } | { kind: 'cert-revoked', tenant: string, serial: string }): Promise<void> {
+  async publish (change: StoreChange | { kind: 'policy' }): Promise<void> {
     const msg: ControlMessage = { origin: this.instance, ...change }
     try {
       await this.cmd.publish(this.keys.control, JSON.stringify(msg))
@@ -388,23 +359,19 @@ export class Cluster {
   appendEvent (ev: SecurityEvent): void {
     if (this.closed || this.cmd.status !== 'ready') return // the node's own audit file still has it
     const max = this.settings.eventStreamMax ?? DEFAULT_EVENT_STREAM_MAX
-    this.cmd.xadd(this.keys.events, 'MAXLEN', '~', String(max), '*', 'e', JSON.stringify(ev)).catch(err => this.log.debug({ err }, 'event not appended to the stream'))
+    void appendJson(this.cmd, this.keys.events, max, ev).then(ok => { if (!ok) this.log.debug('event not appended to the stream') })
   }
 
   private async loadEventTail (): Promise<void> {
     const max = Math.min(this.settings.eventStreamMax ?? DEFAULT_EVENT_STREAM_MAX, DEFAULT_EVENT_STREAM_MAX)
-    const entries = await this.cmd.xrevrange(this.keys.events, '+', '-', 'COUNT', max)
-    if (entries.length > 0) this.tailId = entries[0]![0]
-    for (const [, fields] of entries.reverse()) this.ingest(fields)
+    const entries = await readNewest(this.cmd, this.keys.events, max)
+    if (entries.length > 0) this.tailId = entries[0]!.id
+    for (const e of entries.reverse()) this.ingest(e.value)
   }
 
-  private ingest (fields: string[]): void {
-    const i = fields.indexOf('e')
-    if (i < 0 || fields[i + 1] === undefined) return
-    try {
-      const ev = JSON.parse(fields[i + 1]!) as SecurityEvent
-      if (ev.node !== this.nodeId) this.hooks?.onRemoteEvent(ev)
-    } catch { /* not ours */ }
+  private ingest (value: unknown): void {
+    const ev = value as SecurityEvent | undefined
+    if (typeof ev === 'object' && ev !== null && ev.node !== this.nodeId) this.hooks?.onRemoteEvent(ev)
   }
 
   private async followEvents (): Promise<void> {
@@ -413,7 +380,7 @@ export class Cluster {
         const res = await this.tail.xread('COUNT', 1000, 'BLOCK', 1000, 'STREAMS', this.keys.events, this.tailId)
         if (res === null) continue
         for (const [, entries] of res) {
-          for (const [id, fields] of entries) { this.tailId = id; this.ingest(fields) }
+          for (const [id, fields] of entries) { this.tailId = id; this.ingest(entryJson(fields)) }
         }
       } catch {
         if (this.closed) return

@@ -16,7 +16,7 @@
 import type { Logger } from 'pino'
 import type { Cluster } from './cluster.ts'
 import type { EndpointRecord } from '../store/index.ts'
-import { mqttVersion, type Endpoints } from '../usp/endpoints.ts'
+import { mqttVersion, type Endpoints } from '../usp/index.ts'
 
 const FLUSH_MS = 1000
 /** Patches per EVAL: a storm of thousands is sent as several short scripts, not one that blocks Redis. */

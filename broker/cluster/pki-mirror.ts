@@ -16,8 +16,7 @@ import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import { CertError } from '../../certs/index.ts'
 import type { Cluster } from './cluster.ts'
-import { ConfigError, type GatewayConfig } from '../core/config.ts'
-import { ControlError } from '../control/control-plane.ts'
+import { ControlError } from '../core/index.ts'
 import { writeFileAtomic } from '../store/index.ts'
 
 export const PKI_LOCK_TTL_MS = 30_000
@@ -31,12 +30,6 @@ const LOCAL_ONLY = new Set(['server.crt.pem', 'server.key.pem'])
 const STATE_FILE = 'state.json'
 const UNLOCK_SCRIPT = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
-export const MASTER_KEY_REQUIRED = 'must be set in cluster mode (USPGATE_REDIS_URL): the CA is shared through Redis and every node needs the same key to decrypt it (the key itself is never stored in Redis)'
-
-/** Cluster mode with the PKI in use: the master key must come from the setting, identical on every node. */
-export function requireClusterMasterKey (config: GatewayConfig): void {
-  if (config.redis !== undefined && config.pkiMasterKey === undefined) throw new ConfigError('USPGATE_PKI_MASTER_KEY', MASTER_KEY_REQUIRED)
-}
 
 export interface ClusterPkiOptions {
   cluster: Cluster

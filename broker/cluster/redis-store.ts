@@ -4,11 +4,11 @@
 // Lua where a rule must hold cluster-wide), then updates the copy and tells the other nodes through
 // the control channel (`onChange`), which refresh the one record named. A node that may have missed
 // messages reloads everything (`load()`), replacing its copy in one step.
-import { MemoryCopy, credKey } from '../store/memory-copy.ts'
+import { MemoryCopy, credKey } from '../store/index.ts'
 import type { Redis } from 'ioredis'
-import { StoreError } from '../store/file-store.ts'
-import type { StateStore } from '../store/state-store.ts'
-import type { AdminTokenRecord, CredentialRecord, TenantRecord } from '../store/types.ts'
+import { StoreError } from '../store/index.ts'
+import type { StateStore } from '../store/index.ts'
+import type { AdminTokenRecord, CredentialRecord, TenantRecord } from '../store/index.ts'
 
 /** What changed; the cluster publishes it on the control channel. */
 export type StoreChange =

@@ -4,12 +4,12 @@
 // digest (see credentials.ts for why no slow KDF). Audit records go to the
 // same durable sink as every security event (the NDJSON audit file).
 import { randomBytes } from 'node:crypto'
-import { generateSecret, hashSecret } from '../core/secrets.ts'
-import { ControlError, type Actor } from './control-plane.ts'
-import { isTenantId } from '../core/identity.ts'
+import { generateSecret, hashSecret } from '../core/index.ts'
+import { ControlError, type Actor } from '../core/index.ts'
+import { isTenantId } from '../core/index.ts'
 import { isAdminRole } from './admin-roles.ts'
 import type { AdminRole, AdminTokenRecord } from '../store/index.ts'
-import type { SecurityEvent, SecurityEventInput } from '../core/security-events.ts'
+import type { SecurityEvent, SecurityEventInput } from '../core/index.ts'
 
 /** The token created by `uspgate start` (USPGATE_ADMIN_TOKEN or <data>/admin-token). */
 export const BOOTSTRAP_TOKEN_ID = 'bootstrap'

@@ -1,36 +1,27 @@
 // What the admin API may do to the gateway. The admin API talks only to this
 // interface (never to aedes), so routes stay thin and the rules live here.
-import { isTenantId, isPrincipal, ROLES, type Role } from '../core/identity.ts'
-import { generateSecret, hashSecret } from '../core/secrets.ts'
+import { isTenantId, isPrincipal, ROLES, type Role } from '../core/index.ts'
+import { generateSecret, hashSecret } from '../core/index.ts'
 import { credentialView, StoreError, type CredentialView, type TenantRecord } from '../store/index.ts'
-import type { StateStore } from '../store/state-store.ts'
-import type { Cluster, ClusterView } from '../cluster/cluster.ts'
-import type { EventQuery, SecurityEvent, SecurityEvents } from '../core/security-events.ts'
-import type { SessionIndex, SessionView } from '../mqtt/sessions.ts'
-import type { Metrics } from '../core/metrics.ts'
+import type { StateStore } from '../store/index.ts'
+import type { ClusterAccess, ClusterView } from './cluster-view.ts'
+import type { EventQuery, SecurityEvent, SecurityEvents } from '../core/index.ts'
+import type { SessionIndex, SessionView } from '../mqtt/index.ts'
+import type { Metrics } from '../core/index.ts'
 import type { Logger } from 'pino'
-import type { Endpoints } from '../usp/endpoints.ts'
-import type { UspAuditEntry, UspAuditTrail } from '../usp/audit.ts'
-import type { CertificateService } from '../pki/certificate-service.ts'
+import type { Endpoints } from '../usp/index.ts'
+import type { UspAuditEntry, UspAuditTrail } from '../usp/index.ts'
+import type { CertificateService } from '../pki/index.ts'
 import type { PolicyVersions } from './policy-versions.ts'
 import { DEFAULT_USP_SETTINGS, type EndpointRecord, type TenantUspSettings } from '../store/index.ts'
 import { AdminAccess } from './admin-access.ts'
+import { ControlError, type Actor } from '../core/index.ts'
+export { ControlError, type Actor } from '../core/index.ts'
 
-export class ControlError extends Error {
-  constructor (readonly status: 400 | 404 | 409 | 503, readonly title: string, detail: string) {
-    super(detail)
-  }
-}
-
-export interface Actor {
-  id: string
-  role: string
-  address?: string
-}
 
 interface GatewayLike {
   readonly store: StateStore
-  readonly cluster?: Cluster | undefined
+  readonly cluster?: ClusterAccess | undefined
   readonly events: SecurityEvents
   readonly sessions: SessionIndex
   readonly metrics: Metrics

@@ -2,7 +2,7 @@
 // the active assignment (stable, previous stables, canary, shadow) in <dataDir>/policies/index.json.
 // Every change is validated before it takes traffic, applied to the engine in one assignment, then
 // written atomically; all changes are serialised. DESIGN.md "Policy engine contract".
-import { ConfigError } from '../core/config.ts'
+import { DEFAULT_POLICY_HISTORY } from '../core/index.ts'
 import { createHash } from 'node:crypto'
 import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -11,12 +11,11 @@ import {
   PolicyBundleError, loadBundle, loadGolden, DEFAULT_BUNDLE_PATH,
   type GoldenCase, type LoadedPolicy, type PolicyEngine, type CanaryTrip, type ShadowDiff
 } from '../../policies/index.ts'
-import { writeFileAtomic } from '../store/index.ts'
-import { ControlError } from './control-plane.ts'
-import type { SecurityEventInput } from '../core/security-events.ts'
-import type { Metrics } from '../core/metrics.ts'
+import { writeFileAtomic, type PolicySharedStore } from '../store/index.ts'
+import { ControlError } from '../core/index.ts'
+import type { SecurityEventInput } from '../core/index.ts'
+import type { Metrics } from '../core/index.ts'
 
-export const DEFAULT_POLICY_HISTORY = 10
 export const MAX_BUNDLE_BYTES = 10 * 1024 * 1024
 const REVISION_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 
@@ -61,34 +60,8 @@ export interface PolicyVersionsDeps {
   shared?: PolicySharedStore
 }
 
-export interface PolicySharedStore {
-  /** Throws (ControlError 503) while the shared store cannot be written: nothing changes then. */
-  assertWritable(): void
-  loadIndex(): Promise<string | null>
-  /** Writes the index only if it still is `expected` (null: absent); false when another node wrote first. */
-  saveIndexIf(text: string, expected: string | null): Promise<boolean>
-  getBundle(revision: string): Promise<Buffer | null>
-  putBundle(revision: string, bytes: Buffer): Promise<void>
-  delBundle(revision: string): Promise<void>
-}
 
-/** USPGATE_POLICY_HISTORY, validated. */
-export function policyHistoryFromEnv (env: NodeJS.ProcessEnv = process.env): number {
-  const v = env.USPGATE_POLICY_HISTORY
-  if (v === undefined || v === '') return DEFAULT_POLICY_HISTORY
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < 2 || n > 1000) throw new ConfigError('USPGATE_POLICY_HISTORY', `expected an integer 2..1000, got "${v}"`)
-  return n
-}
 
-/** USPGATE_CANARY_MAX_DENY_MULTIPLE, validated (default 3). */
-export function canaryDenyMultipleFromEnv (env: NodeJS.ProcessEnv = process.env): number {
-  const v = env.USPGATE_CANARY_MAX_DENY_MULTIPLE
-  if (v === undefined || v === '') return 3
-  const n = Number(v)
-  if (!Number.isFinite(n) || n < 1 || n > 1000) throw new ConfigError('USPGATE_CANARY_MAX_DENY_MULTIPLE', `expected a number 1..1000, got "${v}"`)
-  return n
-}
 
 export class PolicyVersions {
   private readonly dir: string

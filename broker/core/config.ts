@@ -251,3 +251,32 @@ export function loadConfig (flags: Record<string, string> = {}, env: NodeJS.Proc
   }
   return config
 }
+
+// ---- settings read by the services that use them (validated the same way)
+
+export const DEFAULT_POLICY_HISTORY = 10
+
+/** USPGATE_POLICY_HISTORY, validated. */
+export function policyHistoryFromEnv (env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.USPGATE_POLICY_HISTORY
+  if (v === undefined || v === '') return DEFAULT_POLICY_HISTORY
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 2 || n > 1000) throw new ConfigError('USPGATE_POLICY_HISTORY', `expected an integer 2..1000, got "${v}"`)
+  return n
+}
+
+/** USPGATE_CANARY_MAX_DENY_MULTIPLE, validated (default 3). */
+export function canaryDenyMultipleFromEnv (env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.USPGATE_CANARY_MAX_DENY_MULTIPLE
+  if (v === undefined || v === '') return 3
+  const n = Number(v)
+  if (!Number.isFinite(n) || n < 1 || n > 1000) throw new ConfigError('USPGATE_CANARY_MAX_DENY_MULTIPLE', `expected a number 1..1000, got "${v}"`)
+  return n
+}
+
+export const MASTER_KEY_REQUIRED = 'must be set in cluster mode (USPGATE_REDIS_URL): the CA is shared through Redis and every node needs the same key to decrypt it (the key itself is never stored in Redis)'
+
+/** Cluster mode with the PKI in use: the master key must come from the setting, identical on every node. */
+export function requireClusterMasterKey (config: GatewayConfig): void {
+  if (config.redis !== undefined && config.pkiMasterKey === undefined) throw new ConfigError('USPGATE_PKI_MASTER_KEY', MASTER_KEY_REQUIRED)
+}

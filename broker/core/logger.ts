@@ -1,3 +1,4 @@
+// The logger: pino with the redaction that keeps secrets and payloads out of every log line.
 import { pino, type Logger } from 'pino'
 
 // Secrets must never reach a log line, whatever object a caller passes in.

@@ -1,8 +1,8 @@
 // Tenant invariants, checked in code before any policy is asked (defence in
 // depth): every topic a tenant client touches starts with "<tenant>/", "$"
 // topics are never available, and topic strings are bounded and clean.
-import type { EventCode } from '../core/event-codes.ts'
-import type { Limits } from '../core/config.ts'
+import type { EventCode } from '../core/index.ts'
+import type { Limits } from '../core/index.ts'
 
 export type Check = { ok: true } | { ok: false, code: EventCode, reason: string }
 

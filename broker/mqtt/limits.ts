@@ -1,27 +1,7 @@
-// Abuse limits that need state: per-client publish token buckets and the
-// authentication back-off.
+// Abuse limits that need state: the authentication back-off (the per-client publish rate uses
+// core's TokenBucket).
 
 /** Classic token bucket; refill is computed lazily on take(). */
-export class TokenBucket {
-  private tokens: number
-  private last: number
-  constructor (private readonly ratePerSecond: number, private readonly burst: number) {
-    this.tokens = burst
-    this.last = Date.now()
-  }
-
-  take (): boolean {
-    const now = Date.now()
-    if (now !== this.last) {
-      this.tokens = Math.min(this.burst, this.tokens + (now - this.last) * this.ratePerSecond / 1000)
-      this.last = now
-    }
-    if (this.tokens < 1) return false
-    this.tokens -= 1
-    return true
-  }
-}
-
 interface FailureState { failures: number, lockedUntil: number, lastFailure: number }
 
 /**

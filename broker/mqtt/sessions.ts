@@ -1,8 +1,9 @@
 // Live sessions on this node, indexed by identity so a revocation can find
 // every connection of a credential at once, and by wire client id so a client
 // id held by one identity can never be presented by another.
-import type { Role } from '../core/identity.ts'
+import type { Role } from '../core/index.ts'
 import type { PolicyClient, Decision } from '../../policies/index.ts'
+import { DISCONNECT } from './reason-codes.ts'
 
 export interface ClientState {
   tenant: string
@@ -54,7 +55,12 @@ export interface SessionView {
 export interface SessionHandle {
   state: ClientState
   disconnect(reasonCode: number): void
+  /** Closes the socket at once (a peer that does not go after DISCONNECT). */
+  destroy(): void
 }
+
+/** A cut peer that does not read its DISCONNECT and go is cut off at the socket after this. */
+const CUT_BACKSTOP_MS = 500
 
 export class SessionIndex {
   private readonly byInternalId = new Map<string, SessionHandle>()
@@ -88,6 +94,24 @@ export class SessionIndex {
   /** Sessions authenticated by certificates matching `pred` (revocation of a serial or a whole tenant CA). */
   matching (pred: (s: ClientState) => boolean): SessionHandle[] {
     return [...this.byInternalId.values()].filter(h => pred(h.state))
+  }
+
+  /**
+   * The one way a live session is ended for a revocation (credential, certificate, CA, tenant):
+   * marked revoked, so the hooks refuse anything further from or to it at once; MQTT 5 clients get
+   * DISCONNECT 0x87; the socket is destroyed if the peer does not go.
+   */
+  cut (h: SessionHandle): void {
+    h.state.revoked = true
+    h.disconnect(DISCONNECT.NOT_AUTHORIZED)
+    setTimeout(() => h.destroy(), CUT_BACKSTOP_MS).unref()
+  }
+
+  /** Cuts every live session of one identity ("<tenant>:<principal>"); returns how many. */
+  cutIdentity (identity: string): number {
+    const handles = this.ofIdentity(identity)
+    for (const h of handles) this.cut(h)
+    return handles.length
   }
 
   ofIdentity (identity: string): SessionHandle[] {

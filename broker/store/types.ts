@@ -1,4 +1,5 @@
-import type { Role } from '../core/identity.ts'
+// The records the stores keep (tenants, credentials, endpoints, admin tokens) and the store interfaces beside StateStore.
+import type { Role } from '../core/index.ts'
 
 export type UspInspectionMode = 'enforce' | 'observe' | 'off'
 export type UspAuditLevel = 'envelope' | 'message'
@@ -78,4 +79,16 @@ export function credentialView (c: CredentialRecord): CredentialView {
   }
   if (c.revokedAt !== undefined) v.revokedAt = c.revokedAt
   return v
+}
+
+/** Cluster mode: where policy versions live (Redis) instead of <dataDir>/policies; implemented in broker/cluster. */
+export interface PolicySharedStore {
+  /** Throws (ControlError 503) while the shared store cannot be written: nothing changes then. */
+  assertWritable(): void
+  loadIndex(): Promise<string | null>
+  /** Writes the index only if it still is `expected` (null: absent); false when another node wrote first. */
+  saveIndexIf(text: string, expected: string | null): Promise<boolean>
+  getBundle(revision: string): Promise<Buffer | null>
+  putBundle(revision: string, bytes: Buffer): Promise<void>
+  delBundle(revision: string): Promise<void>
 }

@@ -10,8 +10,6 @@
 import { createWriteStream, type WriteStream } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Logger } from 'pino'
-import type { Cluster } from '../cluster/cluster.ts'
 
 export interface UspAuditEntry {
   time: string
@@ -27,14 +25,22 @@ export interface UspAuditEntry {
   kind?: string
 }
 
-const PER_TENANT = 1000
+export const USP_AUDIT_PER_TENANT = 1000
+
+/** Where the trail is shared between nodes (cluster mode: a capped Redis stream per tenant, broker/cluster). */
+export interface SharedUspAudit {
+  /** Best effort: the node's file keeps the entry when the shared store cannot take it. */
+  append(e: UspAuditEntry): void
+  /** Newest first; throws when the shared store cannot be read. */
+  list(tenant: string, limit: number): Promise<UspAuditEntry[]>
+}
 
 export class UspAuditTrail {
   private stream: WriteStream | undefined
   private readonly recent = new Map<string, UspAuditEntry[]>()
   readonly path: string
 
-  constructor (dataDir: string, private readonly cluster?: Cluster, private readonly log?: Logger) {
+  constructor (dataDir: string, private readonly shared?: SharedUspAudit) {
     this.path = join(dataDir, 'audit', 'usp-records.ndjson')
   }
 
@@ -45,35 +51,17 @@ export class UspAuditTrail {
 
   record (e: UspAuditEntry): void {
     this.stream?.write(JSON.stringify(e) + '\n')
-    if (this.cluster !== undefined) { this.share(this.cluster, e); return }
+    if (this.shared !== undefined) { this.shared.append(e); return }
     let list = this.recent.get(e.tenant)
     if (!list) { list = []; this.recent.set(e.tenant, list) }
     list.push(e)
-    if (list.length > PER_TENANT) list.splice(0, list.length - PER_TENANT)
+    if (list.length > USP_AUDIT_PER_TENANT) list.splice(0, list.length - USP_AUDIT_PER_TENANT)
   }
 
   /** Newest first. Cluster mode: every node's records; throws when Redis cannot be read (the API answers 503). */
   async list (tenant: string, limit = 100): Promise<UspAuditEntry[]> {
-    if (this.cluster === undefined) return [...(this.recent.get(tenant) ?? [])].reverse().slice(0, limit)
-    const entries = await this.cluster.cmd.xrevrange(this.key(this.cluster, tenant), '+', '-', 'COUNT', limit)
-    return entries.flatMap(([, fields]) => {
-      const i = fields.indexOf('e')
-      if (i < 0) return [] // not ours
-      try {
-        const e = JSON.parse(fields[i + 1] ?? '') as UspAuditEntry | null
-        return typeof e === 'object' && e !== null && e.tenant === tenant ? [e] : []
-      } catch { return [] }
-    })
-  }
-
-  private share (cluster: Cluster, e: UspAuditEntry): void {
-    if (cluster.cmd.status !== 'ready') return // the file still has it
-    cluster.cmd.xadd(this.key(cluster, e.tenant), 'MAXLEN', '~', String(PER_TENANT), '*', 'e', JSON.stringify(e))
-      .catch(err => this.log?.debug({ err }, 'USP audit entry not appended to the stream'))
-  }
-
-  private key (cluster: Cluster, tenant: string): string {
-    return `${cluster.settings.prefix}usp-audit:${tenant}`
+    if (this.shared === undefined) return [...(this.recent.get(tenant) ?? [])].reverse().slice(0, limit)
+    return await this.shared.list(tenant, limit)
   }
 
   async close (): Promise<void> {

@@ -2,7 +2,7 @@
 // (rate limits, TLS), calls with any token, and admin tokens of each role.
 import * as https from 'node:https'
 import type { Gateway } from '../../broker/index.ts'
-import type { AdminSettings } from '../../broker/core/admin-settings.ts'
+import type { AdminSettings } from '../../broker/core/index.ts'
 import { ADMIN_TOKEN, adminRequest, startGateway, type ApiResult } from '../helpers/gateway.ts'
 
 export { ADMIN_TOKEN, type ApiResult }

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { removeDir } from '../helpers/gateway.ts'
 import { buildAdminApi, type AdminApi } from '../../admin-api/index.ts'
-import { DEFAULT_ADMIN_SETTINGS } from '../../broker/core/admin-settings.ts'
+import { DEFAULT_ADMIN_SETTINGS } from '../../broker/core/index.ts'
 import { EVENT_CODES } from '../../broker/index.ts'
 import { startAdminGateway, type AdminGateway } from './helpers.ts'
 

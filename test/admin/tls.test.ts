@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { removeDir, waitFor } from '../helpers/gateway.ts'
 import { opensslCa, opensslIssue, removeTempDirs, tempDir } from '../certs/helpers.ts'
-import { adminSettingsFromEnv } from '../../broker/core/admin-settings.ts'
+import { adminSettingsFromEnv } from '../../broker/core/index.ts'
 import { ConfigError } from '../../broker/index.ts'
 import { startAdminGateway, httpsCall, ADMIN_TOKEN, UNLIMITED } from './helpers.ts'
 

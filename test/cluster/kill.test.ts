@@ -10,7 +10,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { startGateway, provision, waitFor, closeClient, removeDir, sleep, type TestGateway, untilConnected } from '../helpers/gateway.ts'
 import { startCliNode, type CliNode } from '../helpers/cli-node.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
-import { HEARTBEAT_TTL_S } from '../../broker/cluster/cluster.ts'
+import { HEARTBEAT_TTL_S } from '../../broker/cluster/index.ts'
 
 const prefix = 'uspgate-kill:'
 const AG = 'os::00256D-00K1'

@@ -8,8 +8,8 @@ import { pino } from 'pino'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { Gateway, defaultLimits, type GatewayConfig, type Limits } from '../../broker/index.ts'
 import type { SecurityEvent } from '../../broker/index.ts'
-import { REDACT_PATHS } from '../../broker/core/logger.ts'
-import { DEFAULT_ADMIN_SETTINGS, type AdminSettings } from '../../broker/core/admin-settings.ts'
+import { REDACT_PATHS } from '../../broker/core/index.ts'
+import { DEFAULT_ADMIN_SETTINGS, type AdminSettings } from '../../broker/core/index.ts'
 
 export interface TestGateway {
   gw: Gateway

@@ -3,7 +3,7 @@
 // and plain promises around publish/subscribe/close.
 import type { MqttClient } from 'mqtt'
 import { connect, refusedWith, type ConnectOptions, type TestGateway } from './gateway.ts'
-import type { IssuedCertificateView } from '../../broker/pki/certificate-service.ts'
+import type { IssuedCertificateView } from '../../broker/pki/index.ts'
 
 /** What POST /v1/tenants/:tenant/certificates returns (the key only this once). */
 export type IssuedCert = IssuedCertificateView

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { FileStateStore, StoreError } from '../../broker/store/index.ts'
-import { RedisStateStore } from '../../broker/cluster/redis-store.ts'
+import { RedisStateStore } from '../../broker/cluster/index.ts'
 import type { StateStore } from '../../broker/store/state-store.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 

@@ -93,7 +93,7 @@ for (const v of [5, 4] as const) {
     assert.ok(back.lastSeen > offline.lastSeen, 'lastSeen advances on reconnect')
     assert.equal(back.mqttVersion, v === 5 ? '5.0' : '3.1.1')
     await again.close()
-    await w1.waitFor(m => presenceOf(w1, eid).at(-1)?.payload.toString() === '0', 3000, 'offline again')
+    await w1.waitFor(() => presenceOf(w1, eid).at(-1)?.payload.toString() === '0', 3000, 'offline again')
   })
 }
 
@@ -166,7 +166,7 @@ test('two sessions of one Agent: presence stays "1" until the last one leaves; a
   assert.equal((await late.waitFor(m => m.topic === statusTopic(eid))).payload.toString(), '1', 'retained presence is "1"')
 
   await b2.close()
-  await w.waitFor(m => presenceOf(w, eid).at(-1)?.payload.toString() === '0', 3000, 'offline after the last session')
+  await w.waitFor(() => presenceOf(w, eid).at(-1)?.payload.toString() === '0', 3000, 'offline after the last session')
   assert.equal((await waitForEndpoint(eid, e => e.online === false)).online, false)
 })
 

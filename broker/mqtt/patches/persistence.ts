@@ -2,7 +2,6 @@
 // accounting bugs of aedes-persistence 10 and aedes-persistence-redis 11 that lose QoS 1/2 messages.
 import memoryPersistence from 'aedes-persistence'
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyPersistence = Record<string, any> & {
   incomingDelPacket(client: unknown, packet: unknown): Promise<void>
   outgoingClearMessageId(client: unknown, packet: unknown): Promise<unknown>

@@ -12,10 +12,10 @@
 // of POST /v1/tenants (the tenant is in the body) is checked after parsing.
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { ControlPlane } from '../broker/control/control-plane.ts'
-import type { AdminPrincipal } from '../broker/control/admin-access.ts'
-import { roleAllows, type AdminPermission } from '../broker/control/admin-roles.ts'
-import type { AdminSettings } from '../broker/core/admin-settings.ts'
+import type { ControlPlane } from '../../broker/control/index.ts'
+import type { AdminPrincipal } from '../../broker/control/index.ts'
+import { roleAllows, type AdminPermission } from '../../broker/control/index.ts'
+import type { AdminSettings } from '../../broker/control/index.ts'
 import { sendProblem } from './problem.ts'
 import { AuthFailureLock, TokenBuckets } from './rate-limit.ts'
 

@@ -2,14 +2,14 @@
 // address earns by failing authentication too often. In memory, per node:
 // they bound load and brute force on this listener, not a cluster-wide quota.
 
+import { TokenBucket } from '../../broker/control/index.ts'
+
 const SWEEP_EVERY_MS = 60_000
 /** Above this many tracked keys the oldest are dropped (a spoofed-address flood cannot grow memory). */
 const MAX_KEYS = 100_000
 
-interface Bucket { tokens: number, at: number }
-
 export class TokenBuckets {
-  private readonly buckets = new Map<string, Bucket>()
+  private readonly buckets = new Map<string, TokenBucket>()
   private lastSweep = Date.now()
 
   /** `rate` tokens per second, at most `burst` saved up; rate 0 = unlimited. */
@@ -22,20 +22,13 @@ export class TokenBuckets {
     this.sweep(now)
     let b = this.buckets.get(key)
     if (b === undefined) {
-      b = { tokens: this.burst, at: now }
-      this.buckets.set(key, b)
+      b = new TokenBucket(this.rate, this.burst, this.now)
     } else {
-      b.tokens = Math.min(this.burst, b.tokens + (now - b.at) / 1000 * this.rate)
-      b.at = now
       // Keep recently used keys last in the Map (insertion order = eviction order).
       this.buckets.delete(key)
-      this.buckets.set(key, b)
     }
-    if (b.tokens >= 1) {
-      b.tokens -= 1
-      return 0
-    }
-    return Math.max(1, Math.ceil((1 - b.tokens) / this.rate))
+    this.buckets.set(key, b)
+    return b.take() ? 0 : b.waitSeconds
   }
 
   private sweep (now: number): void {
@@ -48,7 +41,7 @@ export class TokenBuckets {
     if (now - this.lastSweep < SWEEP_EVERY_MS) return
     this.lastSweep = now
     const full = this.burst / this.rate * 1000
-    for (const [k, b] of this.buckets) if (now - b.at > full) this.buckets.delete(k)
+    for (const [k, b] of this.buckets) if (now - b.lastUsed > full) this.buckets.delete(k)
   }
 }
 

@@ -2,12 +2,11 @@
 // in the creation reply only (cache-control: no-store); listings never show
 // tokens or hashes. Revocation takes effect on the next request.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { ControlPlane } from '../broker/control/control-plane.ts'
-import { MAX_TOKEN_TENANTS } from '../broker/control/admin-access.ts'
-import { problems } from './problem.ts'
-import * as S from './schemas.ts'
+import type { ControlPlane } from '../../../broker/control/index.ts'
+import { MAX_TOKEN_TENANTS } from '../../../broker/control/index.ts'
+import { problems } from '../../plugins/problem.ts'
+import * as S from '../../schemas.ts'
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function registerTokenRoutes (v1: FastifyInstance<any, any, any, any>, control: ControlPlane): void {
   v1.post('/tokens', {
     config: { access: { permission: 'token.manage', scope: 'unscoped', action: 'token.create' } },

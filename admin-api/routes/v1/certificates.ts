@@ -3,11 +3,11 @@
 // Registered inside the authenticated /v1 scope; errors are ControlErrors →
 // problem+json. PEM documents are served as text, everything else as JSON.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { ControlPlane } from '../broker/control/control-plane.ts'
-import { MAX_DEVICE_VALIDITY_DAYS, REVOCATION_REASONS, type RevocationReason } from '../certs/index.ts'
-import { problems } from './problem.ts'
-import * as S from './schemas.ts'
-import type { RouteAccess } from './access.ts'
+import type { ControlPlane } from '../../../broker/control/index.ts'
+import { MAX_DEVICE_VALIDITY_DAYS, REVOCATION_REASONS, type RevocationReason } from '../../../certs/index.ts'
+import { problems } from '../../plugins/problem.ts'
+import * as S from '../../schemas.ts'
+import type { RouteAccess } from '../../plugins/access.ts'
 
 /** PEM text (RFC 7468); DER CRLs use application/pkix-crl (RFC 5280 §4.2.1.13 / RFC 2585). */
 const PEM_TYPE = 'application/x-pem-file'
@@ -76,7 +76,6 @@ function sendPem (reply: FastifyReply, pem: string): FastifyReply {
   return reply.type(PEM_TYPE).send(pem)
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function registerCertRoutes (v1: FastifyInstance<any, any, any, any>, control: ControlPlane): void {
   const certs = (): ControlPlane['certificates'] => control.certificates
 

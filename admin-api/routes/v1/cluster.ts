@@ -1,8 +1,8 @@
 // GET /v1/cluster: every node of the deployment with its policy revisions and last heartbeat; a node
 // whose stable revision differs from the one stored in Redis (or from the majority) is flagged.
 import type { FastifyInstance } from 'fastify'
-import type { ControlPlane } from '../broker/control/control-plane.ts'
-import { problems } from './problem.ts'
+import type { ControlPlane } from '../../../broker/control/index.ts'
+import { problems } from '../../plugins/problem.ts'
 
 const revisions = {
   type: 'object',
@@ -24,7 +24,6 @@ const node = {
   }
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function registerClusterRoutes (v1: FastifyInstance<any, any, any, any>, control: ControlPlane): void {
   v1.get('/cluster', {
     // node ids and policy revisions only, no tenant data; a tenant-scoped token cannot see the deployment

@@ -1,10 +1,10 @@
 // /v1/policies: policy versions, shadow, tenant canary, promote, rollback and shadow diff.
 // Registered inside the authenticated /v1 scope; errors are ControlErrors → problem+json.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { ControlPlane } from '../broker/control/control-plane.ts'
-import { MAX_BUNDLE_BYTES } from '../broker/control/policy-versions.ts'
-import { problems, sendProblem } from './problem.ts'
-import * as S from './schemas.ts'
+import type { ControlPlane } from '../../../broker/control/index.ts'
+import { MAX_BUNDLE_BYTES } from '../../../broker/control/index.ts'
+import { problems, sendProblem } from '../../plugins/problem.ts'
+import * as S from '../../schemas.ts'
 
 // Policy versions span every tenant: NOC (or admin) role, tenant-unscoped tokens only.
 const read = (action: string): { access: { permission: 'read', scope: 'unscoped', action: string } } => ({ access: { permission: 'read', scope: 'unscoped', action } })
@@ -64,7 +64,6 @@ const diffView = {
   }
 } as const
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function registerPolicyRoutes (v1: FastifyInstance<any, any, any, any>, control: ControlPlane): void {
   // Raw bundle bytes (opa build -t wasm output), only in this scope.
   v1.addContentTypeParser(['application/gzip', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: MAX_BUNDLE_BYTES }, (_req, body, done) => { done(null, body) })

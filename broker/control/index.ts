@@ -1,0 +1,11 @@
+// broker/control: the control plane — what the admin API may do to the gateway (tenants, credentials,
+// endpoints, sessions, events, policies, certificates, admin tokens). The admin API imports only this
+// file of broker/.
+export { ControlPlane } from './control-plane.ts'
+export * from './cluster-view.ts'
+export * from './admin-access.ts'
+export * from './admin-roles.ts'
+export * from './policy-versions.ts'
+export { ControlError, type Actor, type AdminSettings, type AdminTlsMode, adminSettingsFromEnv, checkAdminSettings, DEFAULT_ADMIN_SETTINGS, TokenBucket } from '../core/index.ts'
+export { ensureBootstrapToken, type BootstrapTokenOptions } from './bootstrap-token.ts'
+export type { TenantUspSettings } from '../store/index.ts'

@@ -1,0 +1,75 @@
+// aedes' events, turned into the gateway's: sessions come and go (session index, connection gauge,
+// online/offline callbacks), and client/connection errors become security events.
+import type { Aedes, Client } from 'aedes'
+import type { Limits, Metrics, SecurityEventInput } from '../core/index.ts'
+import type { ClientState, SessionHandle, SessionIndex } from './sessions.ts'
+import { isGatewayDenial, type GatewayClient } from './client.ts'
+import { AEDES_KEEPALIVE_ERROR_CODE } from './reason-codes.ts'
+
+export interface SessionEvents {
+  sessions: SessionIndex
+  metrics: Metrics
+  /** A session of this identity is live on this node. */
+  online: (st: ClientState) => void
+  /** The identity's last session on this node ended. */
+  offline: (st: ClientState) => void
+}
+
+type TrackedClient = GatewayClient & { gwHandle?: SessionHandle }
+
+export function trackSessions (broker: Aedes, ev: SessionEvents): void {
+  broker.on('client', (client: Client) => {
+    const st = (client as GatewayClient).gw
+    if (!st) return
+    const handle: SessionHandle = {
+      state: st,
+      disconnect: reasonCode => { client.disconnect({ reasonCode }) },
+      destroy: () => { (client.conn as { destroy?: () => void }).destroy?.() }
+    }
+    ;(client as TrackedClient).gwHandle = handle
+    ev.sessions.add(handle)
+    ev.metrics.connections.labels(st.listener, String(st.protocol)).inc()
+    ev.online(st)
+  })
+  broker.on('clientDisconnect', (client: Client) => {
+    const c = client as TrackedClient
+    if (!c.gwHandle) return
+    ev.sessions.remove(c.gwHandle)
+    c.gwHandle = undefined
+    const st = c.gw!
+    ev.metrics.connections.labels(st.listener, String(st.protocol)).dec()
+    // offline only when this was the endpoint's last session on this node
+    if (ev.sessions.ofIdentity(st.identity).length === 0) ev.offline(st)
+  })
+}
+
+/** Client and connection errors aedes reports, as security events (a refusal by the gateway was reported already). */
+export function reportBrokerErrors (broker: Aedes, emit: (e: SecurityEventInput) => void, limits: Limits): void {
+  const onError = (client: Client | null, err: Error & { errorCode?: number }): void => {
+    if (isGatewayDenial(err)) return
+    const c = client as GatewayClient | null
+    const base = {
+      tenant: c?.gw?.tenant,
+      principal: c?.gw?.principal,
+      clientId: c?.gw?.wireClientId ?? c?.gwWireId,
+      remoteAddress: (c?.conn as { remoteAddress?: string } | undefined)?.remoteAddress
+    }
+    // aedes 2.0.0-beta.1 reports these by message text only
+    const msg = err.message ?? ''
+    if (msg === 'packet too large') {
+      emit({ ...base, code: 'limits.packet_too_large', reason: `packet of ${String((err as { size?: number }).size)} bytes above ${limits.maxPacketBytes}` })
+    } else if (msg === 'connect did not arrive in time') {
+      emit({ ...base, code: 'limits.connect_timeout', reason: msg })
+    } else if (msg === 'keep alive timeout' || err.errorCode === AEDES_KEEPALIVE_ERROR_CODE) {
+      emit({ ...base, code: 'limits.keepalive', reason: msg })
+    } else if (msg === 'topic has too many levels') {
+      emit({ ...base, code: 'acl.invalid_topic', reason: msg })
+    } else if (/ECONNRESET|EPIPE|ETIMEDOUT|write after end|connection closed/.test(msg + ((err as NodeJS.ErrnoException).code ?? ''))) {
+      // the peer went away: not a security event
+    } else {
+      emit({ ...base, code: 'protocol.error', reason: msg.slice(0, 200) })
+    }
+  }
+  broker.on('clientError', onError)
+  broker.on('connectionError', onError)
+}

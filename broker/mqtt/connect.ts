@@ -1,0 +1,224 @@
+// CONNECT: preConnect namespaces the client id; authenticate runs `connectSteps` in order. Each step
+// either refuses (CONNACK code + security event) or adds what it learnt to the attempt.
+import { randomUUID } from 'node:crypto'
+import type { AedesOptions, Client } from 'aedes'
+import { parseUsername, isTenantId, usernameOf, verifySecret, TokenBucket, type EventCode, type Role, type SecurityEventInput } from '../core/index.ts'
+import { inboxTopic } from '../usp/index.ts'
+import { checkClientId, checkTopicName, checkUsername } from './invariants.ts'
+import type { ClientState } from './sessions.ts'
+import { setConnackUserProperties } from './patches/index.ts'
+import { connectError, remoteOf, INTERNAL_ID_SEPARATOR, type CertIdentity, type GatewayClient } from './client.ts'
+import { newClientState, policyDenial, type PipelineContext } from './context.ts'
+import { CONNACK } from './reason-codes.ts'
+
+/** What is known about one CONNECT as the steps run. */
+interface ConnectAttempt {
+  client: GatewayClient
+  username: string | undefined
+  password: Buffer | undefined
+  address: string
+  wire: string
+  tenant?: string
+  principal?: string
+  role?: Role
+  auth?: 'password' | 'certificate'
+  state?: ClientState
+}
+
+interface Refusal {
+  code: EventCode
+  reason: string
+  returnCode: number
+  /** a credential failure: counts toward the throttle of (username, address) */
+  authFailure?: boolean
+  extra?: Partial<SecurityEventInput>
+}
+
+type ConnectStep = (a: ConnectAttempt, ctx: PipelineContext) => Refusal | undefined
+
+/** One answer for every credential failure, so tenants and principals cannot be probed. */
+const badCredentials = (code: EventCode, reason: string, extra: Partial<SecurityEventInput> = {}): Refusal =>
+  ({ code, reason, returnCode: CONNACK.BAD_USERNAME_OR_PASSWORD, authFailure: true, extra })
+
+/** Password logins are throttled per (username, address) after repeated failures. */
+const notThrottled: ConnectStep = (a, ctx) => {
+  if (a.client.gwCertIdentity !== undefined || a.username === undefined) return undefined
+  const wait = ctx.deps.throttle.lockedFor(a.username, a.address)
+  if (wait > 0) return { code: 'auth.throttled', reason: `too many failed logins; retry in ${wait}s`, returnCode: CONNACK.BAD_USERNAME_OR_PASSWORD, extra: { principal: a.username } }
+  return undefined
+}
+
+/** With a client certificate the identity comes from the certificate; a username, if sent, must name the same identity (TR-369 R-SEC.4b). */
+const certificateIdentity: ConnectStep = (a, ctx) => {
+  const cert: CertIdentity | undefined = a.client.gwCertIdentity
+  if (cert === undefined) return undefined
+  const who = { tenant: cert.tenant, principal: cert.principal }
+  if (a.username !== undefined && a.username !== usernameOf(cert.tenant, cert.principal)) {
+    return { code: 'auth.cert_mismatch', reason: 'username does not match the client certificate', returnCode: CONNACK.BAD_USERNAME_OR_PASSWORD, extra: who }
+  }
+  if (ctx.deps.store.getTenant(cert.tenant) === undefined) {
+    return { code: 'auth.unknown_tenant', reason: 'certificate of a tenant that does not exist', returnCode: CONNACK.BAD_USERNAME_OR_PASSWORD, extra: who }
+  }
+  // A revoked credential of the same identity also shuts out its certificate.
+  if (ctx.deps.store.getCredential(cert.tenant, cert.principal)?.revokedAt !== undefined) {
+    return { code: 'auth.revoked', reason: 'credential of this identity is revoked', returnCode: CONNACK.BAD_USERNAME_OR_PASSWORD, extra: who }
+  }
+  Object.assign(a, { ...who, role: cert.role, auth: 'certificate' })
+  return undefined
+}
+
+/** Username `<tenant>:<principal>` of a known tenant, with a live credential whose secret matches. */
+const passwordIdentity: ConnectStep = (a, ctx) => {
+  if (a.auth !== undefined) return undefined // identified by certificate
+  const { store, limits } = ctx.deps
+  if (a.username !== undefined) {
+    const u = checkUsername(a.username, limits)
+    if (!u.ok) return badCredentials('auth.bad_credentials', u.reason)
+  }
+  const parsed = parseUsername(a.username)
+  if (!parsed.ok) return badCredentials(parsed.code, parsed.reason, { principal: a.username })
+  const { tenant, principal } = parsed
+  if (!isTenantId(tenant) || store.getTenant(tenant) === undefined) {
+    return badCredentials('auth.unknown_tenant', 'no such tenant', { tenant: isTenantId(tenant) ? tenant : undefined, principal })
+  }
+  const cred = store.getCredential(tenant, principal)
+  if (cred === undefined) return badCredentials('auth.bad_credentials', 'unknown principal', { tenant, principal })
+  if (cred.revokedAt !== undefined) return badCredentials('auth.revoked', `credential revoked at ${cred.revokedAt}`, { tenant, principal })
+  if (!verifySecret(a.password, cred.secretHash)) return badCredentials('auth.bad_credentials', 'wrong secret', { tenant, principal })
+  ctx.deps.throttle.recordSuccess(a.username!, a.address)
+  Object.assign(a, { tenant, principal, role: cred.role, auth: 'password' })
+  return undefined
+}
+
+const validClientId: ConnectStep = (a, ctx) => {
+  const idCheck = checkClientId(a.wire, ctx.deps.limits)
+  return idCheck.ok ? undefined : { code: idCheck.code, reason: idCheck.reason, returnCode: CONNACK.IDENTIFIER_REJECTED }
+}
+
+/**
+ * The same identity reconnecting with its client id is a normal MQTT session takeover
+ * [MQTT-3.1.4-2]; another identity presenting a client id that is online here is refused and reported.
+ */
+const noTakeover: ConnectStep = (a, ctx) => {
+  const holder = ctx.deps.sessions.heldByOther(a.wire, usernameOf(a.tenant!, a.principal!))
+  if (holder === undefined) return undefined
+  return { code: 'session.takeover_blocked', reason: `client id is in use by another identity (${holder.split(':')[0] === a.tenant ? holder : 'another tenant'})`, returnCode: CONNACK.IDENTIFIER_REJECTED }
+}
+
+/** TR-369 R-MQTT.13: an MQTT 5 endpoint names its Endpoint ID in CONNECT; it must be the authenticated one. */
+const endpointIdMatches: ConnectStep = a => {
+  const claimed = a.client.gwUspEndpointId
+  if (claimed === undefined || !(Array.isArray(claimed) ? claimed.some(x => x !== a.principal) : claimed !== a.principal)) return undefined
+  return { code: 'usp.endpoint_id_mismatch', reason: `usp-endpoint-id ${JSON.stringify(String(claimed).slice(0, 80))} is not the authenticated endpoint`, returnCode: CONNACK.NOT_AUTHORIZED }
+}
+
+/** The will topic obeys the tenant invariants like any PUBLISH. */
+const willInsideTenant: ConnectStep = (a, ctx) => {
+  const will = a.client._will
+  if (!will) return undefined
+  const w = checkTopicName(a.tenant!, will.topic, ctx.deps.limits)
+  return w.ok ? undefined : { code: w.code, reason: `will ${w.reason}`, returnCode: CONNACK.NOT_AUTHORIZED, extra: { action: 'will', topic: will.topic } }
+}
+
+const buildState: ConnectStep = (a, ctx) => {
+  const { limits } = ctx.deps
+  const c = a.client
+  a.state = newClientState({
+    tenant: a.tenant!,
+    principal: a.principal!,
+    role: a.role!,
+    wireClientId: a.wire,
+    internalId: c.id,
+    protocol: c.version,
+    listener: c.gwListener ?? 'mqtt',
+    auth: a.auth!,
+    remoteAddress: a.address,
+    cleanStart: c._cleanStart === true,
+    ...(a.auth === 'certificate' && c.gwCertIdentity ? { certSerial: c.gwCertIdentity.serial } : {}),
+    bucket: limits.publishRatePerSecond > 0 ? new TokenBucket(limits.publishRatePerSecond, limits.publishBurst) : undefined
+  })
+  return undefined
+}
+
+const policyAllowsConnect: ConnectStep = (a, ctx) => {
+  const verdict = ctx.decide(a.state!, 'connect')
+  if (verdict.allow) return undefined
+  const denial = policyDenial(verdict)
+  return { code: denial.code, reason: denial.reason, returnCode: CONNACK.NOT_AUTHORIZED, extra: { policyRevision: verdict.revision } }
+}
+
+const policyAllowsWill: ConnectStep = (a, ctx) => {
+  const will = a.client._will
+  if (!will) return undefined
+  const w = ctx.decide(a.state!, 'publish', will.topic, will.qos ?? 0, will.retain ?? false)
+  if (w.allow) return undefined
+  const denial = policyDenial(w)
+  return { code: denial.code, reason: `will: ${denial.reason}`, returnCode: CONNACK.NOT_AUTHORIZED, extra: { action: 'will', topic: will.topic, policyRevision: w.revision } }
+}
+
+/** The CONNECT pipeline, in order. */
+export const connectSteps: readonly ConnectStep[] = [
+  notThrottled,
+  certificateIdentity,
+  passwordIdentity,
+  validClientId,
+  noTakeover,
+  endpointIdMatches,
+  willInsideTenant,
+  buildState,
+  policyAllowsConnect,
+  policyAllowsWill
+]
+
+export function connectHooks (ctx: PipelineContext): Required<Pick<AedesOptions, 'preConnect' | 'authenticate'>> {
+  const { metrics, emit, throttle } = ctx.deps
+  const connectOk = metrics.connectResults.labels('accepted', 'ok')
+  return {
+    // Runs first on a valid CONNECT. The client id aedes will use is rewritten
+    // to "<claimed username>|<client id>": sessions, wills and persistence keys
+    // are then scoped to the identity that must still authenticate, so no
+    // identity can ever resume or take over another identity's session, and no
+    // client id can collide with an object key such as "__proto__"
+    // (GHSA-52qw-whmv-87c5). A failed authentication rejects the CONNECT.
+    preConnect (client, packet, done) {
+      const c = client as GatewayClient
+      let wire = packet.clientId ?? ''
+      if (wire.length === 0) {
+        // [MQTT-3.1.3-6] the server assigns an id to an empty MQTT 5 client id (TR-369 R-MQTT.8/9)
+        wire = `uspgate-${randomUUID()}`
+        if (packet.protocolVersion === 5) c.gwAssigned = wire
+      }
+      c.gwWireId = wire
+      const eid = packet.properties?.userProperties?.['usp-endpoint-id']
+      if (eid !== undefined) c.gwUspEndpointId = eid
+      // a certificate, when present, is the identity (the username must then match it)
+      const owner = c.gwCertIdentity ? usernameOf(c.gwCertIdentity.tenant, c.gwCertIdentity.principal) : packet.username ?? ''
+      packet.clientId = `${owner}${INTERNAL_ID_SEPARATOR}${wire}`
+      done(null, true)
+    },
+
+    authenticate (client: Client, username, password, done) {
+      const c = client as GatewayClient
+      const a: ConnectAttempt = { client: c, username, password, address: remoteOf(client), wire: c.gwWireId ?? client.id }
+      for (const step of connectSteps) {
+        const r = step(a, ctx)
+        if (r === undefined) continue
+        if (r.authFailure && username !== undefined) throttle.recordFailure(username, a.address)
+        metrics.connectResults.labels('refused', r.code).inc()
+        const who = a.tenant !== undefined ? { tenant: a.tenant, principal: a.principal } : {}
+        emit({ code: r.code, reason: r.reason, remoteAddress: a.address, clientId: a.wire, action: 'connect', ...who, ...r.extra })
+        done(connectError(r.returnCode), null)
+        return
+      }
+      const st = a.state!
+      c.gw = st
+      if (client.version === 5 && st.role === 'agent') {
+        // TR-369 R-MQTT.15/.44: tell the Agent which topic to subscribe to (its inbox).
+        setConnackUserProperties(client, { 'subscribe-topic': inboxTopic(st.tenant, 'agent', st.principal) })
+      }
+      if (c.gwAssigned !== undefined) c._assignedClientId = c.gwAssigned
+      connectOk.inc()
+      done(null, true)
+    }
+  }
+}

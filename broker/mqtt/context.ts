@@ -1,0 +1,138 @@
+// What every packet pipeline shares: its dependencies, the security-event builder, the policy call
+// with its metric, and the per-turn delivery byte count used by the slow-consumer guard.
+import type { Client, PublishPacket } from 'aedes'
+import type { Limits, SecurityEventInput, Metrics } from '../core/index.ts'
+import { usernameOf } from '../core/index.ts'
+import type { TenantUspSettings, StateStore } from '../store/index.ts'
+import type { UspInspection } from '../usp/index.ts'
+import type { PolicyEngine, PolicyInput, Decision } from '../../policies/index.ts'
+import type { Check } from './invariants.ts'
+import type { AuthThrottle } from './limits.ts'
+import type { ClientState, SessionIndex } from './sessions.ts'
+import { identityFromInternalId, remoteOf, INTERNAL_ID_SEPARATOR, type GatewayClient } from './client.ts'
+
+export interface HookDeps {
+  limits: Limits
+  store: StateStore
+  sessions: SessionIndex
+  throttle: AuthThrottle
+  metrics: Metrics
+  emit: (e: SecurityEventInput) => void
+  revision: () => string
+  policy: PolicyEngine
+  uspSettings: (tenant: string) => TenantUspSettings
+  /** Called for every PUBLISH to a USP inbox that was inspected (metrics, audit trail, registry). */
+  onUspRecord: (st: ClientState, topic: string, inspection: UspInspection) => void
+}
+
+export type Denial = Exclude<Check, { ok: true }>
+
+export class PipelineContext {
+  readonly hot: Metrics['hot']
+  // prom-client label lookups hash their values; keep one child per label set for the hot path.
+  private readonly decisionChildren = new Map<string, { inc(): void }>()
+  // Event-loop turn number, advanced by one setImmediate per busy turn for all clients (not one per
+  // subscriber): aedes writes deliveries in the turn after they are authorised.
+  private turn = 0
+  private turnEnding = false
+
+  constructor (readonly deps: HookDeps) {
+    this.hot = deps.metrics.hot
+  }
+
+  /** A security event about a client, with its identity, address and the revision that decides for its tenant. */
+  eventFor (st: ClientState | undefined, client: Client | null, e: Omit<SecurityEventInput, 'tenant' | 'principal' | 'clientId' | 'remoteAddress'>): SecurityEventInput {
+    return {
+      ...e,
+      tenant: st?.tenant,
+      principal: st?.principal,
+      clientId: st?.wireClientId ?? (client as GatewayClient | null)?.gwWireId,
+      remoteAddress: st?.remoteAddress ?? (client ? remoteOf(client) : undefined),
+      // the revision that decides for this tenant (a canary tenant's is the canary's)
+      policyRevision: e.policyRevision ?? (st !== undefined ? this.deps.policy.revisionFor(st.tenant) : this.deps.revision())
+    }
+  }
+
+  decisionMetric (action: string, result: 'allow' | 'deny', reason: string, revision = this.deps.revision()): void {
+    const k = `${action}|${result}|${reason}|${revision}`
+    let child = this.decisionChildren.get(k)
+    if (child === undefined) {
+      if (this.decisionChildren.size > 10_000) this.decisionChildren.clear()
+      child = this.deps.metrics.decisions.labels(action, result, reason, revision)
+      this.decisionChildren.set(k, child)
+    }
+    child.inc()
+  }
+
+  /** Asks the policy engine; the Decision carries the revision that made it. */
+  decide (st: ClientState, action: PolicyInput['action'], topic?: string, qos?: number, retain?: boolean): Decision {
+    const input: PolicyInput = { action, client: st.policyClient }
+    if (topic !== undefined) input.topic = topic
+    if (qos !== undefined) input.qos = qos
+    if (retain !== undefined) input.retain = retain
+    const d = this.deps.policy.decide(input)
+    this.decisionMetric(action, d.allow ? 'allow' : 'deny', d.reason, d.revision)
+    return d
+  }
+
+  /** Payload bytes let through to this client in the current turn (reset when a new turn starts). */
+  deliveringThisTurn (st: ClientState): number {
+    if (!this.turnEnding) {
+      this.turnEnding = true
+      setImmediate(() => { this.turn++; this.turnEnding = false })
+    }
+    if (st.deliveringTurn !== this.turn) {
+      st.deliveringTurn = this.turn
+      st.deliveringBytes = 0
+    }
+    return st.deliveringBytes
+  }
+
+  /** Session-like state for a will whose client is gone; undefined when the identity has no live credential. */
+  orphanWillState (internalId: string | undefined, packet: PublishPacket): ClientState | undefined {
+    const who = identityFromInternalId(internalId)
+    if (who === undefined) return undefined
+    const cred = this.deps.store.getCredential(who.tenant, who.principal)
+    // fail closed: no live credential (revoked, or a certificate-only identity) → no will
+    if (cred === undefined || cred.revokedAt !== undefined) return undefined
+    const wire = internalId!.slice(internalId!.indexOf(INTERNAL_ID_SEPARATOR) + 1)
+    const protocol = packet.properties?.responseTopic !== undefined ? 5 : 4
+    return newClientState({
+      tenant: who.tenant,
+      principal: who.principal,
+      role: cred.role,
+      wireClientId: wire,
+      internalId: internalId!,
+      protocol,
+      listener: 'will-sweep',
+      auth: 'password',
+      remoteAddress: 'will-sweep',
+      cleanStart: false,
+      bucket: undefined
+    })
+  }
+}
+
+/** A policy deny as an invariant-style check: policy_error becomes policy.error (fail closed). */
+export function policyDenial (d: Decision): Denial {
+  return d.reason === 'policy_error' || d.reason === 'no_policy'
+    ? { ok: false, code: 'policy.error', reason: `${d.reason}: ${d.error ?? ''}` }
+    : { ok: false, code: 'acl.denied', reason: d.reason }
+}
+
+/** The one way a session's state is built (CONNECT and orphan wills). */
+export function newClientState (s: Pick<ClientState, 'tenant' | 'principal' | 'role' | 'wireClientId' | 'internalId' | 'protocol' | 'listener' | 'auth' | 'remoteAddress' | 'cleanStart' | 'bucket' | 'certSerial'>): ClientState {
+  return {
+    ...s,
+    identity: usernameOf(s.tenant, s.principal),
+    prefix: s.tenant + '/',
+    connectedAt: new Date().toISOString(),
+    revoked: false,
+    inflightQos2: new Set(),
+    seenQos2: new Set(),
+    policyClient: { tenant: s.tenant, principal: s.principal, role: s.role, client_id: s.wireClientId, protocol: s.protocol, auth: s.auth, listener: s.listener },
+    deliverMemo: Object.assign(new Map<string, Decision>(), { revision: '' }),
+    deliveringTurn: -1,
+    deliveringBytes: 0
+  }
+}

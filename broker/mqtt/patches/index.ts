@@ -1,0 +1,4 @@
+// Fixes of aedes 2.0.0-beta.1, aedes-persistence 10 and aedes-persistence-redis 11, one file per
+// fix area, each naming the upstream bug it closes.
+export { installConnackSteering, setConnackUserProperties } from './connack-user-properties.ts'
+export { hardenPersistence, createMemoryPersistence, countEachAckOnce, type PersistenceConnection } from './persistence.ts'

@@ -1,0 +1,119 @@
+// PUBLISH (and wills): `publishSteps` run in order for every packet a client or a will sweep
+// publishes. A step lets the packet through (undefined), refuses it (a Denial: event, metric, aedes
+// error), or has already reported itself and only says what to do with the packet (Handled).
+import type { Aedes, AedesOptions, Client, PublishPacket } from 'aedes'
+import { inspectUspPublish, isUspInbox } from '../usp/index.ts'
+import { checkTopicName } from './invariants.ts'
+import type { ClientState } from './sessions.ts'
+import { DeniedError, type GatewayClient } from './client.ts'
+import { policyDenial, type Denial, type PipelineContext } from './context.ts'
+
+interface PublishAttempt {
+  client: GatewayClient | null
+  packet: PublishPacket
+  st: ClientState
+}
+
+/** A refusal the step reported itself: 'drop' keeps the connection (no error to aedes), 'refuse' is an error. */
+interface Handled { handled: 'drop' | 'refuse', reason: string }
+
+type PublishStep = (a: PublishAttempt, ctx: PipelineContext) => Denial | Handled | undefined
+
+const notRevoked: PublishStep = a => a.st.revoked ? { ok: false, code: 'auth.revoked', reason: 'credential revoked' } : undefined
+
+/** Tenant prefix, no `$`, bounded and clean topic (code, before any policy). */
+const topicInsideTenant: PublishStep = (a, ctx) => {
+  const check = checkTopicName(a.st.tenant, a.packet.topic, ctx.deps.limits)
+  return check.ok ? undefined : check
+}
+
+const withinRate: PublishStep = (a, ctx) => {
+  const { st, packet } = a
+  if (st.bucket === undefined || st.bucket.take()) return undefined
+  const { metrics, emit, limits } = ctx.deps
+  metrics.drops.labels('limits.rate_limited').inc()
+  emit(ctx.eventFor(st, a.client, { code: 'limits.rate_limited', action: 'publish', topic: packet.topic, reason: `above ${limits.publishRatePerSecond} messages/s` }))
+  // QoS 0 is at-most-once: drop it and keep the connection ([MQTT-4.3.1]).
+  return { handled: packet.qos === 0 ? 'drop' : 'refuse', reason: 'message rate too high' }
+}
+
+const policyAllowsPublish: PublishStep = (a, ctx) => {
+  const verdict = ctx.decide(a.st, 'publish', a.packet.topic, a.packet.qos, a.packet.retain)
+  return verdict.allow ? undefined : policyDenial(verdict)
+}
+
+/** USP inbox traffic: the Record's envelope is checked against the authenticated endpoint (TR-369 R-SEC.4c trusted broker). */
+const uspEnvelope: PublishStep = (a, ctx) => {
+  const { st, packet } = a
+  const usp = ctx.deps.uspSettings(st.tenant)
+  if (usp.inspection === 'off' || !isUspInbox(packet.topic)) return undefined
+  const inspection = inspectUspPublish({
+    publisher: { tenant: st.tenant, endpointId: st.principal, role: st.role },
+    topic: packet.topic,
+    payload: packet.payload as Buffer,
+    ...(packet.properties?.responseTopic !== undefined ? { responseTopic: packet.properties.responseTopic } : {}),
+    protocolVersion: st.protocol as 3 | 4 | 5,
+    mode: usp.inspection,
+    audit: usp.audit
+  })
+  ctx.deps.onUspRecord(st, packet.topic, inspection)
+  // Refused records are never delivered.
+  if (inspection.verdict === 'refuse') return { ok: false, code: inspection.code!, reason: inspection.reason ?? inspection.code! }
+  if (inspection.code !== undefined) {
+    ctx.deps.emit(ctx.eventFor(st, a.client, { code: inspection.code, action: 'publish', topic: packet.topic, reason: `observe mode, delivered: ${inspection.reason ?? ''}` }))
+  }
+  return undefined
+}
+
+/** The PUBLISH pipeline, in order. */
+export const publishSteps: readonly PublishStep[] = [
+  notRevoked,
+  topicInsideTenant,
+  withinRate,
+  policyAllowsPublish,
+  uspEnvelope
+]
+
+export function publishHook (ctx: PipelineContext): Required<Pick<AedesOptions, 'authorizePublish'>>['authorizePublish'] {
+  const { metrics, emit } = ctx.deps
+  const hot = ctx.hot
+  return function authorizePublish (client: Client | null, packet, done) {
+    const c = client as GatewayClient | null
+    let st = c?.gw
+    const deny = (check: Denial, action = 'publish'): void => {
+      ctx.decisionMetric(action, 'deny', check.code)
+      metrics.drops.labels(check.code).inc()
+      emit(ctx.eventFor(st, c, { code: check.code, action, topic: packet.topic, reason: check.reason }))
+      done(new DeniedError('not authorized'))
+    }
+    if (st === undefined) {
+      // A will whose connection is gone (published by the cluster's will sweep):
+      // the identity comes from its namespaced client id, and the will then goes
+      // through the same invariants, policy and USP inspection as any publish.
+      st = ctx.orphanWillState((packet as PublishPacket & { clientId?: string }).clientId, packet)
+      if (st === undefined) return deny({ ok: false, code: 'acl.cross_tenant', reason: 'will without a live identity' }, 'will')
+    }
+    const a: PublishAttempt = { client: c, packet, st }
+    for (const step of publishSteps) {
+      const r = step(a, ctx)
+      if (r === undefined) continue
+      if (!('handled' in r)) return deny(r)
+      if (r.handled === 'refuse') return done(new DeniedError(r.reason))
+      ;(packet as PublishPacket & { _notAuthorized?: boolean })._notAuthorized = true
+      return done(null)
+    }
+    hot.messagesIn[packet.qos]!++
+    hot.bytesIn += packet.payload.length
+    if (packet.qos === 2 && st.cleanStart && !st.seenQos2.has(packet.messageId!)) {
+      // GHSA-p8r9-qf8w-p73r: aedes 2.0.0-beta.1 keeps QoS 2 dedup state across a
+      // clean-start reconnect, so a new message reusing an old message id would be
+      // acknowledged and silently dropped. The first use of an id on a clean
+      // connection clears any stale entry before aedes looks for a duplicate.
+      st.seenQos2.add(packet.messageId!)
+      const persistence = (c as unknown as { broker: Aedes & { persistence: { incomingDelPacket(c: unknown, p: unknown): Promise<void> } } }).broker.persistence
+      persistence.incomingDelPacket(c, { messageId: packet.messageId }).then(() => done(null), () => done(null))
+      return
+    }
+    done(null)
+  }
+}
