@@ -1,7 +1,10 @@
 // JSON schemas for the admin routes. additionalProperties: false everywhere:
 // an unknown field is a mistake the caller must hear about, not silently drop.
 // `examples` steer the OpenAPI fuzz run (test/admin/fuzz.test.ts) to data that exists.
-export const tenantId = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,31}$', examples: ['acme'] } as const
+import { TENANT_ID } from '../certs/index.ts'
+
+/** The tenant-id rule's pattern (certs/identity.ts); USP Endpoint ID schemes are refused by the control plane. */
+export const tenantId = { type: 'string', pattern: TENANT_ID.source, examples: ['acme'] } as const
 export const principal = { type: 'string', minLength: 1, maxLength: 128, examples: ['os::00256D-0001'] } as const
 
 export const uspSettings = {

@@ -21,7 +21,7 @@ export interface GatewayOptions {
   /** Print the generated admin token (first start only). Default true. */
   printAdminToken?: boolean
   logger?: Logger
-  /** Admin listener settings (TLS, rate limits); default: from USPGATE_ADMIN_* (broker/core/admin-settings.ts). */
+  /** Admin listener settings (TLS, rate limits); default: from USPGATE_ADMIN_* (broker/core/config.ts). */
   adminSettings?: AdminSettings
 }
 
@@ -129,6 +129,7 @@ export class Gateway {
       revision: () => this.policy.revision,
       policy: this.policy,
       uspSettings: tenant => this.store.getTenant(tenant)?.usp ?? DEFAULT_USP_SETTINGS,
+      ...(mode.cluster ? { unavailable: () => mode.cluster!.unavailableReason() } : {}),
       onUspRecord: uspRecordObserver({ records: this.metrics.uspRecords, audit: this.uspAudit, endpoints: this.endpoints })
     })
     const limits = config.limits
@@ -158,8 +159,7 @@ export class Gateway {
         const st = (client as GatewayClient).gw
         return st ? inboxTopic(st.tenant, st.role, st.principal) : undefined
       },
-      ...hooks,
-      ...(this.cluster ? { authenticate: this.cluster.guardAuthenticate(hooks.authenticate, emit) } : {})
+      ...hooks
     } as ConstructorParameters<typeof Aedes>[0])
     this.listeners = new MqttListeners({ broker: this.broker, limits, emit })
     const presence = new Presence(
@@ -232,7 +232,7 @@ export class Gateway {
     const adminHost = config.adminHost.includes(':') ? `[${config.adminHost}]` : config.adminHost
     this.adminUrl = `${this.admin.scheme}://${adminHost}:${this.adminPort}`
     // Lets the CLI find a running gateway from the data dir alone.
-    await writeFileAtomic(join(config.dataDir, 'admin.json'), JSON.stringify({ url: this.adminUrl, node: this.nodeId }) + '\n', 0o600)
+    await writeFileAtomic(join(config.dataDir, 'admin.json'), JSON.stringify({ url: this.adminUrl, node: this.nodeId }) + '\n')
     this.log.info({ mqtt: `${config.mqttHost}:${this.mqttPort}`, admin: this.adminUrl, dataDir: config.dataDir }, 'uspgate started')
   }
 

@@ -6,8 +6,18 @@ import { CertError } from './errors.ts'
 export type CertificateRole = 'agent' | 'controller'
 export const CERTIFICATE_ROLES: readonly CertificateRole[] = ['agent', 'controller']
 
-/** Tenant ids as everywhere in uspgate (DESIGN.md, "Identity and namespaces"). */
+/**
+ * THE tenant-id rule of uspgate (DESIGN.md, "Identity and namespaces"), kept here because certs/ is
+ * the leaf both broker/ and admin-api/ may import; broker/core/identity.ts re-exports it.
+ */
 export const TENANT_ID = /^[a-z0-9][a-z0-9-]{0,31}$/
+
+/**
+ * TR-369 Endpoint ID authority schemes (R-ARC.2a-6). They are reserved as tenant
+ * ids: a bare Endpoint ID such as "os::00256D-0001" used as a username would
+ * otherwise parse as tenant "os", and must be reported as a bare username.
+ */
+export const USP_AUTHORITY_SCHEMES: ReadonlySet<string> = new Set(['oui', 'cid', 'pen', 'self', 'user', 'os', 'ops', 'uuid', 'imei', 'proto', 'doc', 'fqdn'])
 
 /**
  * USP Endpoint ID: authority-scheme ":" [authority-id] ":" instance-id
@@ -23,7 +33,7 @@ export const MAX_ENDPOINT_ID_LENGTH = 255
 export const ENDPOINT_ID_URN_PREFIX = 'urn:bbf:usp:id:'
 
 export function isTenantId (tenant: unknown): tenant is string {
-  return typeof tenant === 'string' && TENANT_ID.test(tenant)
+  return typeof tenant === 'string' && TENANT_ID.test(tenant) && !USP_AUTHORITY_SCHEMES.has(tenant)
 }
 
 export function isEndpointId (id: unknown): id is string {
@@ -32,7 +42,7 @@ export function isEndpointId (id: unknown): id is string {
 
 export function checkTenant (tenant: unknown): string {
   if (!isTenantId(tenant)) {
-    throw new CertError('cert.invalid_tenant', `invalid tenant id ${JSON.stringify(tenant)}: expected ${TENANT_ID.source}`)
+    throw new CertError('cert.invalid_tenant', `invalid tenant id ${JSON.stringify(tenant)}: expected ${TENANT_ID.source}, not a USP Endpoint ID scheme`)
   }
   return tenant
 }

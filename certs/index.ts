@@ -20,6 +20,7 @@ export {
 } from './types.ts'
 export { CertError, type CertErrorCode } from './errors.ts'
 export { loadOrCreateMasterKey } from './keys.ts'
-export { ENDPOINT_ID_URN_PREFIX, isEndpointId, isTenantId, type CertificateRole } from './identity.ts'
+export { ENDPOINT_ID_URN_PREFIX, isEndpointId, isTenantId, TENANT_ID, USP_AUTHORITY_SCHEMES, type CertificateRole } from './identity.ts'
 export { REVOCATION_REASONS, type RevocationReason } from './revocation.ts'
 export type { PeerCertificateInput, PeerIdentity, PeerRejectCode, PeerTrust } from './peer.ts'
+export { writeFileAtomic } from './files.ts'

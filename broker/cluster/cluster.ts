@@ -220,16 +220,13 @@ export class Cluster implements ClusterAccess {
   }
 
   /**
-   * Wraps aedes' authenticate: while the state copy cannot be trusted every CONNECT is refused with
-   * "server unavailable" (MQTT 5 0x88, 3.1.1 return code 3) before any credential is looked at.
+   * Why this node must refuse new connections now, or undefined when it may admit them: only while
+   * its copy of the state can be trusted (Redis up and resynchronised since the last outage). The
+   * CONNECT pipeline (broker/mqtt/connect.ts) asks this first; never open.
    */
-  guardAuthenticate<F extends (client: any, username: any, password: any, done: (err: any, ok: any) => void) => void> (authenticate: F, emit: (e: SecurityEventInput) => void): F {
-    const guarded = (client: { conn?: { remoteAddress?: string }, gwWireId?: string }, username: unknown, password: unknown, done: (err: unknown, ok: unknown) => void): void => {
-      if (this.trusted) { authenticate(client, username, password, done); return }
-      emit({ code: 'cluster.connect_refused', action: 'connect', clientId: client.gwWireId, remoteAddress: client.conn?.remoteAddress, reason: this.up ? 'resynchronising from Redis' : 'Redis unreachable' })
-      done(Object.assign(new Error('server unavailable'), { returnCode: 3, gatewayDenied: true }), null)
-    }
-    return guarded as unknown as F
+  unavailableReason (): string | undefined {
+    if (this.trusted) return undefined
+    return this.up ? 'resynchronising from Redis' : 'Redis unreachable'
   }
 
   // ---- control channel

@@ -1,8 +1,11 @@
 // Identity rules: username = "<tenant>:<principal>" (RabbitMQ's vhost:user
 // convention). The principal is everything after the FIRST ':' so a USP
 // Endpoint ID such as "os::00256D-0123456789" is a valid principal.
+import { USP_AUTHORITY_SCHEMES } from '../../certs/index.ts'
 
-export const TENANT_ID = /^[a-z0-9][a-z0-9-]{0,31}$/
+/** The one tenant-id rule (defined in certs/identity.ts, the leaf every layer may import). */
+export { TENANT_ID, USP_AUTHORITY_SCHEMES, isTenantId } from '../../certs/index.ts'
+
 export const ROLES = ['agent', 'controller'] as const
 export type Role = typeof ROLES[number]
 
@@ -16,16 +19,6 @@ export type UsernameParse =
   | { ok: true, tenant: string, principal: string }
   | { ok: false, code: 'auth.bare_username', reason: string }
 
-/**
- * TR-369 Endpoint ID authority schemes (R-ARC.2a-6). They are reserved as tenant
- * ids: a bare Endpoint ID such as "os::00256D-0001" used as a username would
- * otherwise parse as tenant "os", and must be reported as a bare username.
- */
-export const USP_AUTHORITY_SCHEMES: ReadonlySet<string> = new Set(['oui', 'cid', 'pen', 'self', 'user', 'os', 'ops', 'uuid', 'imei', 'proto', 'doc', 'fqdn'])
-
-export function isTenantId (s: string): boolean {
-  return TENANT_ID.test(s) && !USP_AUTHORITY_SCHEMES.has(s)
-}
 
 /**
  * Principals become one MQTT topic level (inboxes are <tenant>/usp/agent/<principal>),

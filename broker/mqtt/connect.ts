@@ -40,6 +40,12 @@ type ConnectStep = (a: ConnectAttempt, ctx: PipelineContext) => Refusal | undefi
 const badCredentials = (code: EventCode, reason: string, extra: Partial<SecurityEventInput> = {}): Refusal =>
   ({ code, reason, returnCode: CONNACK.BAD_USERNAME_OR_PASSWORD, authFailure: true, extra })
 
+/** Cluster mode: only a node that can trust its copy of the state admits anyone (fail closed). */
+const serverAvailable: ConnectStep = (_a, ctx) => {
+  const reason = ctx.deps.unavailable?.()
+  return reason === undefined ? undefined : { code: 'cluster.connect_refused', reason, returnCode: CONNACK.SERVER_UNAVAILABLE }
+}
+
 /** Password logins are throttled per (username, address) after repeated failures. */
 const notThrottled: ConnectStep = (a, ctx) => {
   if (a.client.gwCertIdentity !== undefined || a.username === undefined) return undefined
@@ -158,6 +164,7 @@ const policyAllowsWill: ConnectStep = (a, ctx) => {
 
 /** The CONNECT pipeline, in order. */
 export const connectSteps: readonly ConnectStep[] = [
+  serverAvailable,
   notThrottled,
   certificateIdentity,
   passwordIdentity,

@@ -21,6 +21,8 @@ export interface HookDeps {
   revision: () => string
   policy: PolicyEngine
   uspSettings: (tenant: string) => TenantUspSettings
+  /** Cluster mode: why new connections must be refused now (undefined: admit). */
+  unavailable?: () => string | undefined
   /** Called for every PUBLISH to a USP inbox that was inspected (metrics, audit trail, registry). */
   onUspRecord: (st: ClientState, topic: string, inspection: UspInspection) => void
 }
