@@ -12,7 +12,7 @@ import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore 
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
 import { AuthThrottle, SessionIndex, MqttListeners, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, createMemoryPersistence, DISCONNECT, type GatewayClient } from './mqtt/index.ts'
-import { ControlPlane, PolicyVersions, ensureBootstrapToken } from './control/index.ts'
+import { GatewayControlPlane, PolicyVersions, ensureBootstrapToken } from './control/index.ts'
 import { CertificateService } from './pki/index.ts'
 import { buildAdminApi, type AdminApi, type AdminSettings } from '../admin-api/index.ts'
 import { PolicyEngine } from '../policies/index.ts'
@@ -67,7 +67,7 @@ export class Gateway {
   /** Cluster mode (USPGATE_REDIS_URL): Redis connections, control channel, heartbeats; undefined when embedded. */
   readonly cluster: Cluster | undefined
   readonly sessions: SessionIndex
-  readonly control: ControlPlane
+  readonly control: GatewayControlPlane
   readonly broker: Aedes
   readonly policy: PolicyEngine
   /** Stored policy versions and the active assignment (stable / canary / shadow). */
@@ -193,7 +193,7 @@ export class Gateway {
         reload: async () => { await this.certificates.reloadAuthority() }
       })
     }
-    this.control = new ControlPlane(this)
+    this.control = new GatewayControlPlane(this)
   }
 
   async start (): Promise<void> {

@@ -16,7 +16,7 @@ import type { PolicyVersions } from './policy-versions.ts'
 import { DEFAULT_USP_SETTINGS, type EndpointRecord, type TenantUspSettings } from '../store/index.ts'
 import { AdminAccess } from './admin-access.ts'
 import { ControlError, type Actor } from '../core/index.ts'
-export { ControlError, type Actor } from '../core/index.ts'
+import type { ControlPlane } from './api.ts'
 
 
 interface GatewayLike {
@@ -35,7 +35,7 @@ interface GatewayLike {
   disconnectIdentity(tenant: string, principal: string): number
 }
 
-export class ControlPlane {
+export class GatewayControlPlane implements ControlPlane {
   constructor (private readonly gw: GatewayLike) {}
 
   get metrics (): Metrics { return this.gw.metrics }

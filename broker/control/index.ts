@@ -1,7 +1,8 @@
 // broker/control: the control plane — what the admin API may do to the gateway (tenants, credentials,
 // endpoints, sessions, events, policies, certificates, admin tokens). The admin API imports only this
 // file of broker/.
-export { ControlPlane } from './control-plane.ts'
+export { GatewayControlPlane } from './control-plane.ts'
+export type { ControlPlane, CertificateOperations, PolicyOperations, AdminOperations } from './api.ts'
 export * from './cluster-view.ts'
 export * from './admin-access.ts'
 export * from './admin-roles.ts'

@@ -1,0 +1,48 @@
+// The seam between the admin API and the gateway: everything admin-api/ may ask of the control plane,
+// as an interface (implemented by GatewayControlPlane in control-plane.ts). Routes stay thin; the rules
+// live behind this interface.
+import type { Registry } from 'prom-client'
+import type { CertificateAuthority } from '../../certs/index.ts'
+import type { Actor, EventQuery, SecurityEvent } from '../core/index.ts'
+import type { CredentialView, EndpointRecord, TenantRecord, TenantUspSettings } from '../store/index.ts'
+import type { SessionView } from '../mqtt/index.ts'
+import type { UspAuditEntry } from '../usp/index.ts'
+import type { CertificateService } from '../pki/index.ts'
+import type { ClusterView } from './cluster-view.ts'
+import type { AdminAccess } from './admin-access.ts'
+import type { PolicyVersions } from './policy-versions.ts'
+
+/** Certificate operations of the admin API (and the CA's server TLS material for the admin listener). */
+export type CertificateOperations = Pick<CertificateService, 'issue' | 'list' | 'revoke' | 'crlPem' | 'caChainPem' | 'trustBundlePem' | 'importCa' | 'listImportedCas' | 'removeImportedCa' | 'revokeCa'> & {
+  authority(): Promise<Pick<CertificateAuthority, 'serverTlsMaterial'>>
+}
+
+/** Policy versions: upload, shadow, canary, promote, rollback, and what the engine runs. */
+export type PolicyOperations = Pick<PolicyVersions, 'view' | 'upload' | 'startShadow' | 'startCanary' | 'promote' | 'rollback' | 'diff'>
+
+/** Admin tokens, roles and the admin audit trail. */
+export type AdminOperations = Pick<AdminAccess, 'authenticate' | 'listTokens' | 'createToken' | 'revokeToken' | 'audit' | 'authFailed' | 'rateLimited'>
+
+export interface ControlPlane {
+  readonly nodeId: string
+  /** The node's metrics, for GET /metrics. */
+  readonly metrics: { readonly registry: Pick<Registry, 'contentType'>, render(): Promise<string> }
+  readonly certificates: CertificateOperations
+  readonly policies: PolicyOperations
+  readonly admin: AdminOperations
+  readiness(): { ready: boolean }
+  /** Throws ControlError 503 while shared state cannot be written (cluster mode, Redis down). */
+  requireWritable(): void
+  clusterView(): Promise<ClusterView>
+  listTenants(): TenantRecord[]
+  addTenant(input: { id: string, name?: string | undefined }, actor: Actor): Promise<TenantRecord>
+  updateTenant(tenant: string, patch: { name?: string | undefined, usp?: Partial<TenantUspSettings> | undefined }, actor: Actor): Promise<TenantRecord>
+  listEndpoints(tenant: string): Promise<EndpointRecord[]>
+  getEndpoint(tenant: string, endpointId: string): Promise<EndpointRecord>
+  uspAuditTrail(tenant: string, limit?: number): Promise<UspAuditEntry[]>
+  listCredentials(tenant: string): CredentialView[]
+  issueCredential(tenant: string, input: { principal: string, role: string }, actor: Actor): Promise<CredentialView & { secret: string }>
+  revokeCredential(tenant: string, principal: string, actor: Actor): Promise<CredentialView & { disconnected: number }>
+  listSessions(tenant?: string): SessionView[]
+  queryEvents(q: EventQuery): SecurityEvent[]
+}
