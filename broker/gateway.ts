@@ -11,7 +11,7 @@ import { createLogger, Metrics, SecurityEvents, requireClusterMasterKey, policyH
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
-import { AuthThrottle, SessionIndex, MqttListeners, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, createMemoryPersistence, DISCONNECT, type GatewayClient } from './mqtt/index.ts'
+import { AuthThrottle, SessionIndex, MqttListeners, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, createMemoryPersistence, DISCONNECT, type GatewayClient } from './mqtt/index.ts'
 import { GatewayControlPlane, PolicyVersions, ensureBootstrapToken } from './control/index.ts'
 import { CertificateService } from './pki/index.ts'
 import { buildAdminApi, type AdminApi, type AdminSettings } from '../admin-api/index.ts'
@@ -83,6 +83,9 @@ export class Gateway {
   private closing: Promise<void> | undefined
   mqttPort = 0
   adminPort = 0
+  /** Ports of the WebSocket listeners (0 while off). */
+  get wsPort (): number { return this.listeners.wsPort }
+  get wssPort (): number { return this.listeners.wssPort }
   adminUrl = ''
 
   constructor (readonly config: GatewayConfig, private readonly options: GatewayOptions = {}) {
@@ -161,7 +164,12 @@ export class Gateway {
       },
       ...hooks
     } as ConstructorParameters<typeof Aedes>[0])
-    this.listeners = new MqttListeners({ broker: this.broker, limits, emit })
+    this.listeners = new MqttListeners({
+      broker: this.broker,
+      limits,
+      emit,
+      ...(config.proxyTrusted ? { proxyGate: new ProxyProtocolGate({ trusted: parseTrustedNetworks(config.proxyTrusted), emit, timeoutMs: limits.connectTimeoutSeconds * 1000 }) } : {})
+    })
     const presence = new Presence(
       (topic, payload, done) => {
         if (this.broker.closed) return
@@ -182,7 +190,7 @@ export class Gateway {
       }
     })
     reportBrokerErrors(this.broker, emit, limits)
-    this.certificates = new CertificateService(this, this.listeners.accept)
+    this.certificates = new CertificateService(this, this.listeners)
     // cluster mode: one PKI for every node, mirrored through Redis (broker/cluster/pki-mirror.ts)
     if (this.cluster) {
       this.certificates.pkiSync = new ClusterPki({
@@ -226,6 +234,9 @@ export class Gateway {
 
     this.mqttPort = await this.listeners.startTcp(config.mqttHost, config.mqttPort, this.log)
     await this.certificates.start() // MQTTS listener (when configured) and CA expiry checks
+    if (config.ws) await this.listeners.startWebSocket(config.ws.host, config.ws.port, undefined, this.log)
+    // secure WebSocket: the server certificate of the gateway CA, as on MQTTS
+    if (config.wss) await this.listeners.startWebSocket(config.wss.host, config.wss.port, (await this.certificates.authority()).serverTlsMaterial(), this.log)
 
     this.admin = await buildAdminApi(this.control, { logger: this.log, ...(this.options.adminSettings ? { settings: this.options.adminSettings } : {}) })
     this.adminPort = await this.admin.listen(config.adminHost, config.adminPort)

@@ -22,6 +22,12 @@ export interface GatewayConfig {
   serverSans?: string[]
   /** Secret that encrypts the CA keys at rest; default: generated into <dataDir>/pki-master-key (0600). */
   pkiMasterKey?: string
+  /** MQTT over WebSocket (path /mqtt, subprotocol mqtt); absent = off. */
+  ws?: { host: string, port: number }
+  /** MQTT over secure WebSocket, with the gateway's server certificate (as MQTTS); absent = off. */
+  wss?: { host: string, port: number }
+  /** Networks whose connections may start with a PROXY protocol v1/v2 header (load balancers); absent = none. */
+  proxyTrusted?: string[]
   /** Cluster mode (USPGATE_REDIS_URL): state, sessions and routing on Redis (broker/cluster.ts). Absent = embedded. */
   redis?: { url: string, prefix: string, eventStreamMax?: number, tls?: { ca?: string, cert?: string, key?: string } }
 }
@@ -102,6 +108,11 @@ const settings = {
   'mqtts-client-cert': 'USPGATE_MQTTS_CLIENT_CERT',
   'server-sans': 'USPGATE_SERVER_SANS',
   'pki-master-key': 'USPGATE_PKI_MASTER_KEY',
+  'ws-host': 'USPGATE_WS_HOST',
+  'ws-port': 'USPGATE_WS_PORT',
+  'wss-host': 'USPGATE_WSS_HOST',
+  'wss-port': 'USPGATE_WSS_PORT',
+  'proxy-protocol-trusted': 'USPGATE_PROXY_PROTOCOL_TRUSTED',
   'redis-url': 'USPGATE_REDIS_URL',
   'redis-prefix': 'USPGATE_REDIS_PREFIX',
   'redis-tls-ca': 'USPGATE_REDIS_TLS_CA',
@@ -218,6 +229,24 @@ export function loadConfig (flags: Record<string, string> = {}, env: NodeJS.Proc
     }
     return sans
   })
+  // WebSocket listeners are off unless a port is given.
+  const wsPort = read('ws-port', 'off' as number | 'off', (n, r) => r === 'off' ? 'off' : port(n, r))
+  if (wsPort !== 'off') config.ws = { host: read('ws-host', '127.0.0.1', host), port: wsPort }
+  const wssPort = read('wss-port', 'off' as number | 'off', (n, r) => r === 'off' ? 'off' : port(n, r))
+  if (wssPort !== 'off') config.wss = { host: read('wss-host', '127.0.0.1', host), port: wssPort }
+  const proxyTrusted = read('proxy-protocol-trusted', undefined as string[] | undefined, (n, r) => {
+    const list = r.split(',').map(x => x.trim()).filter(x => x.length > 0)
+    for (const entry of list) {
+      const [ip, bits] = entry.split('/')
+      const family = isIP(ip ?? '')
+      if (family === 0 || (bits !== undefined && (!/^\d{1,3}$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128)))) {
+        throw new ConfigError(n, `"${entry}" is not an IP address or CIDR (e.g. 10.0.0.0/8)`)
+      }
+    }
+    if (list.length === 0) throw new ConfigError(n, 'needs at least one address or CIDR')
+    return list
+  })
+  if (proxyTrusted !== undefined) config.proxyTrusted = proxyTrusted
   const pkiMasterKey = read('pki-master-key', undefined as string | undefined, (n, r) => {
     if (r.length < 16) throw new ConfigError(n, 'must be at least 16 characters (it encrypts the CA keys)')
     return r

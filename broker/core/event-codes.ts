@@ -26,6 +26,8 @@ export const EVENT_CODES = {
   'limits.qos2_inflight': { severity: 'warning', meaning: 'Too many QoS 2 PUBLISHes awaiting PUBREL (PUBREL flood); connection closed.' },
   'limits.connect_timeout': { severity: 'info', meaning: 'Socket opened but no CONNECT in time (slow-loris guard).' },
   'limits.keepalive': { severity: 'info', meaning: 'Client keep-alive expired or keep-alive outside the allowed range.' },
+  'proxy.untrusted': { severity: 'warning', meaning: 'A connection from outside the trusted networks (USPGATE_PROXY_PROTOCOL_TRUSTED) started with a PROXY protocol header, i.e. tried to choose the address the gateway sees; closed.' },
+  'proxy.malformed': { severity: 'warning', meaning: 'A PROXY protocol header that could not be parsed (or too long); connection closed.' },
   'protocol.error': { severity: 'warning', meaning: 'Malformed MQTT packet or protocol violation; connection closed.' },
   'credential.issued': { severity: 'info', meaning: 'A device credential was issued.' },
   'credential.revoked': { severity: 'warning', meaning: 'A device credential was revoked; its live sessions were disconnected.' },

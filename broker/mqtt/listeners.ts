@@ -1,41 +1,68 @@
-// MQTT listeners: every accepted socket (TCP here, TLS from broker/pki) goes through acceptConnection,
-// which puts the packet-level guards in front of aedes' handlers.
+// MQTT listeners: plain TCP and MQTT over WebSocket / secure WebSocket here, TLS (MQTTS) in broker/pki.
+// Every connection goes through acceptConnection, which puts the packet-level guards in front of
+// aedes' handlers; with trusted load balancers configured, a PROXY protocol gate reads the real
+// client address first (proxy-protocol.ts). Same identity, limits, events and policy on every listener.
 import { createServer, type Server, type Socket } from 'node:net'
+import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { SecureContextOptions } from 'node:tls'
+import type { Duplex } from 'node:stream'
 import type { Aedes } from 'aedes'
 import type { Logger } from 'pino'
+import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws'
 import type { Limits, SecurityEventInput } from '../core/index.ts'
 import { listen } from '../core/index.ts'
 import type { GatewayClient } from './client.ts'
 import { coalesceWrites } from './socket-writes.ts'
 import { DISCONNECT } from './reason-codes.ts'
+import { prefacedStream, type ProxyProtocolGate } from './proxy-protocol.ts'
 
 /** Hands a socket to aedes and returns its client (the MQTTS listener uses it after the TLS handshake). */
-export type Handoff = (socket: Socket, listener: string) => GatewayClient
+export type Handoff = (socket: Socket, listener: string, remoteAddress?: string) => GatewayClient
+
+/**
+ * What a listener does with a new connection once the PROXY gate (if any) is passed: `rest` is
+ * undefined when no gate read anything (the socket is untouched), else the bytes read past the header.
+ */
+export type OnConnection = (socket: Socket, remoteAddress: string, rest: Buffer | undefined) => void
+
+/** The URL path and subprotocol of MQTT over WebSocket (MQTT 5 §6, TR-369 R-MQTT.2). */
+export const WS_PATH = '/mqtt'
+export const WS_SUBPROTOCOL = 'mqtt'
 
 export interface ListenerDeps {
   broker: Aedes
   limits: Limits
   emit: (e: SecurityEventInput) => void
+  /** Trusted load balancers: PROXY protocol headers are read from their connections. */
+  proxyGate?: ProxyProtocolGate
 }
 
 export class MqttListeners {
-  private readonly sockets = new Set<Socket>()
+  private readonly conns = new Set<Duplex>()
+  private readonly servers: Array<Server | HttpServer> = []
   private tcp: Server | undefined
   port = 0
+  wsPort = 0
+  wssPort = 0
 
   constructor (private readonly deps: ListenerDeps) {}
 
   /** Hands a new socket to aedes with the packet-level guards in front of its handlers. */
-  readonly accept: Handoff = (socket, listener) => {
-    const { broker, limits, emit } = this.deps
-    this.sockets.add(socket)
-    socket.once('close', () => this.sockets.delete(socket))
+  readonly accept: Handoff = (socket, listener, remoteAddress) => {
     coalesceWrites(socket)
-    // Dead peers of 3.1.1 clients that asked for no keep-alive are still noticed.
-    socket.setKeepAlive(true, 60_000)
-    const client = broker.handle(socket) as GatewayClient & { _parser: NodeJS.EventEmitter }
+    // Dead peers of 3.1.1 clients that asked for no keep-alive are still noticed (TCP sockets only).
+    if (typeof (socket as unknown as { _handle?: { setKeepAlive?: unknown } })._handle?.setKeepAlive === 'function') socket.setKeepAlive(true, 60_000)
+    return this.acceptStream(socket, listener, remoteAddress ?? socket.remoteAddress ?? 'unknown')
+  }
+
+  private acceptStream (conn: Duplex, listener: string, remote: string): GatewayClient {
+    const { broker, limits, emit } = this.deps
+    this.conns.add(conn)
+    conn.once('close', () => this.conns.delete(conn))
+    const client = broker.handle(conn) as GatewayClient & { _parser: NodeJS.EventEmitter }
     client.gwListener = listener
-    client.gwRemote = socket.remoteAddress ?? 'unknown'
+    client.gwRemote = remote
     const maxInflight = limits.maxInflightQos2
     // Runs before aedes sees each parsed packet.
     client._parser.prependListener('packet', (packet: { cmd: string, qos?: number, messageId?: number, subscriptions?: Array<{ topic: string }> }) => {
@@ -48,7 +75,7 @@ export class MqttListeners {
         if (st.inflightQos2.size > maxInflight) {
           emit({ code: 'limits.qos2_inflight', tenant: st.tenant, principal: st.principal, clientId: st.wireClientId, remoteAddress: st.remoteAddress, reason: `more than ${maxInflight} QoS 2 messages awaiting PUBREL` })
           if (client.version === 5) client.disconnect({ reasonCode: DISCONNECT.QUOTA_EXCEEDED })
-          else socket.destroy()
+          else conn.destroy()
         }
       } else if (packet.cmd === 'pubrel' && st) {
         st.inflightQos2.delete(packet.messageId!)
@@ -64,23 +91,75 @@ export class MqttListeners {
     return client
   }
 
+  /**
+   * A net.Server whose connections first pass the PROXY protocol gate (when configured), then go
+   * to `next`: aedes directly, or a TLS / HTTP server that takes the socket from there.
+   */
+  guardedServer (listener: string, next: OnConnection, log: Logger): Server {
+    const gate = this.deps.proxyGate
+    const server = createServer(socket => gate ? gate.preface(socket, listener, next) : next(socket, socket.remoteAddress ?? 'unknown', undefined))
+    // a listener error after start (EMFILE...) must not kill the process
+    server.on('error', err => log.error({ err, listener }, 'listener error'))
+    this.servers.push(server)
+    return server
+  }
+
   /** The plain MQTT (TCP) listener. */
   async startTcp (host: string, port: number, log: Logger): Promise<number> {
-    const server = createServer(socket => this.accept(socket, 'mqtt'))
-    this.tcp = server
-    // a listener error after start (EMFILE...) must not kill the process
-    server.on('error', err => log.error({ err }, 'mqtt listener error'))
-    this.port = await listen(server, host, port)
+    this.tcp = this.guardedServer('mqtt', (socket, remote, rest) => {
+      // aedes reads the socket through its stream buffer, so bytes read past a PROXY header go back there
+      if (rest !== undefined && rest.length > 0) socket.unshift(rest)
+      this.accept(socket, 'mqtt', remote)
+    }, log)
+    this.port = await listen(this.tcp, host, port)
     return this.port
+  }
+
+  /**
+   * MQTT over WebSocket on `path` /mqtt with subprotocol "mqtt" (plain, or TLS when `tls` is given:
+   * the gateway's server certificate). One WebSocket binary message stream carries the MQTT bytes.
+   */
+  async startWebSocket (host: string, port: number, tls: SecureContextOptions | undefined, log: Logger): Promise<number> {
+    const listener = tls ? 'wss' : 'ws'
+    const http = tls ? createHttpsServer({ ...tls, minVersion: 'TLSv1.2' }) : createHttpServer()
+    http.on('error', err => log.error({ err, listener }, 'listener error'))
+    // Upgrade only: plain HTTP requests to this port get 426.
+    http.on('request', (_req, res) => { res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end('MQTT over WebSocket: connect to /mqtt with subprotocol mqtt\n') })
+    const wss = new WebSocketServer({
+      server: http,
+      path: WS_PATH,
+      // the MQTT packet size limit bounds a WebSocket message too (+ framing slack)
+      maxPayload: this.deps.limits.maxPacketBytes + 16,
+      // [MQTT-6.0.0-3] the server selects "mqtt" (MQTT 3.1.1 and 5); a client offering no "mqtt" is refused
+      handleProtocols: (protocols: Set<string>) => protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false
+    })
+    wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+      const stream = createWebSocketStream(ws)
+      stream.on('error', () => { /* reported by aedes once handed over */ })
+      this.acceptStream(stream, listener, req.socket.remoteAddress ?? 'unknown')
+    })
+    wss.on('error', err => log.error({ err, listener }, 'websocket listener error'))
+    // the net server in front reads PROXY headers (if any), then hands the socket to HTTP(S)
+    const front = this.guardedServer(listener, (socket, remote, rest) => {
+      http.emit('connection', rest === undefined ? socket : prefacedStream(socket, rest, remote))
+    }, log)
+    this.servers.push(http)
+    const bound = await listen(front, host, port)
+    if (tls) this.wssPort = bound
+    else this.wsPort = bound
+    log.info({ [listener]: `${host}:${bound}${WS_PATH}` }, `${listener} listener started`)
+    return bound
   }
 
   get listening (): boolean { return this.tcp?.listening === true }
 
-  /** Stops accepting. */
-  stopAccepting (): void { this.tcp?.close() }
+  /** Stops accepting on every listener. */
+  stopAccepting (): void {
+    for (const s of this.servers) s.close()
+  }
 
-  /** Destroys every socket still open (after the broker has closed its clients). */
+  /** Destroys every connection still open (after the broker has closed its clients). */
   destroyAll (): void {
-    for (const s of this.sockets) s.destroy()
+    for (const c of this.conns) c.destroy()
   }
 }

@@ -4,7 +4,7 @@
 // where they meet.
 import { CertError, type CertificateAuthority, type CertErrorCode, type RevocationReason } from '../../certs/index.ts'
 import { ControlError, isTenantId, usernameOf, type Actor, type GatewayConfig, type Metrics, type SecurityEvents } from '../core/index.ts'
-import type { Handoff, SessionIndex } from '../mqtt/index.ts'
+import type { MqttListeners, SessionIndex } from '../mqtt/index.ts'
 import type { StateStore } from '../store/index.ts'
 import { AuthorityHolder, type PkiSync } from './authority.ts'
 import { MqttsListener } from './mqtts-listener.ts'
@@ -64,10 +64,10 @@ export class CertificateService {
   /** The MQTTS listener, when configured (USPGATE_MQTTS_PORT). */
   private readonly listener: MqttsListener | undefined
 
-  constructor (private readonly host: CertificateHost, handoff: Handoff) {
+  constructor (private readonly host: CertificateHost, listeners: Pick<MqttListeners, 'accept' | 'guardedServer'>) {
     this.holder = new AuthorityHolder(host.config, host.events, host.metrics)
     const mqtts = host.config.mqtts
-    this.listener = mqtts === undefined ? undefined : new MqttsListener({ settings: mqtts, log: host.log, events: host.events, metrics: host.metrics, sessions: host.sessions, handoff })
+    this.listener = mqtts === undefined ? undefined : new MqttsListener({ settings: mqtts, log: host.log, events: host.events, metrics: host.metrics, sessions: host.sessions, handoff: listeners.accept, frontServer: (name, next) => listeners.guardedServer(name, next, host.log) })
     this.holder.onTrustChange = ca => this.listener?.trustChanged(ca)
   }
 

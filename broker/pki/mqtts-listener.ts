@@ -4,11 +4,11 @@
 // never authenticate as another tenant. Live certificate connections are re-checked whenever trust
 // shrinks and cut with the sessions' one cut primitive.
 import * as tls from 'node:tls'
-import type { Socket } from 'node:net'
+import type { Server as NetServer, Socket } from 'node:net'
 import type { Logger } from 'pino'
 import { TLS_MIN_VERSION, type CertificateAuthority } from '../../certs/index.ts'
 import { listen, type Metrics, type MqttsConfig, type SecurityEvents } from '../core/index.ts'
-import type { CertIdentity, ClientState, GatewayClient, Handoff, SessionHandle, SessionIndex } from '../mqtt/index.ts'
+import { prefacedStream, type CertIdentity, type ClientState, type GatewayClient, type Handoff, type OnConnection, type SessionHandle, type SessionIndex } from '../mqtt/index.ts'
 
 /** Listener name in sessions, metrics and the policy input. */
 export const MQTTS_LISTENER = 'mqtts'
@@ -34,14 +34,18 @@ export interface MqttsListenerDeps {
   metrics: Metrics
   sessions: SessionIndex
   handoff: Handoff
+  /** The listening socket in front of TLS (reads PROXY protocol headers when configured; broker/mqtt/listeners.ts). */
+  frontServer: (listener: string, next: OnConnection) => NetServer
 }
 
 export class MqttsListener {
   port = 0
-  private server: tls.Server | undefined
+  /** The TLS context of new handshakes (replaced when trust changes). */
+  private context: tls.SecureContext | undefined
+  private front: NetServer | undefined
   private ca: CertificateAuthority | undefined
-  /** Raw sockets by remote address:port until their TLS handshake ends (closed on shutdown). */
-  private readonly handshaking = new Map<string, Socket>()
+  /** Raw sockets until their TLS handshake ends (closed on shutdown). */
+  private readonly handshaking = new Set<Socket>()
   private readonly connections = new Set<CertConnection>()
   /** Connections cut per tenant (revocation responses report how many were disconnected). */
   private readonly cutsByTenant = new Map<string, number>()
@@ -54,32 +58,40 @@ export class MqttsListener {
   async start (ca: CertificateAuthority): Promise<void> {
     this.ca = ca
     this.trusted = pemBlocks(ca.trustBundlePem())
+    this.context = secureContextOf(ca)
     const { settings, log } = this.deps
-    const server = tls.createServer({
-      ...ca.serverTlsMaterial(),
-      minVersion: TLS_MIN_VERSION, // TLS 1.2 or later [TR-369 R-MQTT.48]
-      requestCert: true,
-      // identifyPeer decides (below), so each refusal carries its own security event code.
-      rejectUnauthorized: false,
-      handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS
-    })
-    server.on('connection', (raw: Socket) => {
-      const key = `${raw.remoteAddress ?? ''}|${raw.remotePort ?? 0}`
-      this.handshaking.set(key, raw)
-      raw.once('close', () => { if (this.handshaking.get(key) === raw) this.handshaking.delete(key) })
-    })
-    server.on('secureConnection', (socket: tls.TLSSocket) => {
-      this.handshaking.delete(`${socket.remoteAddress ?? ''}|${socket.remotePort ?? 0}`)
-      this.onSecureConnection(socket)
-    })
-    // Failed handshakes (TLS < 1.2, no shared cipher, timeout, port scans) are not MQTT clients: logged only.
-    server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
-      log.debug({ err: err.message, remoteAddress: socket.remoteAddress }, 'mqtts handshake failed')
-    })
-    server.on('error', err => log.error({ err }, 'mqtts listener error'))
-    this.server = server
-    this.port = await listen(server, settings.host, settings.port)
+    // TLS starts after the PROXY protocol gate (if any) has read its header off the raw socket
+    this.front = this.deps.frontServer(MQTTS_LISTENER, (raw, remote, rest) => this.handshake(raw, remote, rest))
+    this.port = await listen(this.front, settings.host, settings.port)
     log.info({ mqtts: `${settings.host}:${this.port}`, clientCert: settings.clientCert }, 'mqtts listener started')
+  }
+
+  /** Server side of one TLS handshake, with a deadline (slow-loris guard before CONNECT). */
+  private handshake (raw: Socket, remote: string, rest: Buffer | undefined): void {
+    if (this.closed || this.context === undefined) { raw.destroy(); return }
+    const socket = new tls.TLSSocket(rest === undefined ? raw : prefacedStream(raw, rest, remote), {
+      isServer: true,
+      secureContext: this.context,
+      requestCert: true,
+      // identifyPeer decides (onSecureConnection), so each refusal carries its own security event code.
+      rejectUnauthorized: false
+    })
+    this.handshaking.add(raw)
+    const done = (): void => { clearTimeout(timer); this.handshaking.delete(raw) }
+    const timer = setTimeout(() => { socket.destroy(); raw.destroy() }, TLS_HANDSHAKE_TIMEOUT_MS)
+    timer.unref()
+    raw.once('close', done)
+    // Failed handshakes (TLS < 1.2, no shared cipher, timeout, port scans) are not MQTT clients: logged only.
+    socket.once('error', (err: Error) => {
+      if (!this.handshaking.has(raw)) return
+      done()
+      this.deps.log.debug({ err: err.message, remoteAddress: remote }, 'mqtts handshake failed')
+      raw.destroy()
+    })
+    socket.once('secure', () => {
+      done()
+      this.onSecureConnection(socket, remote)
+    })
   }
 
   /**
@@ -89,12 +101,12 @@ export class MqttsListener {
   close (): void {
     if (this.closed) return
     this.closed = true
-    this.server?.close()
-    for (const raw of this.handshaking.values()) raw.destroy()
+    this.front?.close()
+    for (const raw of this.handshaking) raw.destroy()
     this.handshaking.clear()
   }
 
-  private onSecureConnection (socket: tls.TLSSocket): void {
+  private onSecureConnection (socket: tls.TLSSocket, remoteAddress: string): void {
     const ca = this.ca
     if (ca === undefined || this.closed) { socket.destroy(); return }
     socket.on('error', () => { /* reported by aedes once handed over; before that a reset is not an event */ })
@@ -102,10 +114,9 @@ export class MqttsListener {
     const presented = peer !== null && typeof peer === 'object' && Buffer.isBuffer(peer.raw)
     if (!presented && this.deps.settings.clientCert === 'optional') {
       // No certificate: an ordinary username/password login, over TLS.
-      this.deps.handoff(socket, MQTTS_LISTENER)
+      this.deps.handoff(socket, MQTTS_LISTENER, remoteAddress)
       return
     }
-    const remoteAddress = socket.remoteAddress ?? 'unknown'
     const identity = ca.identifyPeer(peer ?? {} as tls.PeerCertificate)
     if (!identity.ok) {
       this.deps.metrics.connectResults.labels('refused', identity.code).inc()
@@ -122,7 +133,7 @@ export class MqttsListener {
       return
     }
     const certIdentity: CertIdentity = { tenant: identity.tenant, principal: identity.principal, role: identity.role, serial: identity.serial }
-    const client = this.deps.handoff(socket, MQTTS_LISTENER)
+    const client = this.deps.handoff(socket, MQTTS_LISTENER, remoteAddress)
     // Set before aedes reads CONNECT (its first read is on a later tick): the
     // hooks then take the identity from the certificate.
     client.gwCertIdentity = certIdentity
@@ -137,7 +148,7 @@ export class MqttsListener {
     // New handshakes use the new trust; established connections keep theirs
     // (and are re-checked below, so a revoked CA still cuts them).
     try {
-      this.server?.setSecureContext({ ...ca.serverTlsMaterial(), minVersion: TLS_MIN_VERSION })
+      this.context = secureContextOf(ca)
     } catch (err) {
       this.deps.log.error({ err }, 'mqtts trust reload failed; the previous TLS context stays in use')
     }
@@ -206,6 +217,11 @@ export class MqttsListener {
     }
     return count
   }
+}
+
+/** TLS 1.2 or later [TR-369 R-MQTT.48]; the server certificate and every CA trusted for clients. */
+function secureContextOf (ca: CertificateAuthority): tls.SecureContext {
+  return tls.createSecureContext({ ...ca.serverTlsMaterial(), minVersion: TLS_MIN_VERSION })
 }
 
 function pemBlocks (bundle: string): Set<string> {

@@ -17,6 +17,9 @@ export interface TestGateway {
   mqttPort: number
   /** MQTTS (mutual TLS) port when started with `mtls`, else 0. */
   mqttsPort: number
+  /** MQTT over WebSocket / secure WebSocket ports when started with `ws` / `wss`, else 0. */
+  wsPort: number
+  wssPort: number
   adminUrl: string
   token: string
   logText: () => string
@@ -70,6 +73,11 @@ export interface StartOptions {
   /** Server certificate SANs without an MQTTS listener (the admin TLS listener uses them). */
   serverSans?: string[]
   pkiMasterKey?: string
+  /** MQTT over WebSocket (ws://127.0.0.1:<port>/mqtt) and secure WebSocket listeners. */
+  ws?: boolean
+  wss?: boolean
+  /** USPGATE_PROXY_PROTOCOL_TRUSTED */
+  proxyTrusted?: string[]
 }
 
 /** Starts a gateway; a gateway that fails to start is closed and the error rethrown. */
@@ -97,6 +105,9 @@ export async function startGateway (opts: StartOptions = {}): Promise<TestGatewa
   if (opts.serverSans !== undefined) config.serverSans = opts.serverSans
   if (opts.redis !== undefined) config.redis = { ...opts.redis }
   if (opts.pkiMasterKey !== undefined) config.pkiMasterKey = opts.pkiMasterKey
+  if (opts.ws === true) config.ws = { host: '127.0.0.1', port: 0 }
+  if (opts.wss === true) config.wss = { host: '127.0.0.1', port: 0 }
+  if (opts.proxyTrusted !== undefined) config.proxyTrusted = opts.proxyTrusted
   const gw = new Gateway(config, {
     logger,
     printAdminToken: false,
@@ -114,6 +125,8 @@ export async function startGateway (opts: StartOptions = {}): Promise<TestGatewa
     dataDir,
     mqttPort: gw.mqttPort,
     mqttsPort: gw.certificates.mqttsPort,
+    wsPort: gw.wsPort,
+    wssPort: gw.wssPort,
     adminUrl,
     token: ADMIN_TOKEN,
     logText: () => lines.join(''),
