@@ -10,6 +10,7 @@ import { adminSettingsFromEnv, checkAdminSettings, type AdminSettings } from '..
 import { sendProblem } from './plugins/problem.ts'
 import { installAccess, requestIdOf } from './plugins/access.ts'
 import { buildOpenApi, collectRoutes, type CollectedRoute } from './openapi.ts'
+import { registerCrlRoutes } from './routes/crl.ts'
 import { registerTenantsRoutes } from './routes/v1/tenants.ts'
 import { registerEndpointsRoutes } from './routes/v1/endpoints.ts'
 import { registerCredentialsRoutes } from './routes/v1/credentials.ts'
@@ -118,14 +119,16 @@ export async function buildAdminApi (control: ControlPlane, opts: { logger?: Log
     schema: { summary: 'This OpenAPI 3.1 document', response: { 200: { type: 'object', additionalProperties: true, required: ['openapi', 'info', 'paths'], properties: {} } } }
   }, async (_req, reply) => reply.type('application/json').send(JSON.stringify(openapi())))
 
+  registerCrlRoutes(app, control)
+
   // ---- everything under /v1 needs a bearer token whose role (and tenant scope) allows the call
   app.register(async v1 => {
     v1Hooks(v1)
     registerTenantsRoutes(v1, control)
-      registerEndpointsRoutes(v1, control)
-      registerCredentialsRoutes(v1, control)
-      registerSessionsRoutes(v1, control)
-      registerSecurityEventsRoutes(v1, control)
+    registerEndpointsRoutes(v1, control)
+    registerCredentialsRoutes(v1, control)
+    registerSessionsRoutes(v1, control)
+    registerSecurityEventsRoutes(v1, control)
     registerTokenRoutes(v1, control)
     registerPolicyRoutes(v1, control)
     registerCertRoutes(v1, control)

@@ -242,6 +242,8 @@ export class Gateway {
     this.adminPort = await this.admin.listen(config.adminHost, config.adminPort)
     const adminHost = config.adminHost.includes(':') ? `[${config.adminHost}]` : config.adminHost
     this.adminUrl = `${this.admin.scheme}://${adminHost}:${this.adminPort}`
+    // device certificates name where their CRL is fetched without a token
+    this.certificates.crlBaseUrl = config.crlBaseUrl ?? this.adminUrl
     // Lets the CLI find a running gateway from the data dir alone.
     await writeFileAtomic(join(config.dataDir, 'admin.json'), JSON.stringify({ url: this.adminUrl, node: this.nodeId }) + '\n')
     this.log.info({ mqtt: `${config.mqttHost}:${this.mqttPort}`, admin: this.adminUrl, dataDir: config.dataDir }, 'uspgate started')

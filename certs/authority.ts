@@ -28,6 +28,7 @@ import {
   checkReason, checkSerial, createCrl, crlToPem, normalizeSerial, type CrlEntry, type RevocationReason
 } from './revocation.ts'
 import { fingerprintOf, loadCert, parseImportedCa, sameKey, type LoadedCa, type LoadedCert } from './material.ts'
+import { csrPublicKey } from './csr.ts'
 import { identifyPeerCertificate, type PeerCertificateInput, type PeerIdentity, type TrustAnchor } from './peer.ts'
 import {
   emptyTenant, loadState, saveState, type PkiState, type Revocation, type TenantRecord
@@ -36,7 +37,7 @@ import {
   CRL_REFRESH_DAYS, CRL_VALIDITY_DAYS, DEFAULT_DEVICE_VALIDITY_DAYS, MAX_DEVICE_VALIDITY_DAYS, NOT_BEFORE_SKEW_MS,
   ROOT_CA_VALIDITY_DAYS, SERVER_CERT_RENEW_DAYS, SERVER_CERT_VALIDITY_DAYS, TENANT_CA_VALIDITY_DAYS, TLS_MIN_VERSION,
   type CertificateAuthorityOptions, type CertificateExpiry, type CertificateInfo, type ImportedCaInfo, type InitOptions,
-  type IssueCertificateRequest, type IssuedCertificate, type RevocationInfo, type ServerTlsMaterial
+  type IssueCertificateRequest, type IssuedCertificate, type RevocationInfo, type ServerTlsMaterial, type SignRequest, type SignedCertificate
 } from './types.ts'
 
 interface CachedCrl {
@@ -234,7 +235,19 @@ export class CertificateAuthority {
 
   // ------------------------------------------------------ device certificates
 
+  /** A device certificate with a key pair made here; the private key is returned once, never stored. */
   async issueCertificate (request: IssueCertificateRequest): Promise<IssuedCertificate> {
+    const keys = await generateKeyPair()
+    const signed = await this.#issue(request, async () => keys.publicKey)
+    return { ...signed, keyPem: await exportPlainPrivateKeyPem(keys.privateKey) }
+  }
+
+  /** A device certificate for the public key of a device's CSR (the device keeps its key). */
+  async signCertificateRequest (request: SignRequest): Promise<SignedCertificate> {
+    return await this.#issue(request, async principal => await csrPublicKey(request.csrPem, principal))
+  }
+
+  async #issue (request: IssueCertificateRequest, publicKeyFor: (principal: string) => Promise<CryptoKey>): Promise<SignedCertificate> {
     const tenant = checkTenant(request.tenant)
     const principal = checkEndpointId(request.principal)
     const role = checkRole(request.role)
@@ -249,16 +262,17 @@ export class CertificateAuthority {
         throw new CertError('cert.tenant_ca_revoked', `the issuing CA of tenant ${tenant} is revoked; create a new one (ensureTenantCA) before issuing`)
       }
       const issuer = await this.#tenantIssuer(tenant)
-      const keys = await generateKeyPair()
+      const publicKey = await publicKeyFor(principal)
       const now = this.#clock()
       const notAfter = new Date(Math.min(addDays(now, validDays).getTime(), issuer.cert.notAfter.getTime()))
       const cert = await createDeviceCertificate({
         subject: deviceSubject(tenant, principal, role),
-        publicKey: keys.publicKey,
+        publicKey,
         notBefore: new Date(now.getTime() - NOT_BEFORE_SKEW_MS),
         notAfter,
         principal,
-        role
+        role,
+        crlUrl: request.crlUrl
       }, issuer)
       const serial = normalizeSerial(cert.serialNumber)
       record.certificates.push({
@@ -278,7 +292,6 @@ export class CertificateAuthority {
         serial,
         notAfter: cert.notAfter,
         certPem: cert.toString('pem') + '\n',
-        keyPem: await exportPlainPrivateKeyPem(keys.privateKey),
         chainPem: this.caChainPem(tenant)
       }
     })

@@ -94,12 +94,14 @@ export async function createServerCertificate (
  * so it can never pose as a server.
  */
 export async function createDeviceCertificate (
-  params: CommonParams & { principal: string, role: CertificateRole }, tenantCa: Issuer
+  params: CommonParams & { principal: string, role: CertificateRole, crlUrl?: string | undefined }, tenantCa: Issuer
 ): Promise<x509.X509Certificate> {
   return await sign(params, tenantCa, tenantCa.key, [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(TLS_KEY_USAGE, true),
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-    new x509.SubjectAlternativeNameExtension([{ type: 'url', value: ENDPOINT_ID_URN_PREFIX + params.principal }])
+    new x509.SubjectAlternativeNameExtension([{ type: 'url', value: ENDPOINT_ID_URN_PREFIX + params.principal }]),
+    // RFC 5280 §4.2.1.13: where relying parties fetch the issuing CA's CRL (served without a token)
+    ...(params.crlUrl !== undefined ? [new x509.CRLDistributionPointsExtension([params.crlUrl])] : [])
   ])
 }

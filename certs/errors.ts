@@ -18,6 +18,7 @@ export type CertErrorCode =
   | 'cert.tenant_ca_revoked' // the tenant's issuing CA is revoked; create a new one first
   | 'cert.not_found' // no certificate with that serial for that tenant
   | 'cert.invalid_pem' // the text is not a PEM/DER X.509 certificate
+  | 'cert.invalid_csr' // not a PKCS#10 request, a bad signature, a weak key, or names another endpoint
   | 'cert.not_a_ca' // imported certificate lacks basicConstraints CA:TRUE
   | 'cert.ca_expired' // imported CA is expired or not yet valid
   | 'cert.ca_conflict' // imported CA is already trusted elsewhere (own CA or other tenant)

@@ -16,8 +16,11 @@ export {
   type RevocationInfo,
   type ImportedCaInfo,
   type CertificateExpiry,
-  type ServerTlsMaterial
+  type ServerTlsMaterial,
+  type SignRequest,
+  type SignedCertificate
 } from './types.ts'
+export { toPkcs12, MIN_P12_PASSWORD_LENGTH } from './pkcs12.ts'
 export { CertError, type CertErrorCode } from './errors.ts'
 export { loadOrCreateMasterKey } from './keys.ts'
 export { ENDPOINT_ID_URN_PREFIX, isEndpointId, isTenantId, TENANT_ID, USP_AUTHORITY_SCHEMES, type CertificateRole } from './identity.ts'

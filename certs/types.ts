@@ -40,7 +40,19 @@ export interface IssueCertificateRequest {
   role: CertificateRole
   /** Whole days, 1..3650; capped at the issuing CA's expiry. Default 365. */
   validDays?: number
+  /** CRL distribution point (RFC 5280 §4.2.1.13) written into the certificate: where relying parties fetch the tenant's CRL. */
+  crlUrl?: string
 }
+
+/**
+ * A PKCS#10 request (PEM) from the device: its public key is certified and no key is generated
+ * (the device keeps its own). Subject and SAN are still the gateway's (same identity rules).
+ */
+export interface SignRequest extends IssueCertificateRequest {
+  csrPem: string
+}
+
+export type SignedCertificate = Omit<IssuedCertificate, 'keyPem'>
 
 export interface IssuedCertificate {
   tenant: string

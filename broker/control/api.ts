@@ -13,7 +13,7 @@ import type { AdminAccess } from './admin-access.ts'
 import type { PolicyVersions } from './policy-versions.ts'
 
 /** Certificate operations of the admin API (and the CA's server TLS material for the admin listener). */
-export type CertificateOperations = Pick<CertificateService, 'issue' | 'list' | 'revoke' | 'crlPem' | 'caChainPem' | 'trustBundlePem' | 'importCa' | 'listImportedCas' | 'removeImportedCa' | 'revokeCa'> & {
+export type CertificateOperations = Pick<CertificateService, 'issue' | 'signCsr' | 'list' | 'revoke' | 'crlPem' | 'publishedCrlPem' | 'rootCrlPem' | 'caChainPem' | 'trustBundlePem' | 'importCa' | 'listImportedCas' | 'removeImportedCa' | 'revokeCa'> & {
   authority(): Promise<Pick<CertificateAuthority, 'serverTlsMaterial'>>
 }
 

@@ -28,6 +28,8 @@ export interface GatewayConfig {
   wss?: { host: string, port: number }
   /** Networks whose connections may start with a PROXY protocol v1/v2 header (load balancers); absent = none. */
   proxyTrusted?: string[]
+  /** Base URL of the CRL endpoint written into device certificates (default: the admin listener's URL). */
+  crlBaseUrl?: string
   /** Cluster mode (USPGATE_REDIS_URL): state, sessions and routing on Redis (broker/cluster.ts). Absent = embedded. */
   redis?: { url: string, prefix: string, eventStreamMax?: number, tls?: { ca?: string, cert?: string, key?: string } }
 }
@@ -113,6 +115,7 @@ const settings = {
   'wss-host': 'USPGATE_WSS_HOST',
   'wss-port': 'USPGATE_WSS_PORT',
   'proxy-protocol-trusted': 'USPGATE_PROXY_PROTOCOL_TRUSTED',
+  'crl-base-url': 'USPGATE_CRL_BASE_URL',
   'redis-url': 'USPGATE_REDIS_URL',
   'redis-prefix': 'USPGATE_REDIS_PREFIX',
   'redis-tls-ca': 'USPGATE_REDIS_TLS_CA',
@@ -247,6 +250,13 @@ export function loadConfig (flags: Record<string, string> = {}, env: NodeJS.Proc
     return list
   })
   if (proxyTrusted !== undefined) config.proxyTrusted = proxyTrusted
+  const crlBaseUrl = read('crl-base-url', undefined as string | undefined, (n, r) => {
+    let u: URL
+    try { u = new URL(r) } catch { throw new ConfigError(n, 'is not a URL (e.g. http://pki.example.net)') }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(n, 'must be an http:// or https:// URL (relying parties fetch CRLs over HTTP)')
+    return r.replace(/\/+$/, '')
+  })
+  if (crlBaseUrl !== undefined) config.crlBaseUrl = crlBaseUrl
   const pkiMasterKey = read('pki-master-key', undefined as string | undefined, (n, r) => {
     if (r.length < 16) throw new ConfigError(n, 'must be at least 16 characters (it encrypts the CA keys)')
     return r

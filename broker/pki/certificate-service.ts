@@ -2,7 +2,7 @@
 // CA trust and revocation that reaches live sessions. Composes the CA's life (authority.ts) and the
 // MQTTS listener (mqtts-listener.ts). certs/ is the CA and knows nothing of aedes; broker/pki is
 // where they meet.
-import { CertError, type CertificateAuthority, type CertErrorCode, type RevocationReason } from '../../certs/index.ts'
+import { CertError, toPkcs12, type CertificateAuthority, type CertErrorCode, type RevocationReason, type SignedCertificate } from '../../certs/index.ts'
 import { ControlError, isTenantId, usernameOf, type Actor, type GatewayConfig, type Metrics, type SecurityEvents } from '../core/index.ts'
 import type { MqttListeners, SessionIndex } from '../mqtt/index.ts'
 import type { StateStore } from '../store/index.ts'
@@ -28,8 +28,13 @@ export interface IssuedCertificateView {
   serial: string
   notAfter: string
   certPem: string
-  keyPem: string
+  /** Absent when the device sent a CSR (it keeps its own key). */
+  keyPem?: string
   chainPem: string
+  /** CRL distribution point written into the certificate. */
+  crlUrl?: string
+  /** PKCS#12 bundle (certificate + key + chain), base64, when a p12 password was given. */
+  p12?: string
 }
 
 export interface CertificateView {
@@ -70,6 +75,12 @@ export class CertificateService {
     this.listener = mqtts === undefined ? undefined : new MqttsListener({ settings: mqtts, log: host.log, events: host.events, metrics: host.metrics, sessions: host.sessions, handoff: listeners.accept, frontServer: (name, next) => listeners.guardedServer(name, next, host.log) })
     this.holder.onTrustChange = ca => this.listener?.trustChanged(ca)
   }
+
+  /**
+   * Base URL of the unauthenticated CRL endpoint (`<base>/crl/<tenant>.crl`), written into every
+   * device certificate as its CRL distribution point. USPGATE_CRL_BASE_URL, else the admin listener's URL.
+   */
+  crlBaseUrl: string | undefined
 
   /** Port the MQTTS listener is bound to (0 while off). */
   get mqttsPort (): number { return this.listener?.port ?? 0 }
@@ -113,27 +124,67 @@ export class CertificateService {
     }
   }
 
-  /** Issues a device certificate from the tenant's issuing CA (created on first use). The key is returned once, never stored. */
-  async issue (tenant: string, input: { principal: string, role: string, validDays?: number | undefined }, actor: Actor): Promise<IssuedCertificateView> {
+  /**
+   * Issues a device certificate from the tenant's issuing CA (created on first use). The key is
+   * returned once, never stored; with `p12Password` also as a PKCS#12 bundle.
+   */
+  async issue (tenant: string, input: { principal: string, role: string, validDays?: number | undefined, p12Password?: string | undefined }, actor: Actor): Promise<IssuedCertificateView & { keyPem: string }> {
     this.requireTenant(tenant)
+    const crlUrl = this.crlUrlOf(tenant)
     const issued = await this.holder.mutating(async ca => await mapCertErrors(async () => {
       await ca.ensureTenantCA(tenant) // also replaces a revoked issuing CA
-      return await ca.issueCertificate({
-        tenant, principal: input.principal, role: input.role as 'agent' | 'controller', ...(input.validDays !== undefined ? { validDays: input.validDays } : {})
-      })
+      return await ca.issueCertificate({ tenant, principal: input.principal, role: input.role as 'agent' | 'controller', ...validity(input), ...(crlUrl ? { crlUrl } : {}) })
     }))
-    const notAfter = issued.notAfter.toISOString()
-    this.host.events.emit({ code: 'cert.issued', tenant, principal: issued.principal, actor: actor.id, action: 'cert.issue', reason: `serial ${issued.serial}, role ${issued.role}, valid until ${notAfter}` })
+    const view = this.issuedView(tenant, issued, actor, 'generated key')
+    if (input.p12Password !== undefined) {
+      view.p12 = toPkcs12({ certPem: issued.certPem, keyPem: issued.keyPem, chainPem: issued.chainPem, password: input.p12Password, friendlyName: usernameOf(tenant, issued.principal) }).toString('base64')
+    }
+    return { ...view, keyPem: issued.keyPem }
+  }
+
+  /** Certifies the public key of a device's PKCS#10 request (the device keeps its key); same identity rules as issue. */
+  async signCsr (tenant: string, input: { principal: string, role: string, csr: string, validDays?: number | undefined }, actor: Actor): Promise<IssuedCertificateView> {
+    this.requireTenant(tenant)
+    const crlUrl = this.crlUrlOf(tenant)
+    const signed = await this.holder.mutating(async ca => await mapCertErrors(async () => {
+      await ca.ensureTenantCA(tenant)
+      return await ca.signCertificateRequest({ tenant, principal: input.principal, role: input.role as 'agent' | 'controller', csrPem: input.csr, ...validity(input), ...(crlUrl ? { crlUrl } : {}) })
+    }))
+    return this.issuedView(tenant, signed, actor, 'CSR')
+  }
+
+  /**
+   * The CRL of a tenant's issuing CA for anonymous relying parties: unlike crlPem it never creates
+   * the CA (an unauthenticated request changes nothing); 404 while the tenant has none.
+   */
+  async publishedCrlPem (tenant: string): Promise<string> {
+    this.requireTenant(tenant)
+    return await this.holder.mutating(async ca => await mapCertErrors(async () => await ca.crlPem(tenant))) // may re-sign a stale CRL
+  }
+
+  /** The root CA's CRL (PEM): revoked tenant issuing CAs. */
+  async rootCrlPem (): Promise<string> {
+    return await this.holder.mutating(async ca => await ca.rootCrlPem())
+  }
+
+  private crlUrlOf (tenant: string): string | undefined {
+    return this.crlBaseUrl === undefined ? undefined : `${this.crlBaseUrl.replace(/\/+$/, '')}/crl/${tenant}.crl`
+  }
+
+  private issuedView (tenant: string, c: SignedCertificate, actor: Actor, how: string): IssuedCertificateView {
+    const notAfter = c.notAfter.toISOString()
+    this.host.events.emit({ code: 'cert.issued', tenant, principal: c.principal, actor: actor.id, action: 'cert.issue', reason: `serial ${c.serial}, role ${c.role}, ${how}, valid until ${notAfter}` })
+    const crlUrl = this.crlUrlOf(tenant)
     return {
       tenant,
-      principal: issued.principal,
-      role: issued.role,
-      username: usernameOf(tenant, issued.principal),
-      serial: issued.serial,
+      principal: c.principal,
+      role: c.role,
+      username: usernameOf(tenant, c.principal),
+      serial: c.serial,
       notAfter,
-      certPem: issued.certPem,
-      keyPem: issued.keyPem,
-      chainPem: issued.chainPem
+      certPem: c.certPem,
+      chainPem: c.chainPem,
+      ...(crlUrl ? { crlUrl } : {})
     }
   }
 
@@ -255,6 +306,10 @@ export class CertificateService {
   }
 }
 
+function validity (input: { validDays?: number | undefined }): { validDays?: number } {
+  return input.validDays !== undefined ? { validDays: input.validDays } : {}
+}
+
 /** CertError codes → HTTP problem status (ControlError). Anything else is a server fault (500). */
 const CERT_ERROR_STATUS: Partial<Record<CertErrorCode, 400 | 404 | 409>> = {
   'cert.invalid_tenant': 400,
@@ -264,6 +319,7 @@ const CERT_ERROR_STATUS: Partial<Record<CertErrorCode, 400 | 404 | 409>> = {
   'cert.invalid_serial': 400,
   'cert.invalid_reason': 400,
   'cert.invalid_pem': 400,
+  'cert.invalid_csr': 400,
   'cert.not_a_ca': 400,
   'cert.ca_expired': 400,
   'cert.unknown_tenant': 404,

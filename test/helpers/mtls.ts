@@ -6,7 +6,7 @@ import { connect, refusedWith, type ConnectOptions, type TestGateway } from './g
 import type { IssuedCertificateView } from '../../broker/pki/index.ts'
 
 /** What POST /v1/tenants/:tenant/certificates returns (the key only this once). */
-export type IssuedCert = IssuedCertificateView
+export type IssuedCert = IssuedCertificateView & { keyPem: string }
 
 export async function issueCert (t: TestGateway, tenant: string, principal: string, role: 'agent' | 'controller' = 'agent', validDays?: number): Promise<IssuedCert> {
   const r = await t.api('POST', `/v1/tenants/${tenant}/certificates`, { principal, role, ...(validDays !== undefined ? { validDays } : {}) })

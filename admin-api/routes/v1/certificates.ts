@@ -4,7 +4,7 @@
 // problem+json. PEM documents are served as text, everything else as JSON.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ControlPlane } from '../../../broker/control/index.ts'
-import { MAX_DEVICE_VALIDITY_DAYS, REVOCATION_REASONS, type RevocationReason } from '../../../certs/index.ts'
+import { MAX_DEVICE_VALIDITY_DAYS, MIN_P12_PASSWORD_LENGTH, REVOCATION_REASONS, type RevocationReason } from '../../../certs/index.ts'
 import { problems } from '../../plugins/problem.ts'
 import * as S from '../../schemas.ts'
 import type { RouteAccess } from '../../plugins/access.ts'
@@ -38,7 +38,7 @@ const certificate = {
 
 const issuedCertificate = {
   type: 'object',
-  required: ['tenant', 'principal', 'role', 'username', 'serial', 'notAfter', 'certPem', 'keyPem', 'chainPem'],
+  required: ['tenant', 'principal', 'role', 'username', 'serial', 'notAfter', 'certPem', 'chainPem'],
   additionalProperties: false,
   properties: {
     tenant: { type: 'string' },
@@ -49,7 +49,9 @@ const issuedCertificate = {
     notAfter: { type: 'string' },
     certPem: { type: 'string' },
     keyPem: { type: 'string' },
-    chainPem: { type: 'string' }
+    chainPem: { type: 'string' },
+    crlUrl: { type: 'string' },
+    p12: { type: 'string', contentEncoding: 'base64' }
   }
 } as const
 
@@ -91,16 +93,39 @@ export function registerCertRoutes (v1: FastifyInstance<any, any, any, any>, con
         properties: {
           principal: S.principal,
           role: { type: 'string', enum: ['agent', 'controller'] },
+          validDays: { type: 'integer', minimum: 1, maximum: MAX_DEVICE_VALIDITY_DAYS },
+          // also return the certificate, key and chain as a password-protected PKCS#12 bundle (base64)
+          p12Password: { type: 'string', minLength: MIN_P12_PASSWORD_LENGTH, maxLength: 128 }
+        }
+      },
+      response: { 201: issuedCertificate, ...problems(409) }
+    }
+  }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { principal: string, role: string, validDays?: number, p12Password?: string } }>, reply) => {
+    const issued = await certs().issue(req.params.tenant, req.body, req.actor!)
+    // The private key is in this response only: never cached anywhere.
+    return reply.code(201).header('cache-control', 'no-store').send(issued)
+  })
+
+  v1.post('/tenants/:tenant/certificates/csr', {
+    config: access('cert.issue', 'cert.sign_csr'),
+    schema: {
+      summary: 'Certify the public key of a device\'s PKCS#10 request (the device keeps its key); same identity rules as issued certificates',
+      params: tenantParams,
+      body: {
+        type: 'object',
+        required: ['principal', 'role', 'csr'],
+        additionalProperties: false,
+        properties: {
+          principal: S.principal,
+          role: { type: 'string', enum: ['agent', 'controller'] },
+          csr: { type: 'string', pattern: '^-----BEGIN CERTIFICATE REQUEST-----', maxLength: 16384 },
           validDays: { type: 'integer', minimum: 1, maximum: MAX_DEVICE_VALIDITY_DAYS }
         }
       },
       response: { 201: issuedCertificate, ...problems(409) }
     }
-  }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { principal: string, role: string, validDays?: number } }>, reply) => {
-    const issued = await certs().issue(req.params.tenant, req.body, req.actor!)
-    // The private key is in this response only: never cached anywhere.
-    return reply.code(201).header('cache-control', 'no-store').send(issued)
-  })
+  }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { principal: string, role: string, csr: string, validDays?: number } }>, reply) =>
+    reply.code(201).header('cache-control', 'no-store').send(await certs().signCsr(req.params.tenant, req.body, req.actor!)))
 
   v1.get('/tenants/:tenant/certificates', {
     config: access('read', 'cert.list'),
