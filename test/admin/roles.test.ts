@@ -3,6 +3,7 @@
 // get 400/404/409: the point is the authorization layer let them through);
 // forbidden calls get a 403 problem and an admin.forbidden audit record; every
 // allowed state-changing call leaves an admin.action record with its request id.
+import { execFileSync } from 'node:child_process'
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
@@ -10,6 +11,9 @@ import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import { removeDir } from '../helpers/gateway.ts'
 import { startAdminGateway, createToken, ADMIN_TOKEN, type AdminGateway, type AdminRoleName, type CreatedToken } from './helpers.ts'
+
+/** A device's PKCS#10 request naming no endpoint (valid for any principal), made by openssl. */
+const CSR = execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null', '-subj', '/O=uspgate-test'], { encoding: 'utf8' })
 
 let g: AdminGateway
 before(async () => { g = await startAdminGateway() })
@@ -58,6 +62,7 @@ const ROUTES: Record<string, Fixture> = {
   'POST /v1/policies/{revision}/promote': { permission: 'policy.write', action: 'policy.promote', path: '/v1/policies/no-such-rev/promote' },
   'GET /v1/policies/{revision}/diff': read('policy.diff', '/v1/policies/no-such-rev/diff'),
   'POST /v1/tenants/{tenant}/certificates': { permission: 'cert.issue', action: 'cert.issue', path: '/v1/tenants/acme/certificates', body: r => ({ principal: `os::00256D-c${r}`, role: 'agent', validDays: 1 }) },
+  'POST /v1/tenants/{tenant}/certificates/csr': { permission: 'cert.issue', action: 'cert.sign_csr', path: '/v1/tenants/acme/certificates/csr', body: r => ({ principal: `os::00256D-s${r}`, role: 'agent', csr: CSR, validDays: 1 }) },
   'GET /v1/tenants/{tenant}/certificates': read('cert.list', '/v1/tenants/acme/certificates'),
   'DELETE /v1/tenants/{tenant}/certificates/{serial}': { permission: 'cert.revoke', action: 'cert.revoke', path: '/v1/tenants/acme/certificates/abcdef01?reason=keyCompromise' },
   'GET /v1/tenants/{tenant}/crl': read('crl.get', '/v1/tenants/acme/crl'),
@@ -125,7 +130,7 @@ test('every /v1 operation × every role: allowed → never 401/403/5xx and audit
       }
     }
   }
-  assert.equal(forbiddenCount, 37) // 17 viewer + 12 security + 8 noc + 0 admin
+  assert.equal(forbiddenCount, 39) // 18 viewer + 13 security + 8 noc + 0 admin
 })
 
 test('tenant-scoped tokens see and act on only their tenants; cross-tenant calls are 403 whether or not the tenant exists', async () => {
