@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# System dependencies of the test suite: redis-server (Debian package) and the
+# System dependencies of the test suite: redis-server and chromium (Debian packages) and the
 # pinned OPA CLI (built with `go install`). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,14 @@ if ! command -v redis-server >/dev/null 2>&1; then
     echo "could not install redis-server (apt-get failed)" >&2; exit 1; }
 fi
 echo "redis-server: $(command -v redis-server)"
+# Debian's chromium for the console's end-to-end tests (test/e2e/, driven by playwright-core: no
+# browser is downloaded by npm).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || {
+    echo "could not install chromium (apt-get failed)" >&2; exit 1; }
+fi
+echo "chromium: $(command -v chromium)"
 if [ -f .ci/install-opa.sh ]; then bash .ci/install-opa.sh; fi
 # schemathesis (PyPI, pinned) for the OpenAPI fuzz run of the admin API (.ci/fuzz-admin.sh,
 # test/admin/fuzz.test.ts), in a virtualenv under .ci/bin (git-ignored). Idempotent.

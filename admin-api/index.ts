@@ -20,6 +20,9 @@ import { registerTokenRoutes } from './routes/v1/tokens.ts'
 import { registerPolicyRoutes } from './routes/v1/policies.ts'
 import { registerCertRoutes } from './routes/v1/certificates.ts'
 import { registerClusterRoutes } from './routes/v1/cluster.ts'
+import { registerMeRoutes } from './routes/v1/me.ts'
+import { registerSecurityStatsRoutes } from './routes/v1/security-stats.ts'
+import { consolePlugin } from './plugins/console.ts'
 
 export type { AdminSettings } from '../broker/control/index.ts'
 export type { RouteAccess, ScopeRule } from './plugins/access.ts'
@@ -133,7 +136,13 @@ export async function buildAdminApi (control: ControlPlane, opts: { logger?: Log
     registerPolicyRoutes(v1, control)
     registerCertRoutes(v1, control)
     registerClusterRoutes(v1, control)
+    registerMeRoutes(v1)
+    registerSecurityStatsRoutes(v1, control)
   }, { prefix: '/v1' })
+
+  // ---- the web console: static assets only (it calls /v1 with the token the user types in)
+  app.get('/console', { schema: { hide: true } }, async (_req, reply) => await reply.redirect('/console/'))
+  app.register(consolePlugin, { prefix: '/console' })
 
   await app.ready()
   return {

@@ -23,7 +23,7 @@ export interface OpenApiRouteConfig {
 
 declare module 'fastify' {
   interface FastifyContextConfig { openapi?: OpenApiRouteConfig }
-  interface FastifySchema { summary?: string, description?: string, tags?: string[] }
+  interface FastifySchema { summary?: string, description?: string, tags?: string[], hide?: boolean }
 }
 
 export interface CollectedRoute {
@@ -77,6 +77,8 @@ export function collectRoutes (app: FastifyInstance): CollectedRoute[] {
   app.addHook('onRoute', (opts: RouteOptions) => {
     const methods = (Array.isArray(opts.method) ? opts.method : [opts.method]).map(m => m.toUpperCase())
     const url = opts.url
+    // Static files (the console's assets) are not part of the API contract.
+    if ((opts.schema as { hide?: boolean } | undefined)?.hide === true) return
     const schema = (opts.schema ?? {}) as CollectedRoute['schema'] & { response?: Record<string, JsonSchema> }
     const v1 = url.startsWith('/v1/')
     if (v1 && schema.querystring === undefined) schema.querystring = { type: 'object', additionalProperties: false, properties: {} }

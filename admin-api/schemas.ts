@@ -125,9 +125,15 @@ export const securityEvent = {
     target: { type: 'string' },
     result: { type: 'string', enum: ['ok', 'denied', 'error'] },
     status: { type: 'integer' },
-    requestId: { type: 'string' }
+    requestId: { type: 'string' },
+    targetTenant: { type: 'string' }
   }
 } as const
+
+/** ?code=: one event code or a comma-separated list; a code ending in '.' is a prefix (acl.). */
+export const eventCodes = { type: 'string', pattern: '^[a-z_]+(\\.[a-z0-9_]*)?(,[a-z_]+(\\.[a-z0-9_]*)?){0,31}$', maxLength: 600, examples: ['acl.cross_tenant,auth.'] } as const
+/** ?severity=: comma-separated severities. */
+export const severities = { type: 'string', pattern: '^(info|warning|critical)(,(info|warning|critical)){0,2}$', examples: ['warning,critical'] } as const
 
 export const adminRole = { type: 'string', enum: ['viewer', 'security', 'noc', 'admin'] } as const
 export const tokenId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const

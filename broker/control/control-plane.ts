@@ -5,7 +5,7 @@ import { generateSecret, hashSecret } from '../core/index.ts'
 import { credentialView, StoreError, type CredentialView, type TenantRecord } from '../store/index.ts'
 import type { StateStore } from '../store/index.ts'
 import type { ClusterAccess, ClusterView } from './cluster-view.ts'
-import type { EventQuery, SecurityEvent, SecurityEvents } from '../core/index.ts'
+import type { EventQuery, SecurityEvent, SecurityEvents, TenantEventStats } from '../core/index.ts'
 import type { SessionIndex, SessionView } from '../mqtt/index.ts'
 import type { Metrics } from '../core/index.ts'
 import type { Logger } from 'pino'
@@ -187,6 +187,9 @@ export class GatewayControlPlane implements ControlPlane {
   listSessions (tenant?: string): SessionView[] { return this.gw.sessions.list(tenant) }
 
   queryEvents (q: EventQuery): SecurityEvent[] { return this.gw.events.query(q) }
+
+  /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
+  securityStats (since: string, tenants?: readonly string[]): TenantEventStats[] { return this.gw.events.stats(since, tenants) }
 }
 
 function mapStoreError (err: unknown): Error {

@@ -27,6 +27,8 @@ export interface SecurityEventInput {
   result?: 'ok' | 'denied' | 'error' | undefined
   status?: number | undefined
   requestId?: string | undefined
+  /** Cross-tenant attempts: the tenant whose namespace was targeted (its security team sees the event too). */
+  targetTenant?: string | undefined
 }
 
 export interface SecurityEvent extends SecurityEventInput {
@@ -37,15 +39,38 @@ export interface SecurityEvent extends SecurityEventInput {
 }
 
 export interface EventQuery {
+  /** The event's tenant or its target tenant. */
   tenant?: string | undefined
+  /** One code, or a comma-separated list; a code ending in '.' matches as a prefix (e.g. `acl.`). */
   code?: string | undefined
+  /** Comma-separated severities (info, warning, critical). */
+  severity?: string | undefined
+  principal?: string | undefined
   since?: string | undefined
+  /** Only events strictly older than this time (paging backwards: pass the oldest time seen). */
+  until?: string | undefined
   limit?: number | undefined
   /** Admin token id; `action` matches exactly, or as a prefix when it ends with '.'. */
   actor?: string | undefined
   action?: string | undefined
-  /** Tenant-scoped admin tokens: only events of these tenants. */
+  /** Tenant-scoped admin tokens: only events of these tenants (as tenant or as target tenant). */
   tenants?: readonly string[] | undefined
+}
+
+/** Per tenant, how many events of each code were recorded in a window (GET /v1/security-stats). */
+export interface TenantEventStats {
+  tenant: string
+  codes: Record<string, number>
+  /** acl.cross_tenant / usp.reply_to_cross_tenant events this tenant's clients caused. */
+  crossTenantBy: number
+  /** Cross-tenant events that targeted this tenant's namespace from another tenant. */
+  crossTenantAgainst: number
+}
+
+const CROSS_TENANT_CODES = new Set(['acl.cross_tenant', 'usp.reply_to_cross_tenant'])
+
+function matchesCode (code: string, wanted: readonly string[]): boolean {
+  return wanted.some(w => code === w || (w.endsWith('.') && code.startsWith(w)))
 }
 
 /** Per (client, code), at most this many events per window reach the log and file. */
@@ -156,7 +181,7 @@ export class SecurityEvents {
       node: this.node
     }
     // Copy only known fields, dropping undefined: never a payload, password or key.
-    for (const k of ['tenant', 'principal', 'clientId', 'remoteAddress', 'action', 'topic', 'reason', 'policyRevision', 'actor', 'count', 'role', 'target', 'result', 'status', 'requestId'] as const) {
+    for (const k of ['tenant', 'principal', 'clientId', 'remoteAddress', 'action', 'topic', 'reason', 'policyRevision', 'actor', 'count', 'role', 'target', 'result', 'status', 'requestId', 'targetTenant'] as const) {
       const v = input[k]
       if (v !== undefined) (ev as unknown as Record<string, unknown>)[k] = v
     }
@@ -188,18 +213,56 @@ export class SecurityEvents {
   query (q: EventQuery): SecurityEvent[] {
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000)
     const since = q.since !== undefined ? Date.parse(q.since) : undefined
+    const until = q.until !== undefined ? Date.parse(q.until) : undefined
+    const codes = q.code?.split(',').filter(c => c.length > 0)
+    const severities = q.severity?.split(',').filter(c => c.length > 0)
     const out: SecurityEvent[] = []
     for (let i = this.index.length - 1; i >= 0 && out.length < limit; i--) {
       const ev = this.index[i]!
-      if (since !== undefined && Date.parse(ev.time) < since) break
-      if (q.tenant !== undefined && ev.tenant !== q.tenant) continue
-      if (q.code !== undefined && ev.code !== q.code && !(q.code.endsWith('.') && ev.code.startsWith(q.code))) continue
+      const t = Date.parse(ev.time)
+      if (since !== undefined && t < since) break
+      if (until !== undefined && t >= until) continue
+      if (q.tenant !== undefined && ev.tenant !== q.tenant && ev.targetTenant !== q.tenant) continue
+      if (codes !== undefined && !matchesCode(ev.code, codes)) continue
+      if (severities !== undefined && !severities.includes(ev.severity)) continue
+      if (q.principal !== undefined && ev.principal !== q.principal) continue
       if (q.actor !== undefined && ev.actor !== q.actor) continue
       if (q.action !== undefined && ev.action !== q.action && !(q.action.endsWith('.') && ev.action?.startsWith(q.action) === true)) continue
-      if (q.tenants !== undefined && (ev.tenant === undefined || !q.tenants.includes(ev.tenant))) continue
+      if (q.tenants !== undefined && !visibleTo(ev, q.tenants)) continue
       out.push(ev)
     }
     return out
+  }
+
+  /**
+   * Counts per tenant and code of the events since `since` (bounded by the in-memory index: the
+   * newest 100,000 events). Cross-tenant events count for the tenant that made them and, as
+   * "against", for the target tenant. `tenants` limits the answer (tenant-scoped tokens).
+   */
+  stats (since: string, tenants?: readonly string[]): TenantEventStats[] {
+    const from = Date.parse(since)
+    const byTenant = new Map<string, TenantEventStats>()
+    const entry = (tenant: string): TenantEventStats => {
+      let e = byTenant.get(tenant)
+      if (e === undefined) { e = { tenant, codes: {}, crossTenantBy: 0, crossTenantAgainst: 0 }; byTenant.set(tenant, e) }
+      return e
+    }
+    for (let i = this.index.length - 1; i >= 0; i--) {
+      const ev = this.index[i]!
+      if (Date.parse(ev.time) < from) break
+      // a flood summary stands for `count` suppressed events
+      const n = ev.code === 'events.suppressed' ? (ev.count ?? 0) : 1
+      if (ev.tenant !== undefined && (tenants === undefined || tenants.includes(ev.tenant))) {
+        const e = entry(ev.tenant)
+        e.codes[ev.code] = (e.codes[ev.code] ?? 0) + n
+        if (CROSS_TENANT_CODES.has(ev.code)) e.crossTenantBy += n
+      }
+      if (ev.targetTenant !== undefined && ev.targetTenant !== ev.tenant && CROSS_TENANT_CODES.has(ev.code) &&
+        (tenants === undefined || tenants.includes(ev.targetTenant))) {
+        entry(ev.targetTenant).crossTenantAgainst += n
+      }
+    }
+    return [...byTenant.values()].sort((a, b) => a.tenant.localeCompare(b.tenant))
   }
 
   async close (): Promise<void> {
@@ -209,4 +272,9 @@ export class SecurityEvents {
     this.stream = undefined
     if (s) await new Promise<void>(resolve => s.end(resolve))
   }
+}
+
+/** A tenant-scoped reader sees its own tenant's events and the cross-tenant attempts aimed at it. */
+function visibleTo (ev: SecurityEvent, tenants: readonly string[]): boolean {
+  return (ev.tenant !== undefined && tenants.includes(ev.tenant)) || (ev.targetTenant !== undefined && tenants.includes(ev.targetTenant))
 }

@@ -3,11 +3,19 @@
 // topics are never available, and topic strings are bounded and clean.
 import type { EventCode } from '../core/index.ts'
 import type { Limits } from '../core/index.ts'
+import { isTenantId } from '../core/index.ts'
 
-export type Check = { ok: true } | { ok: false, code: EventCode, reason: string }
+/** A refusal; cross-tenant ones name the tenant whose namespace was targeted (both tenants see the event). */
+export type Check = { ok: true } | { ok: false, code: EventCode, reason: string, targetTenant?: string }
 
 const OK: Check = { ok: true }
 const deny = (code: EventCode, reason: string): Check => ({ ok: false, code, reason })
+
+/** The first topic level names the targeted tenant when it has a tenant id's shape (a wildcard or '' names none). */
+function crossTenant (tenant: string, topic: string, reason: string): Check {
+  const first = topic.split('/', 1)[0]!
+  return first !== tenant && isTenantId(first) ? { ok: false, code: 'acl.cross_tenant', reason, targetTenant: first } : deny('acl.cross_tenant', reason)
+}
 
 /**
  * One pass over the string: rejects C0/C1 controls (incl. NUL, [MQTT-1.5.4-2]),
@@ -53,7 +61,7 @@ export function checkTopicName (tenant: string, topic: string, limits: Limits): 
   const c = common(tenant, topic, limits, 'topic')
   if (!c.ok) return c
   if (!topic.startsWith(tenant) || topic.charCodeAt(tenant.length) !== 47) {
-    return deny('acl.cross_tenant', `topic outside tenant prefix "${tenant}/"`)
+    return crossTenant(tenant, topic, `topic outside tenant prefix "${tenant}/"`)
   }
   // [MQTT-3.3.2-2] wildcards are not allowed in topic names (aedes checks too).
   if (topic.includes('+') || topic.includes('#')) return deny('acl.invalid_topic', 'wildcard in topic name')
@@ -65,7 +73,7 @@ export function checkTopicFilter (tenant: string, filter: string, limits: Limits
   const c = common(tenant, filter, limits, 'filter')
   if (!c.ok) return c
   if (!filter.startsWith(tenant) || filter.charCodeAt(tenant.length) !== 47) {
-    return deny('acl.cross_tenant', `filter outside tenant prefix "${tenant}/"`)
+    return crossTenant(tenant, filter, `filter outside tenant prefix "${tenant}/"`)
   }
   return OK
 }

@@ -83,7 +83,7 @@ export function publishHook (ctx: PipelineContext): Required<Pick<AedesOptions, 
     const deny = (check: Denial, action = 'publish'): void => {
       ctx.decisionMetric(action, 'deny', check.code)
       metrics.drops.labels(check.code).inc()
-      emit(ctx.eventFor(st, c, { code: check.code, action, topic: packet.topic, reason: check.reason }))
+      emit(ctx.eventFor(st, c, { code: check.code, action, topic: packet.topic, reason: check.reason, targetTenant: check.targetTenant }))
       done(new DeniedError('not authorized'))
     }
     if (st === undefined) {

@@ -31,7 +31,7 @@ export function subscribeHook (ctx: PipelineContext): Required<Pick<AedesOptions
     const st = c.gw
     const deny = (check: Denial): void => {
       ctx.decisionMetric('subscribe', 'deny', check.code)
-      emit(ctx.eventFor(st, c, { code: check.code, action: 'subscribe', topic: sub.topic, reason: check.reason }))
+      emit(ctx.eventFor(st, c, { code: check.code, action: 'subscribe', topic: sub.topic, reason: check.reason, targetTenant: check.targetTenant }))
       done(null, null) // SUBACK 0x87 (MQTT 5) / 0x80 (3.1.1) for this filter only
     }
     if (st === undefined) return deny({ ok: false, code: 'acl.cross_tenant', reason: 'subscribe without an identity' })

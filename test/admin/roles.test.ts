@@ -72,7 +72,10 @@ const ROUTES: Record<string, Fixture> = {
   'DELETE /v1/tenants/{tenant}/ca/imported/{fingerprint}': { permission: 'ca.manage', action: 'ca.remove', path: `/v1/tenants/acme/ca/imported/${FP}` },
   'POST /v1/tenants/{tenant}/ca/revoke': { permission: 'ca.manage', action: 'ca.revoke', path: '/v1/tenants/acme/ca/revoke', body: () => ({ reason: 'superseded' }) },
   'GET /v1/ca': read('ca.trust_bundle', '/v1/ca'),
-  'GET /v1/cluster': read('cluster.view', '/v1/cluster')
+  'GET /v1/cluster': read('cluster.view', '/v1/cluster'),
+  'GET /v1/me': read('token.self', '/v1/me'),
+  'GET /v1/endpoints': read('endpoint.search', '/v1/endpoints?q=00256D&limit=5'),
+  'GET /v1/security-stats': read('security-stats.get', '/v1/security-stats?window=7d')
 }
 
 const tokens = new Map<AdminRoleName, CreatedToken>()
