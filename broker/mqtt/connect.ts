@@ -123,7 +123,7 @@ const willInsideTenant: ConnectStep = (a, ctx) => {
   const will = a.client._will
   if (!will) return undefined
   const w = checkTopicName(a.tenant!, will.topic, ctx.deps.limits)
-  return w.ok ? undefined : { code: w.code, reason: `will ${w.reason}`, returnCode: CONNACK.NOT_AUTHORIZED, extra: { action: 'will', topic: will.topic } }
+  return w.ok ? undefined : { code: w.code, reason: `will ${w.reason}`, returnCode: CONNACK.NOT_AUTHORIZED, extra: { action: 'will', topic: will.topic, targetTenant: w.targetTenant } }
 }
 
 const buildState: ConnectStep = (a, ctx) => {

@@ -32,6 +32,9 @@ before(async () => {
   clients.push(red)
   await new Promise<void>(resolve => red.publish('blue/usp/agent/x', 'x', { qos: 1 }, () => resolve()))
   await new Promise<void>(resolve => red.subscribe('blue/#', { qos: 1 }, () => resolve()))
+  // and a will aimed at blue (refused at CONNECT)
+  await connect(t, { username: creds.red!.username, password: creds.red!.secret, clientId: 'red-will', will: { topic: 'blue/usp/status/x', payload: Buffer.from('0'), qos: 0, retain: false } })
+    .then(c => { clients.push(c); assert.fail('a will into another tenant was accepted') }, () => {})
   for (const tenant of ['blue', 'green']) clients.push(await connect(t, { username: creds[tenant]!.username, password: creds[tenant]!.secret }))
   await waitForEvent(t, { code: 'acl.cross_tenant', action: 'subscribe' })
 })
@@ -44,14 +47,14 @@ after(async () => {
 test('cross-tenant attempts name the target tenant; its scoped token sees them, an unrelated tenant\'s does not', async () => {
   const all = (await get('/v1/security-events?code=acl.cross_tenant')).body.events
   assert.deepEqual(all.map((e: { action: string, tenant: string, targetTenant: string }) => [e.action, e.tenant, e.targetTenant]).sort(),
-    [['publish', 'red', 'blue'], ['subscribe', 'red', 'blue']])
+    [['publish', 'red', 'blue'], ['subscribe', 'red', 'blue'], ['will', 'red', 'blue']])
   for (const who of ['blue', 'red']) {
     const seen = (await get('/v1/security-events?code=acl.cross_tenant', tok[who])).body.events
-    assert.equal(seen.length, 2, `${who} sees both attempts`)
+    assert.equal(seen.length, 3, `${who} sees the three attempts`)
   }
   assert.equal((await get('/v1/security-events?code=acl.cross_tenant', tok.green)).body.events.length, 0)
   // ?tenant=blue matches the attempts aimed at blue; blue's token may ask, red's may not ask for blue
-  assert.equal((await get('/v1/security-events?tenant=blue&code=acl.cross_tenant', tok.blue)).body.events.length, 2)
+  assert.equal((await get('/v1/security-events?tenant=blue&code=acl.cross_tenant', tok.blue)).body.events.length, 3)
   assert.equal((await get('/v1/security-events?tenant=blue', tok.red)).status, 403)
   // blue's token still sees nothing else of red
   const blueView = (await get('/v1/security-events?limit=1000', tok.blue)).body.events
@@ -102,12 +105,12 @@ test('GET /v1/security-stats counts per tenant, cross-tenant attempts by and aga
   const r = await get('/v1/security-stats?window=24h')
   assert.equal(r.status, 200)
   const by = new Map(r.body.tenants.map((s: { tenant: string }) => [s.tenant, s]))
-  assert.deepEqual([(by.get('red') as any).crossTenantBy, (by.get('red') as any).crossTenantAgainst], [2, 0])
-  assert.deepEqual([(by.get('blue') as any).crossTenantBy, (by.get('blue') as any).crossTenantAgainst], [0, 2])
+  assert.deepEqual([(by.get('red') as any).crossTenantBy, (by.get('red') as any).crossTenantAgainst], [3, 0])
+  assert.deepEqual([(by.get('blue') as any).crossTenantBy, (by.get('blue') as any).crossTenantAgainst], [0, 3])
   assert.equal((by.get('green') as any).codes['credential.issued'], 8)
   const scoped = await get('/v1/security-stats?window=7d', tok.blue)
   assert.deepEqual(scoped.body.tenants.map((s: { tenant: string }) => s.tenant), ['blue'])
-  assert.equal(scoped.body.tenants[0].crossTenantAgainst, 2)
+  assert.equal(scoped.body.tenants[0].crossTenantAgainst, 3)
   assert.equal((await get('/v1/security-stats?window=1y')).status, 400)
   assert.equal((await get('/v1/security-stats?tenant=red', tok.blue)).status, 403)
 })
