@@ -3,7 +3,7 @@
 // live behind this interface.
 import type { Registry } from 'prom-client'
 import type { CertificateAuthority } from '../../certs/index.ts'
-import type { Actor, EventQuery, SecurityEvent } from '../core/index.ts'
+import type { Actor, EventQuery, SecurityEvent, TenantEventStats } from '../core/index.ts'
 import type { CredentialView, EndpointRecord, TenantRecord, TenantUspSettings } from '../store/index.ts'
 import type { SessionView } from '../mqtt/index.ts'
 import type { UspAuditEntry } from '../usp/index.ts'
@@ -45,4 +45,6 @@ export interface ControlPlane {
   revokeCredential(tenant: string, principal: string, actor: Actor): Promise<CredentialView & { disconnected: number }>
   listSessions(tenant?: string): SessionView[]
   queryEvents(q: EventQuery): SecurityEvent[]
+  /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
+  securityStats(since: string, tenants?: readonly string[]): TenantEventStats[]
 }
