@@ -2,7 +2,7 @@
 // bundle (Preact + htm + the pages), the stylesheet and index.html. `--if-stale` rebuilds only when a
 // source, this script or package-lock.json is newer than the last build (npm start and the e2e tests
 // use it, so a fresh clone works without a manual step).
-import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
@@ -28,7 +28,7 @@ export async function isConsoleStale (): Promise<boolean> {
 export async function buildConsole (): Promise<void> {
   const { build } = await import('esbuild')
   await mkdir(DIST, { recursive: true })
-  await build({
+  const out = await build({
     entryPoints: [join(SRC, 'main.ts')],
     outfile: join(DIST, 'app.js'),
     bundle: true,
@@ -37,11 +37,21 @@ export async function buildConsole (): Promise<void> {
     minify: true,
     sourcemap: false,
     legalComments: 'none',
-    logLevel: 'warning'
+    logLevel: 'warning',
+    write: false
   })
-  await copyFile(join(SRC, 'index.html'), join(DIST, 'index.html'))
-  await copyFile(join(SRC, 'console.css'), join(DIST, 'app.css'))
-  await writeFile(STAMP, new Date().toISOString() + '\n')
+  // Each file replaced atomically: two test files building at once, or a gateway serving while a
+  // build runs, never see a half-written asset.
+  await writeAtomic(join(DIST, 'app.js'), out.outputFiles[0]!.contents)
+  await writeAtomic(join(DIST, 'index.html'), await readFile(join(SRC, 'index.html')))
+  await writeAtomic(join(DIST, 'app.css'), await readFile(join(SRC, 'console.css')))
+  await writeAtomic(STAMP, new Date().toISOString() + '\n')
+}
+
+async function writeAtomic (path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
+  await writeFile(tmp, data)
+  await rename(tmp, path)
 }
 
 /** Builds when missing or stale; returns whether it built. */
