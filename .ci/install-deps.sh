@@ -36,3 +36,16 @@ if [ "$("$st_venv/bin/schemathesis" --version 2>/dev/null || true)" != "schemath
     echo "could not install schemathesis $SCHEMATHESIS_VERSION from PyPI" >&2; exit 1; }
 fi
 echo "schemathesis: $("$st_venv/bin/schemathesis" --version)"
+# obuspa 11.0.4 (the Broadband Forum's reference USP agent) for the certification end-to-end tests
+# (test/certify/): built from ../shared/peers (source tarball + build-obuspa.sh, which installs its
+# Debian build dependencies) into .peers/obuspa (git-ignored). build-obuspa.sh is idempotent: it only
+# prints the path when the binary is already there.
+peers_dir="${USPGATE_PEERS_DIR:-$(cd .. && pwd)/shared/peers}"
+if [ ! -x .peers/obuspa/obuspa-11.0.4/obuspa ]; then
+  if [ ! -f "$peers_dir/build-obuspa.sh" ]; then
+    echo "cannot build obuspa: $peers_dir/build-obuspa.sh not found (set USPGATE_PEERS_DIR)" >&2; exit 1
+  fi
+  echo "building obuspa 11.0.4 into .peers/obuspa"
+  bash "$peers_dir/build-obuspa.sh" "$PWD/.peers/obuspa" >/dev/null || { echo "obuspa build failed" >&2; exit 1; }
+fi
+echo "obuspa: $PWD/.peers/obuspa/obuspa-11.0.4/obuspa"

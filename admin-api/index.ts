@@ -23,6 +23,7 @@ import { registerClusterRoutes } from './routes/v1/cluster.ts'
 import { registerMeRoutes } from './routes/v1/me.ts'
 import { registerSecurityStatsRoutes } from './routes/v1/security-stats.ts'
 import { consolePlugin } from './plugins/console.ts'
+import { registerCertificationsRoutes } from './routes/v1/certifications.ts'
 
 export type { AdminSettings } from '../broker/control/index.ts'
 export type { RouteAccess, ScopeRule } from './plugins/access.ts'
@@ -138,6 +139,7 @@ export async function buildAdminApi (control: ControlPlane, opts: { logger?: Log
     registerClusterRoutes(v1, control)
     registerMeRoutes(v1)
     registerSecurityStatsRoutes(v1, control)
+    registerCertificationsRoutes(v1, control)
   }, { prefix: '/v1' })
 
   // ---- the web console: static assets only (it calls /v1 with the token the user types in)

@@ -5,6 +5,7 @@ import { call, CliError, resolveAdmin, table } from './cli-client.ts'
 import { certCommand, CERT_USAGE } from './cert-commands.ts'
 import { policyCommand, POLICY_USAGE } from './policy-commands.ts'
 import { tokenCommand, TOKEN_USAGE } from './token-commands.ts'
+import { certifyCommand, CERTIFY_USAGE } from './certify-commands.ts'
 
 const USAGE = `usage:
   uspgate start [--data-dir DIR] [--mqtt-host H] [--mqtt-port P] [--admin-host H] [--admin-port P] [--node-id ID] [--log-level L]
@@ -17,6 +18,7 @@ const USAGE = `usage:
 ${CERT_USAGE}
 ${POLICY_USAGE}
 ${TOKEN_USAGE}
+${CERTIFY_USAGE}
 
 admin commands find the API from --admin-url/--token, USPGATE_ADMIN_URL/USPGATE_ADMIN_TOKEN,
 or the data dir (--data-dir, USPGATE_DATA_DIR, default ./data). Add --json for JSON output.`
@@ -104,6 +106,10 @@ async function main (argv: string[]): Promise<void> {
     return
   }
   if (cmd === 'start') return await start(parseFlags(rest))
+  if (cmd === 'certify' || cmd === 'matrix' || cmd === 'evidence') {
+    const { positional, flags, json } = splitArgs(rest)
+    return await certifyCommand(cmd, positional, flags, json)
+  }
   const [action, ...more] = rest
   const { positional, flags, json } = splitArgs(more)
   if (cmd === 'cert') return await certCommand(action, positional, flags, json)

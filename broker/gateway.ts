@@ -16,6 +16,7 @@ import { GatewayControlPlane, PolicyVersions, ensureBootstrapToken } from './con
 import { CertificateService } from './pki/index.ts'
 import { buildAdminApi, type AdminApi, type AdminSettings } from '../admin-api/index.ts'
 import { PolicyEngine } from '../policies/index.ts'
+import { CertificationService } from './certify/index.ts'
 
 export interface GatewayOptions {
   /** Print the generated admin token (first start only). Default true. */
@@ -76,6 +77,8 @@ export class Gateway {
   readonly uspAudit: UspAuditTrail
   /** The CA (<dataDir>/pki), the MQTTS listener (mutual TLS) and certificate revocation. */
   readonly certificates: CertificateService
+  /** Certification runs, evidence bundles and the device matrix (broker/certify). */
+  readonly certify: CertificationService
   private readonly throttle: AuthThrottle
   private readonly listeners: MqttListeners
   private admin: AdminApi | undefined
@@ -201,6 +204,24 @@ export class Gateway {
         reload: async () => { await this.certificates.reloadAuthority() }
       })
     }
+    this.certify = new CertificationService({
+      dataDir: config.dataDir,
+      nodeId: this.nodeId,
+      store: this.store,
+      sessions: this.sessions,
+      events: this.events,
+      endpoints: this.endpoints,
+      mqttAddress: () => ({ host: ['0.0.0.0', '::', ''].includes(config.mqttHost) ? '127.0.0.1' : config.mqttHost, port: this.mqttPort }),
+      disconnectIdentity: (tenant, principal) => this.disconnectIdentity(tenant, principal),
+      uspAuditOf: async tenant => await this.uspAudit.list(tenant, 1000),
+      policyAssignment: () => this.policy.assignment,
+      revisionFor: tenant => this.policy.revisionFor(tenant),
+      ensureCanaryRevision: async stable => await this.policyVersions.relabelledCopy(stable, 'certify'),
+      startCanary: async (revision, tenants, actor) => { await this.policyVersions.startCanary(revision, tenants, actor) },
+      rollback: async (actor, reason) => { await this.policyVersions.rollback(actor, reason) },
+      sign: async data => await (await this.certificates.authority()).signWithRoot(data),
+      requireWritable: () => this.control.requireWritable()
+    })
     this.control = new GatewayControlPlane(this)
   }
 
@@ -237,6 +258,7 @@ export class Gateway {
     if (config.ws) await this.listeners.startWebSocket(config.ws.host, config.ws.port, undefined, this.log)
     // secure WebSocket: the server certificate of the gateway CA, as on MQTTS
     if (config.wss) await this.listeners.startWebSocket(config.wss.host, config.wss.port, (await this.certificates.authority()).serverTlsMaterial(), this.log)
+    await this.certify.load() // the device matrix; puts back what a run interrupted by a restart changed
 
     this.admin = await buildAdminApi(this.control, { logger: this.log, ...(this.options.adminSettings ? { settings: this.options.adminSettings } : {}) })
     this.adminPort = await this.admin.listen(config.adminHost, config.adminPort)
@@ -288,6 +310,7 @@ export class Gateway {
     if (this.closing) return await this.closing
     this.closing = (async () => {
       this.log.info('uspgate shutting down')
+      await this.certify.close() // running certification runs are cancelled and put back what they changed
       this.listeners.stopAccepting()
       this.certificates.close()
       // MQTT 5 clients are told why (0x8B) before the sockets close.

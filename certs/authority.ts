@@ -391,6 +391,17 @@ export class CertificateAuthority {
 
   // ---------------------------------------------------------------- trust
 
+  /**
+   * Signs bytes with the root CA key (RSASSA-PKCS1-v1_5, SHA-256), e.g. a certification evidence
+   * manifest, so anyone holding the root certificate can check it was not altered.
+   */
+  async signWithRoot (data: Uint8Array<ArrayBuffer>): Promise<{ algorithm: 'RSASSA-PKCS1-v1_5-SHA256', signature: Buffer, certificatePem: string }> {
+    this.#requireState()
+    const issuer = await this.#rootIssuer()
+    const signature = await globalThis.crypto.subtle.sign({ name: 'RSASSA-PKCS1-v1_5' }, issuer.key, data)
+    return { algorithm: 'RSASSA-PKCS1-v1_5-SHA256', signature: Buffer.from(signature), certificatePem: this.#root!.pem }
+  }
+
   rootCaPem (): string {
     this.#requireState()
     return this.#root!.pem

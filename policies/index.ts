@@ -20,6 +20,9 @@ export {
   ENTRYPOINT, type PolicyInput, type PolicyClient, type PolicyAction, type PolicyResult, type Decision, type GoldenCase
 } from './types.ts'
 
+// Bundle archives (read; relabel a revision)
+export { readTarGz, writeTarGz, TarError } from './tar.ts'
+
 // Build tooling (needs the pinned OPA CLI; not used at runtime)
 export { OPA_VERSION, findOpa, runOpa, OpaNotFoundError } from './opa-cli.ts'
 export { buildBundle, checkBundle, computeRevision, policySources, POLICY_DIR, type BuildOptions, type CheckResult, type PolicySource } from './build-bundle.ts'

@@ -1,7 +1,7 @@
 // A minimal reader for the gzip-compressed ustar archives `opa build` writes (Go archive/tar).
 // Regular files only; directories are skipped, PAX and GNU long names are honoured. Written here
 // rather than taken as a dependency because a bundle is three or four small files.
-import { gunzipSync } from 'node:zlib'
+import { gunzipSync, gzipSync } from 'node:zlib'
 
 const BLOCK = 512
 
@@ -87,4 +87,32 @@ function paxPath (data: Buffer): string | undefined {
     if (m) return m[1]
   }
   return undefined
+}
+
+/**
+ * Writes a gzip-compressed ustar archive of regular files (names up to 100 bytes), the shape
+ * `opa build` produces and readTar reads: used to re-label a bundle's revision (a certification
+ * canary with the stable rules).
+ */
+export function writeTarGz (files: Map<string, Buffer>): Buffer {
+  const blocks: Buffer[] = []
+  for (const [name, data] of files) {
+    const header = Buffer.alloc(BLOCK)
+    const path = `/${name}`
+    if (Buffer.byteLength(path) > 100) throw new TarError(`name too long for ustar: ${name}`)
+    header.write(path, 0, 'utf8')
+    header.write('0000644\0', 100, 'latin1')
+    header.write('0000000\0', 108, 'latin1')
+    header.write('0000000\0', 116, 'latin1')
+    header.write(data.length.toString(8).padStart(11, '0') + '\0', 124, 'latin1')
+    header.write('00000000000\0', 136, 'latin1')
+    header.write('0', 156, 'latin1')
+    header.write('ustar\u000000', 257, 'latin1')
+    let sum = 0
+    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i]!
+    header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1')
+    blocks.push(header, data, Buffer.alloc((BLOCK - (data.length % BLOCK)) % BLOCK))
+  }
+  blocks.push(Buffer.alloc(BLOCK * 2))
+  return gzipSync(Buffer.concat(blocks))
 }

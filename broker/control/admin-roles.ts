@@ -20,7 +20,8 @@ export const ADMIN_PERMISSIONS = {
   'cert.revoke': 'revoke device certificates',
   'ca.manage': 'import / remove vendor CAs, revoke a tenant issuing CA',
   'policy.write': 'upload policy bundles, shadow, canary, promote, rollback',
-  'token.manage': 'create, list and revoke admin tokens'
+  'token.manage': 'create, list and revoke admin tokens',
+  'certify.run': 'start and cancel certification runs (a run temporarily revokes / rotates the device under test\'s credential and starts a canary on its tenant, and puts both back)'
 } as const
 
 export type AdminPermission = keyof typeof ADMIN_PERMISSIONS
@@ -28,7 +29,7 @@ export type AdminPermission = keyof typeof ADMIN_PERMISSIONS
 const GRANTS: Record<AdminRole, readonly AdminPermission[]> = {
   viewer: ['read'],
   security: ['read', 'credential.revoke', 'cert.revoke', 'ca.manage'],
-  noc: ['read', 'tenant.write', 'credential.issue', 'cert.issue', 'policy.write'],
+  noc: ['read', 'tenant.write', 'credential.issue', 'cert.issue', 'policy.write', 'certify.run'],
   admin: Object.keys(ADMIN_PERMISSIONS) as AdminPermission[]
 }
 

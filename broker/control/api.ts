@@ -11,6 +11,7 @@ import type { CertificateService } from '../pki/index.ts'
 import type { ClusterView } from './cluster-view.ts'
 import type { AdminAccess } from './admin-access.ts'
 import type { PolicyVersions } from './policy-versions.ts'
+import type { RunView, VerifyResult } from '../certify/index.ts'
 
 /** Certificate operations of the admin API (and the CA's server TLS material for the admin listener). */
 export type CertificateOperations = Pick<CertificateService, 'issue' | 'signCsr' | 'list' | 'revoke' | 'crlPem' | 'publishedCrlPem' | 'rootCrlPem' | 'caChainPem' | 'trustBundlePem' | 'importCa' | 'listImportedCas' | 'removeImportedCa' | 'revokeCa'> & {
@@ -47,4 +48,12 @@ export interface ControlPlane {
   queryEvents(q: EventQuery): SecurityEvent[]
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
   securityStats(since: string, tenants?: readonly string[]): TenantEventStats[]
+  /** Certification runs (broker/certify): start (202, in the background), list, get, cancel, evidence. */
+  startCertification(tenant: string, input: { endpointId: string, level?: string | undefined, workflows?: string[] | undefined, onlineTimeoutSeconds?: number | undefined }, actor: Actor): RunView
+  listCertifications(tenant: string): RunView[]
+  getCertification(tenant: string, id: string): RunView
+  cancelCertification(tenant: string, id: string): RunView
+  certificationEvidence(tenant: string, id: string): Promise<{ manifest: Record<string, unknown>, verification: VerifyResult }>
+  /** The device matrix as JSON, CSV or Markdown (only the given tenants' rows when scoped). */
+  deviceMatrix(format: 'json' | 'csv' | 'markdown', tenants?: readonly string[]): { type: string, body: string }
 }

@@ -17,6 +17,9 @@ import { DEFAULT_USP_SETTINGS, type EndpointRecord, type TenantUspSettings } fro
 import { AdminAccess } from './admin-access.ts'
 import { ControlError, type Actor } from '../core/index.ts'
 import type { ControlPlane } from './api.ts'
+import { CertifyError, matrixCsv, matrixMarkdown, verifyEvidence, MANIFEST_FILE, type CertificationService, type MatrixRow, type RunView, type VerifyResult } from '../certify/index.ts'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 
 
 interface GatewayLike {
@@ -32,6 +35,7 @@ interface GatewayLike {
   readonly uspAudit: UspAuditTrail
   readonly policyVersions?: PolicyVersions
   readonly certificates?: CertificateService
+  readonly certify?: CertificationService
   disconnectIdentity(tenant: string, principal: string): number
 }
 
@@ -186,10 +190,70 @@ export class GatewayControlPlane implements ControlPlane {
 
   listSessions (tenant?: string): SessionView[] { return this.gw.sessions.list(tenant) }
 
+  // ---- certification runs, evidence, device matrix (broker/certify)
+
+  private get certifyService (): CertificationService {
+    if (this.gw.certify === undefined) throw new Error('certification is not available')
+    return this.gw.certify
+  }
+
+  /** Starts a run in the background (202); progress through getCertification. */
+  startCertification (tenant: string, input: { endpointId: string, level?: string | undefined, workflows?: string[] | undefined, onlineTimeoutSeconds?: number | undefined }, actor: Actor): RunView {
+    this.requireTenant(tenant)
+    return certifyCall(() => this.certifyService.start({ tenant, ...input }, actor.id))
+  }
+
+  listCertifications (tenant: string): RunView[] {
+    this.requireTenant(tenant)
+    return this.certifyService.list(tenant)
+  }
+
+  getCertification (tenant: string, id: string): RunView {
+    this.requireTenant(tenant)
+    return certifyCall(() => this.certifyService.get(tenant, id))
+  }
+
+  cancelCertification (tenant: string, id: string): RunView {
+    this.requireTenant(tenant)
+    return certifyCall(() => this.certifyService.cancel(tenant, id))
+  }
+
+  /** The signed manifest of a finished run and a fresh verification of its bundle against the gateway root. */
+  async certificationEvidence (tenant: string, id: string): Promise<{ manifest: Record<string, unknown>, verification: VerifyResult }> {
+    const run = this.getCertification(tenant, id)
+    if (run.evidencePath === undefined) throw new ControlError(409, 'no evidence yet', `run ${id} is ${run.state}; its evidence is filed when it ends`)
+    const root = (await this.certificates.authority()).rootCaPem()
+    const verification = await verifyEvidence(run.evidencePath, root)
+    const manifest = JSON.parse(await readFile(join(run.evidencePath, MANIFEST_FILE), 'utf8')) as Record<string, unknown>
+    return { manifest, verification }
+  }
+
+  /** The device matrix (rows of the given tenants only, when scoped) as JSON, CSV or Markdown. */
+  deviceMatrix (format: 'json' | 'csv' | 'markdown', tenants?: readonly string[]): { type: string, body: string } {
+    const rows: MatrixRow[] = this.certifyService.matrix.list().filter(r => tenants === undefined || tenants.includes(r.tenant))
+    if (format === 'csv') return { type: 'text/csv; charset=utf-8', body: matrixCsv(rows) }
+    if (format === 'markdown') return { type: 'text/markdown; charset=utf-8', body: matrixMarkdown(rows) }
+    return { type: 'application/json; charset=utf-8', body: JSON.stringify({ rules: this.certifyService.checklist.matrixRules, rows }) }
+  }
+
+  /** Where evidence bundles are filed (the CLI verifies them locally). */
+  get evidenceRoot (): string { return this.certifyService.evidenceRoot }
+
   queryEvents (q: EventQuery): SecurityEvent[] { return this.gw.events.query(q) }
 
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
   securityStats (since: string, tenants?: readonly string[]): TenantEventStats[] { return this.gw.events.stats(since, tenants) }
+}
+
+function certifyCall<T> (f: () => T): T {
+  try {
+    return f()
+  } catch (err) {
+    if (err instanceof CertifyError) {
+      throw new ControlError(err.kind === 'invalid' ? 400 : err.kind === 'not_found' ? 404 : 409, err.kind === 'invalid' ? 'invalid certification request' : err.kind === 'not_found' ? 'not found' : 'conflict', err.message)
+    }
+    throw err
+  }
 }
 
 function mapStoreError (err: unknown): Error {

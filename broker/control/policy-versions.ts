@@ -8,7 +8,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import {
-  PolicyBundleError, loadBundle, loadGolden, DEFAULT_BUNDLE_PATH,
+  PolicyBundleError, loadBundle, loadGolden, DEFAULT_BUNDLE_PATH, readTarGz, writeTarGz,
   type GoldenCase, type LoadedPolicy, type PolicyEngine, type CanaryTrip, type ShadowDiff
 } from '../../policies/index.ts'
 import { writeFileAtomic, type PolicySharedStore } from '../store/index.ts'
@@ -254,6 +254,21 @@ export class PolicyVersions {
       this.deps.emit({ code: 'policy.rolled_back', actor, policyRevision: prev, action: 'policy.rollback', reason: `stable ${a.stable} → ${prev}${reason ? `: ${reason}` : ''}` })
       return this.view()
     })
+  }
+
+  /**
+   * A stored revision with exactly the rules of `revision` under the name `<revision>.certify`
+   * (the manifest relabelled), uploaded once and reused: certification runs start it as a canary
+   * on one tenant to prove rollback without changing what any rule decides.
+   */
+  async relabelledCopy (revision: string, actor: string): Promise<string> {
+    const name = `${revision}.certify`.slice(0, 128)
+    if (this.find(name)) return name
+    const files = readTarGz(await this.readBundle(revision))
+    const manifest = JSON.parse(files.get('.manifest')?.toString('utf8') ?? '{}') as Record<string, unknown>
+    files.set('.manifest', Buffer.from(JSON.stringify({ ...manifest, revision: name })))
+    await this.upload(writeTarGz(files), `stable ${revision} relabelled for certification canary checks`, actor)
+    return name
   }
 
   diff (revision: string): ShadowDiff {

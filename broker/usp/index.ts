@@ -66,3 +66,18 @@ export { UspAuditTrail, USP_AUDIT_PER_TENANT, type UspAuditEntry, type SharedUsp
 export { EndpointRegistry, mqttVersion, type Endpoints } from './endpoints.ts'
 export { Presence, presenceTopic, type PublishRetained } from './presence.ts'
 export { uspRecordObserver, type RecordCounter } from './observer.ts'
+
+export {
+  UspController,
+  UspErrorReply,
+  UspTimeout,
+  USP_CONTENT_TYPE,
+  USP_ERROR_CODES,
+  NOT_SUPPORTED_CODES,
+  uspErrorName,
+  type ControllerOptions,
+  type RecordTrace,
+  type UspReply,
+  type NotifyEvent,
+  type ConnectRecordEvent
+} from './controller/index.ts'

@@ -23,8 +23,8 @@ after(async () => { await g.close(); await removeDir(g.dataDir) })
 const GRANTS: Record<AdminRoleName, string[]> = {
   viewer: ['read'],
   security: ['read', 'credential.revoke', 'cert.revoke', 'ca.manage'],
-  noc: ['read', 'tenant.write', 'credential.issue', 'cert.issue', 'policy.write'],
-  admin: ['read', 'tenant.write', 'credential.issue', 'credential.revoke', 'cert.issue', 'cert.revoke', 'ca.manage', 'policy.write', 'token.manage']
+  noc: ['read', 'tenant.write', 'credential.issue', 'cert.issue', 'policy.write', 'certify.run'],
+  admin: ['read', 'tenant.write', 'credential.issue', 'credential.revoke', 'cert.issue', 'cert.revoke', 'ca.manage', 'policy.write', 'token.manage', 'certify.run']
 }
 const ROLES: AdminRoleName[] = ['viewer', 'security', 'noc', 'admin']
 
@@ -75,7 +75,13 @@ const ROUTES: Record<string, Fixture> = {
   'GET /v1/cluster': read('cluster.view', '/v1/cluster'),
   'GET /v1/me': read('token.self', '/v1/me'),
   'GET /v1/endpoints': read('endpoint.search', '/v1/endpoints?q=00256D&limit=5'),
-  'GET /v1/security-stats': read('security-stats.get', '/v1/security-stats?window=7d')
+  'GET /v1/security-stats': read('security-stats.get', '/v1/security-stats?window=7d'),
+  'POST /v1/tenants/{tenant}/certifications': { permission: 'certify.run', action: 'certify.start', path: '/v1/tenants/acme/certifications', body: () => ({ endpointId: 'os::00256D-not-provisioned' }) },
+  'GET /v1/tenants/{tenant}/certifications': read('certify.list', '/v1/tenants/acme/certifications'),
+  'GET /v1/tenants/{tenant}/certifications/{id}': read('certify.get', '/v1/tenants/acme/certifications/cr-20260101000000-00000000'),
+  'DELETE /v1/tenants/{tenant}/certifications/{id}': { permission: 'certify.run', action: 'certify.cancel', path: '/v1/tenants/acme/certifications/cr-20260101000000-00000000' },
+  'GET /v1/tenants/{tenant}/certifications/{id}/evidence': read('certify.evidence', '/v1/tenants/acme/certifications/cr-20260101000000-00000000/evidence'),
+  'GET /v1/certifications/matrix': read('certify.matrix', '/v1/certifications/matrix')
 }
 
 const tokens = new Map<AdminRoleName, CreatedToken>()
@@ -133,7 +139,7 @@ test('every /v1 operation × every role: allowed → never 401/403/5xx and audit
       }
     }
   }
-  assert.equal(forbiddenCount, 39) // 18 viewer + 13 security + 8 noc + 0 admin
+  assert.equal(forbiddenCount, 43) // 20 viewer + 15 security + 8 noc + 0 admin
 })
 
 test('tenant-scoped tokens see and act on only their tenants; cross-tenant calls are 403 whether or not the tenant exists', async () => {

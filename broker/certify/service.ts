@@ -1,0 +1,344 @@
+// Certification runs of the gateway: start (one at a time per device), progress, cancel, the
+// evidence bundle and the device-matrix row each run files, and the crash journal that lets a
+// restarted gateway put back what an interrupted run changed.
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { writeFileAtomic } from '../store/index.ts'
+import { loadChecklist, workflowsOf, type Checklist } from './checklist.ts'
+import { toJsonText, writeEvidence } from './evidence.ts'
+import { DeviceMatrix, matrixStatus, type MatrixRow } from './matrix.ts'
+import { CertificationRun, CERTIFY_PROBE_ID, CERTIFY_PROBE_TENANT, DEFAULT_TIMINGS, type RestoreState, type RunCredentials, type RunTimings } from './run.ts'
+import { generateSecret, hashSecret } from '../core/index.ts'
+import type { CertifyHost } from './host.ts'
+
+export const DEFAULT_CONTROLLER_ID = 'self::uspgate-certify'
+const GATEWAY_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+/** Why a run cannot start: mapped to 400 / 404 / 409 by the control plane. */
+export class CertifyError extends Error {
+  constructor (readonly kind: 'invalid' | 'not_found' | 'conflict', message: string) { super(message) }
+}
+
+export interface RunView {
+  id: string
+  tenant: string
+  endpointId: string
+  level: string
+  workflows: string[]
+  state: string
+  levelReached: string
+  startedAt: string
+  finishedAt?: string
+  error?: string
+  progress: Array<{ at: string, check?: string, message: string }>
+  checks: Array<{ id: string, title: string, category: string, result: string, summary: string, durationMs: number }>
+  evidencePath?: string
+  matrixStatus?: string
+}
+
+export interface CertifyOptions {
+  controllerId?: string
+  timings?: Partial<RunTimings>
+  /** Lab provisioning step (executable); default USPGATE_CERTIFY_PROVISION_CMD, read at each run. */
+  provisionCommand?: () => string | undefined
+}
+
+export class CertificationService {
+  readonly checklist: Checklist
+  readonly matrix: DeviceMatrix
+  private readonly runs = new Map<string, CertificationRun>()
+  private readonly active = new Map<string, string>()
+  private readonly views = new Map<string, RunView>()
+  private readonly controllerId: string
+  private readonly timings: RunTimings
+  private readonly journalDir: string
+  /** The gateway's own logins shared by concurrent runs: secret (memory only) and how many runs hold it. */
+  private readonly held = new Map<string, { secret: Promise<string>, count: number }>()
+  private readonly credentials: RunCredentials = {
+    acquire: async (tenant, principal) => {
+      const key = `${tenant}:${principal}`
+      let h = this.held.get(key)
+      if (h === undefined) {
+        h = { secret: this.issueOwnCredential(tenant, principal), count: 0 }
+        this.held.set(key, h)
+      }
+      h.count++
+      return await h.secret
+    },
+    release: async (tenant, principal) => {
+      const key = `${tenant}:${principal}`
+      const h = this.held.get(key)
+      if (h === undefined || --h.count > 0) return
+      this.held.delete(key)
+      await this.host.store.revokeCredential(tenant, principal, new Date().toISOString()).catch(() => {})
+    }
+  }
+
+  constructor (private readonly host: CertifyHost, private readonly opts: CertifyOptions = {}) {
+    this.checklist = loadChecklist()
+    this.matrix = new DeviceMatrix(host.dataDir)
+    this.controllerId = opts.controllerId ?? process.env.USPGATE_CERTIFY_CONTROLLER_ID ?? DEFAULT_CONTROLLER_ID
+    this.timings = { ...DEFAULT_TIMINGS, ...opts.timings }
+    this.journalDir = join(host.dataDir, 'certify', 'active')
+  }
+
+  get evidenceRoot (): string { return join(this.host.dataDir, 'evidence') }
+
+  /** A fresh secret for one of the gateway's own endpoints (role controller); only its hash is stored. */
+  private async issueOwnCredential (tenant: string, principal: string): Promise<string> {
+    if (tenant === CERTIFY_PROBE_TENANT && this.host.store.getTenant(tenant) === undefined) {
+      await this.host.store.addTenant({ id: tenant, name: 'uspgate certification probe (cross-tenant checks)', createdAt: new Date().toISOString() })
+    }
+    const cur = this.host.store.getCredential(tenant, principal)
+    if (cur !== undefined && cur.revokedAt === undefined) await this.host.store.revokeCredential(tenant, principal, new Date().toISOString())
+    const secret = generateSecret()
+    await this.host.store.putCredential({ tenant, principal, role: 'controller', secretHash: hashSecret(secret), createdAt: new Date().toISOString() })
+    return secret
+  }
+
+  /** Loads the matrix and puts back what runs interrupted by a crash or restart had changed. */
+  async load (): Promise<void> {
+    await this.matrix.load()
+    let names: string[] = []
+    try { names = await readdir(this.journalDir) } catch { return }
+    for (const name of names.filter(n => n.endsWith('.json'))) {
+      try {
+        const r = JSON.parse(await readFile(join(this.journalDir, name), 'utf8')) as RestoreState
+        const cur = this.host.store.getCredential(r.tenant, r.endpointId)
+        if (cur === undefined || cur.revokedAt !== undefined || cur.secretHash !== r.baseline.secretHash) {
+          if (cur !== undefined && cur.revokedAt === undefined) await this.host.store.revokeCredential(r.tenant, r.endpointId, new Date().toISOString())
+          const { revokedAt: _r, ...active } = r.baseline
+          await this.host.store.putCredential(active)
+        }
+        if (r.canaryStarted !== undefined && this.host.policyAssignment().canary?.revision === r.canaryStarted) {
+          await this.host.rollback('certify', `certification run ${name.slice(0, -5)} was interrupted`)
+        }
+        this.host.events.emit({ code: 'certify.restored_after_restart', tenant: r.tenant, principal: r.endpointId, action: 'certify.restore', reason: `run ${name.slice(0, -5)}: credential${r.canaryStarted ? ' and canary' : ''} put back` })
+        await rm(join(this.journalDir, name), { force: true })
+      } catch (err) {
+        this.host.events.emit({ code: 'certify.restored_after_restart', action: 'certify.restore', reason: `run journal ${name} could not be applied: ${(err as Error).message.slice(0, 200)}` })
+      }
+    }
+  }
+
+  /** Validates and starts a run (in the background); returns its first view. */
+  start (input: { tenant: string, endpointId: string, level?: string | undefined, workflows?: string[] | undefined, onlineTimeoutSeconds?: number | undefined }, actor: string): RunView {
+    const online = input.onlineTimeoutSeconds
+    if (online !== undefined && (!Number.isInteger(online) || online < 1 || online > 3600)) throw new CertifyError('invalid', 'onlineTimeoutSeconds must be an integer 1..3600')
+    const level = input.level ?? 'integration-ready'
+    if (!this.checklist.levels.some(l => l.id === level)) throw new CertifyError('invalid', `level must be one of ${this.checklist.levels.map(l => l.id).join(', ')}`)
+    const known = workflowsOf(this.checklist)
+    const workflows = [...new Set(input.workflows ?? [])]
+    const unknown = workflows.filter(w => !known.includes(w))
+    if (unknown.length > 0) throw new CertifyError('invalid', `unknown workflow(s) ${unknown.join(', ')}; known: ${known.join(', ')}`)
+    if (this.host.store.getTenant(input.tenant) === undefined) throw new CertifyError('not_found', `no tenant "${input.tenant}"`)
+    const cred = this.host.store.getCredential(input.tenant, input.endpointId)
+    if (cred === undefined) throw new CertifyError('not_found', `no credential for "${input.endpointId}" in tenant "${input.tenant}" (provision the device under test first)`)
+    if (cred.role !== 'agent') throw new CertifyError('invalid', `"${input.endpointId}" is a ${cred.role}, not an agent`)
+    if (cred.revokedAt !== undefined) throw new CertifyError('conflict', `the credential of "${input.endpointId}" is revoked; issue a new one first`)
+    if (input.endpointId === this.controllerId) throw new CertifyError('invalid', 'that is the gateway\'s own certification controller')
+    const key = `${input.tenant}:${input.endpointId}`
+    const running = this.active.get(key)
+    if (running !== undefined) throw new CertifyError('conflict', `run ${running} is already certifying this device (one run per device at a time)`)
+    this.host.requireWritable()
+
+    const id = `cr-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomUUID().slice(0, 8)}`
+    const run = new CertificationRun(id, { tenant: input.tenant, endpointId: input.endpointId, level, workflows, actor, ...(online !== undefined ? { onlineTimeoutMs: online * 1000 } : {}) }, {
+      host: this.host,
+      checklist: this.checklist,
+      timings: { ...this.timings },
+      credentials: this.credentials,
+      controllerId: this.controllerId,
+      provisionCommand: (this.opts.provisionCommand ?? (() => process.env.USPGATE_CERTIFY_PROVISION_CMD || undefined))(),
+      journal: async (runId, state) => { await this.journal(runId, state) }
+    })
+    this.runs.set(id, run)
+    this.active.set(key, id)
+    this.host.events.emit({ code: 'certify.run_started', tenant: input.tenant, principal: input.endpointId, actor, action: 'certify.start', reason: `run ${id}, level ${level}${workflows.length ? `, workflows ${workflows.join(',')}` : ''}` })
+    run.say(`run ${id} started: ${input.tenant} ${input.endpointId}, level ${level}`)
+    void this.execute(run).finally(() => { this.active.delete(key) })
+    return this.view(run)
+  }
+
+  private async execute (run: CertificationRun): Promise<void> {
+    try {
+      await this.finish(run)
+    } catch (err) {
+      // never leave a run without a final view (settled() and the API wait for it)
+      run.error ??= (err as Error).message
+      run.state = 'error'
+      this.views.set(run.id, this.view(run))
+    }
+  }
+
+  private async finish (run: CertificationRun): Promise<void> {
+    await run.execute()
+    run.finishedAt = new Date()
+    run.outcome = run.outcome === 'passed' && this.levelReached(run, 'passed') !== run.req.level ? 'failed' : run.outcome
+    const reached = this.levelReached(run, run.outcome)
+    run.levelReached = reached
+    let status: string | undefined
+    try {
+      run.evidencePath = await this.fileEvidence(run)
+      status = (await this.fileMatrixRow(run)).status
+    } catch (err) {
+      run.say(`evidence / matrix could not be written: ${(err as Error).message}`)
+      run.error ??= (err as Error).message
+    }
+    await this.journal(run.id, null)
+    run.state = run.outcome
+    run.say(`run ${run.state}: level reached ${reached}${status ? `, matrix ${status}` : ''}${run.evidencePath ? `, evidence ${run.evidencePath}` : ''}`)
+    this.host.events.emit({ code: 'certify.run_finished', tenant: run.req.tenant, principal: run.req.endpointId, actor: run.req.actor, action: 'certify.finish', reason: `run ${run.id} ${run.state}; level ${reached}${status ? `; matrix ${status}` : ''}` })
+    const v = this.view(run)
+    if (status !== undefined) v.matrixStatus = status
+    this.views.set(run.id, v)
+  }
+
+  /** The highest level whose required checks all passed ('none' if none). */
+  private levelReached (run: CertificationRun, outcome: string): string {
+    if (outcome === 'cancelled' || outcome === 'error') return 'none'
+    let reached = 'none'
+    for (const l of this.checklist.levels) {
+      if (l.requires.every(id => run.outcomes.some(o => o.id === id && o.result === 'pass'))) reached = l.id
+      if (l.id === run.req.level) break
+    }
+    return reached
+  }
+
+  /** Each failed / unsupported / manual / skipped check is a limitation, named by its id. */
+  private limitations (run: CertificationRun): string[] {
+    const out = run.outcomes.filter(o => o.result !== 'pass').map(o => `${o.id}: ${o.result} - ${o.summary}`)
+    // objects a passing check found missing are limitations too (recorded as unsupported, not failures)
+    for (const o of run.outcomes.filter(x => x.result === 'pass')) {
+      for (const u of (o.details.unsupported as string[] | undefined) ?? []) out.push(`${o.id}: unsupported - ${u}`)
+    }
+    if (run.outcome === 'cancelled' || run.outcome === 'error') out.unshift(`run ${run.outcome}: ${run.error ?? ''}`)
+    return out
+  }
+
+  private async fileEvidence (run: CertificationRun): Promise<string> {
+    const scrub = (text: string): string => run.secrets.reduce((acc, s) => acc.replaceAll(s, '[redacted]'), text)
+    const since = run.startedAt.toISOString()
+    const related = this.host.events.query({ since, limit: 100_000 })
+      .filter(e => e.time <= (run.finishedAt ?? new Date()).toISOString())
+      // the device's own events (incl. bare-username ones, which carry no tenant), the run's controller
+      // and cross-tenant probe, and policy changes (the canary check)
+      .filter(e => [run.req.endpointId, `${run.req.tenant}:${run.req.endpointId}`, this.controllerId, CERTIFY_PROBE_ID].includes(e.principal ?? '') || e.code.startsWith('policy.'))
+      .reverse()
+    const records = run.traces.map((t, seq) => ({ seq, direction: t.direction, at: t.at, topic: t.topic, ...(t.replyTo !== undefined ? { replyTo: t.replyTo } : {}), raw: t.raw.toString('base64'), decoded: t.decoded }))
+    const manifest = {
+      runId: run.id,
+      tenant: run.req.tenant,
+      endpointId: run.req.endpointId,
+      levelRequested: run.req.level,
+      levelReached: run.levelReached,
+      state: run.outcome,
+      ...(run.error !== undefined ? { error: run.error } : {}),
+      workflows: run.req.workflows,
+      startedAt: since,
+      finishedAt: (run.finishedAt ?? new Date()).toISOString(),
+      durationMs: (run.finishedAt ?? new Date()).getTime() - run.startedAt.getTime(),
+      checklistVersion: this.checklist.version,
+      gateway: { product: 'uspgate', version: GATEWAY_VERSION, node: this.host.nodeId, controllerEndpointId: this.controllerId },
+      policy: { atStart: run.restore?.policyAtStart, atEnd: this.host.policyAssignment(), tenantRevisionAtEnd: this.host.revisionFor(run.req.tenant) },
+      device: run.facts,
+      checks: run.outcomes,
+      limitations: this.limitations(run),
+      progress: run.progress,
+      recordCount: records.length,
+      securityEventCount: related.length
+    }
+    const dir = join(this.evidenceRoot, run.id)
+    await writeEvidence(dir, {
+      'records.ndjson': scrub(records.map(r => toJsonText(r)).join('\n') + (records.length ? '\n' : '')),
+      'security-events.ndjson': scrub(related.map(e => JSON.stringify(e)).join('\n') + (related.length ? '\n' : ''))
+    }, JSON.parse(scrub(toJsonText(manifest))) as Record<string, unknown>, async data => await this.host.sign(data))
+    return dir
+  }
+
+  private async fileMatrixRow (run: CertificationRun): Promise<MatrixRow> {
+    const f = run.facts
+    const st = this.host.sessions.ofIdentity(`${run.req.tenant}:${run.req.endpointId}`)[0]?.state
+    const reg = await this.host.endpoints.get(run.req.tenant, run.req.endpointId).catch(() => undefined)
+    const mqtt = st ? (st.protocol === 5 ? 'MQTT 5.0' : 'MQTT 3.1.1') : reg?.mqttVersion ? `MQTT ${reg.mqttVersion}` : 'MQTT ?'
+    const tls = st === undefined ? '?' : st.auth === 'certificate' ? 'mTLS' : st.listener === 'mqtts' ? 'TLS' : 'TCP'
+    const limitations = this.limitations(run)
+    return await this.matrix.record({
+      tenant: run.req.tenant,
+      vendor: f.vendor ?? '',
+      model: f.model ?? '',
+      productClass: f.productClass ?? '',
+      firmwareVersion: f.firmware ?? '',
+      agent: f.agent ?? '',
+      agentVersion: f.agentVersion ?? '',
+      uspVersion: f.uspVersion ?? '',
+      transport: `${mqtt} / ${tls}`,
+      level: run.levelReached,
+      workflows: ['inventory', ...run.outcomes.filter(o => o.category === 'advanced' && o.result === 'pass').map(o => o.id.replace('advanced.', '').replace('_', '-'))],
+      limitations,
+      status: matrixStatus({ levelReached: run.levelReached, levelRequested: run.req.level, limitations, completed: run.outcome === 'passed' || run.outcome === 'failed' }),
+      endpointId: run.req.endpointId,
+      runId: run.id,
+      evidencePath: run.evidencePath,
+      updatedAt: new Date().toISOString()
+    })
+  }
+
+  private async journal (runId: string, state: RestoreState | null): Promise<void> {
+    const file = join(this.journalDir, `${runId}.json`)
+    if (state === null) { await rm(file, { force: true }); return }
+    await mkdir(this.journalDir, { recursive: true, mode: 0o700 })
+    await writeFileAtomic(file, JSON.stringify(state))
+  }
+
+  get (tenant: string, id: string): RunView {
+    const run = this.runs.get(id)
+    if (run === undefined || run.req.tenant !== tenant) throw new CertifyError('not_found', `no certification run "${id}" in tenant "${tenant}"`)
+    return this.views.get(id) ?? this.view(run)
+  }
+
+  list (tenant: string): RunView[] {
+    return [...this.runs.values()].filter(r => r.req.tenant === tenant).map(r => this.views.get(r.id) ?? this.view(r))
+  }
+
+  cancel (tenant: string, id: string): RunView {
+    const run = this.runs.get(id)
+    if (run === undefined || run.req.tenant !== tenant) throw new CertifyError('not_found', `no certification run "${id}" in tenant "${tenant}"`)
+    if (run.state !== 'running') throw new CertifyError('conflict', `run ${id} already ended (${run.state})`)
+    run.cancel()
+    return this.view(run)
+  }
+
+  /** Resolves when the run has ended and its evidence is filed (tests, CLI --wait). */
+  async settled (id: string): Promise<RunView | undefined> {
+    while (this.runs.has(id) && !this.views.has(id)) await new Promise(resolve => setTimeout(resolve, 100))
+    return this.views.get(id)
+  }
+
+  /** Cancels running runs and waits for their clean-up (gateway shutdown). */
+  async close (): Promise<void> {
+    const running = [...this.runs.values()].filter(r => !this.views.has(r.id))
+    for (const r of running) r.cancel('gateway shutting down')
+    await Promise.all(running.map(async r => await this.settled(r.id)))
+  }
+
+  private view (run: CertificationRun): RunView {
+    return {
+      id: run.id,
+      tenant: run.req.tenant,
+      endpointId: run.req.endpointId,
+      level: run.req.level,
+      workflows: run.req.workflows,
+      state: run.state,
+      levelReached: run.levelReached,
+      startedAt: run.startedAt.toISOString(),
+      ...(run.finishedAt ? { finishedAt: run.finishedAt.toISOString() } : {}),
+      ...(run.error !== undefined ? { error: run.error } : {}),
+      progress: [...run.progress],
+      checks: run.outcomes.map(o => ({ id: o.id, title: o.title, category: o.category, result: o.result, summary: o.summary, durationMs: o.durationMs })),
+      ...(run.evidencePath ? { evidencePath: run.evidencePath } : {})
+    }
+  }
+}
