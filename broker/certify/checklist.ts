@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 export type CheckCategory = 'security' | 'interoperability' | 'canary' | 'advanced'
 export type CheckResult = 'pass' | 'fail' | 'unsupported' | 'manual' | 'skipped' | 'error'
 
-export interface CheckDefinition { id: string, category: CheckCategory, title: string, workflow?: string }
+export interface CheckDefinition { id: string, category: CheckCategory, title: string, workflow?: string, params?: Record<string, string> }
 export interface LevelDefinition { id: string, title: string, requires: string[] }
 export interface Checklist {
   version: string

@@ -646,8 +646,7 @@ export class CertificationRun {
   }
 
   private workflowParam (workflow: string, name: string, fallback: string): string {
-    const def = this.ctx.checklist.checks.find(c => c.workflow === workflow) as { params?: Record<string, string> } | undefined
-    return def?.params?.[name] ?? fallback
+    return this.ctx.checklist.checks.find(c => c.workflow === workflow)?.params?.[name] ?? fallback
   }
 
   private async setPreview (): Promise<{ result: CheckResult, summary: string, details?: Record<string, unknown> }> {

@@ -99,7 +99,7 @@ test('MQTT 3.1.1: `uspgate certify` waits for an agent that is powered on during
   const eid = 'os::00D09E-CERT0003'
   const { secret } = await provision(lab.t, tenant, eid, 'agent')
   const policyBefore = lab.t.gw.policyVersions.view().active
-  const run = lab.cli('certify', tenant, eid, '--level', 'integration-ready', '--online-timeout', '90')
+  const run = lab.cli('certify', tenant, eid, '--level', 'integration-ready', '--online-timeout', '90', '--workflows', 'set-preview,operate')
   await waitFor(async () => (await lab.t.api('GET', `/v1/tenants/${tenant}/certifications`)).body.runs?.length === 1, 20_000, 'run started')
   await lab.agent(tenant, eid, { v: '3.1.1', password: secret })
   const out = await run
@@ -107,8 +107,13 @@ test('MQTT 3.1.1: `uspgate certify` waits for an agent that is powered on during
   assert.match(out.stdout, /\[interop\.first_contact\] pass: MQTTConnectRecord V3_1_1/)
   assert.match(out.stdout, /\[interop\.boot_notify\] pass: Boot!/)
   assert.match(out.stdout, /PASSED: level integration-ready, matrix (green|yellow)/)
+  // the advanced workflows ran only because they were named: Set with read-back and rollback, Operate
+  assert.match(out.stdout, /\[advanced\.set_preview\] pass: Device\.LocalAgent\.Controller\.1\.PeriodicNotifInterval: 86400 → 86399 → rolled back to 86400/)
+  assert.match(out.stdout, /\[advanced\.operate\] pass: Operate Device\.LocalAgent\.Controller\.1\.SendOnBoardRequest\(\) answered/)
+  assert.doesNotMatch(out.stdout, /advanced\.reboot/)
   const row = (await lab.t.api('GET', '/v1/certifications/matrix')).body.rows.find((r: { endpointId: string }) => r.endpointId === eid)
   assert.equal(row.level, 'integration-ready')
+  assert.deepEqual(row.workflows, ['inventory', 'set-preview', 'operate'])
   assert.match(row.transport, /MQTT 3\.1\.1 \/ TCP/)
   assert.equal(row.status, row.limitations.length === 0 ? 'green' : 'yellow')
   assert.ok(row.limitations.every((l: string) => !/: (fail|error) /.test(l)), row.limitations.join('\n'))
