@@ -258,7 +258,7 @@ export class Gateway {
     if (config.ws) await this.listeners.startWebSocket(config.ws.host, config.ws.port, undefined, this.log)
     // secure WebSocket: the server certificate of the gateway CA, as on MQTTS
     if (config.wss) await this.listeners.startWebSocket(config.wss.host, config.wss.port, (await this.certificates.authority()).serverTlsMaterial(), this.log)
-    await this.certify.load() // the device matrix; puts back what a run interrupted by a restart changed
+    await this.certify.load() // puts back what a certification run interrupted by a restart changed
 
     this.admin = await buildAdminApi(this.control, { logger: this.log, ...(this.options.adminSettings ? { settings: this.options.adminSettings } : {}) })
     this.adminPort = await this.admin.listen(config.adminHost, config.adminPort)

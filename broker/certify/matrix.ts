@@ -4,10 +4,8 @@
 //   yellow - Integration Ready reached, with limitations (unsupported objects, manual steps, or
 //            checks of a higher level that failed);
 //   red    - Integration Ready not reached, or the run was cancelled / timed out.
-// Stored atomically in <data dir>/certify/device-matrix.json (embedded state store).
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { writeFileAtomic } from '../store/index.ts'
+// Kept in the state store (state.json embedded, the hash <p>state:device-matrix in cluster mode).
+import type { StateStore } from '../store/index.ts'
 
 export type MatrixStatus = 'green' | 'yellow' | 'red'
 
@@ -51,31 +49,16 @@ function compareVersions (a: string, b: string): number {
 }
 
 export class DeviceMatrix {
-  private rows = new Map<string, MatrixRow>()
-  private readonly path: string
-  private writing: Promise<void> = Promise.resolve()
-
-  constructor (dataDir: string) {
-    this.path = join(dataDir, 'certify', 'device-matrix.json')
-  }
-
-  async load (): Promise<void> {
-    try {
-      const list = JSON.parse(await readFile(this.path, 'utf8')) as MatrixRow[]
-      this.rows = new Map(list.map(r => [r.key, r]))
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-    }
-  }
+  constructor (private readonly store: StateStore) {}
 
   list (): MatrixRow[] {
-    return [...this.rows.values()].sort((a, b) => a.key.localeCompare(b.key))
+    return this.store.listMatrixRows() as unknown as MatrixRow[]
   }
 
   /** Adds or updates the row of one run; firmware versions and run ids accumulate. */
   async record (row: Omit<MatrixRow, 'key' | 'firmware' | 'firmwareRange' | 'runs'> & { firmwareVersion: string }): Promise<MatrixRow> {
     const key = [row.tenant, row.vendor, row.model, row.productClass, row.agent, row.transport].join('|')
-    const prev = this.rows.get(key)
+    const prev = this.list().find(r => r.key === key)
     const firmware = [...new Set([...(prev?.firmware ?? []), ...(row.firmwareVersion ? [row.firmwareVersion] : [])])].sort(compareVersions)
     const { firmwareVersion: _fw, ...rest } = row
     const next: MatrixRow = {
@@ -85,10 +68,7 @@ export class DeviceMatrix {
       firmwareRange: firmware.length === 0 ? 'unknown' : firmware.length === 1 ? firmware[0]! : `${firmware[0]!} – ${firmware.at(-1)!}`,
       runs: [...(prev?.runs ?? []), row.runId]
     }
-    this.rows.set(key, next)
-    const text = JSON.stringify(this.list(), null, 2) + '\n'
-    this.writing = this.writing.catch(() => {}).then(async () => { await writeFileAtomic(this.path, text) })
-    await this.writing
+    await this.store.putMatrixRow(next as unknown as { key: string })
     return next
   }
 }

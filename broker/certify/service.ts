@@ -78,7 +78,7 @@ export class CertificationService {
 
   constructor (private readonly host: CertifyHost, private readonly opts: CertifyOptions = {}) {
     this.checklist = loadChecklist()
-    this.matrix = new DeviceMatrix(host.dataDir)
+    this.matrix = new DeviceMatrix(host.store)
     this.controllerId = opts.controllerId ?? process.env.USPGATE_CERTIFY_CONTROLLER_ID ?? DEFAULT_CONTROLLER_ID
     this.timings = { ...DEFAULT_TIMINGS, ...opts.timings }
     this.journalDir = join(host.dataDir, 'certify', 'active')
@@ -98,9 +98,8 @@ export class CertificationService {
     return secret
   }
 
-  /** Loads the matrix and puts back what runs interrupted by a crash or restart had changed. */
+  /** Puts back what runs interrupted by a crash or restart had changed. */
   async load (): Promise<void> {
-    await this.matrix.load()
     let names: string[] = []
     try { names = await readdir(this.journalDir) } catch { return }
     for (const name of names.filter(n => n.endsWith('.json'))) {

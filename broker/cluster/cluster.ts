@@ -259,6 +259,7 @@ export class Cluster implements ClusterAccess {
         break
       case 'tenant': refresh(store.refreshTenant(msg.id)); break
       case 'admin-token': refresh(store.refreshAdminToken(msg.id)); break
+      case 'matrix-row': refresh(store.refreshMatrixRow(msg.key)); break
       case 'policy': refresh(hooks.onPolicyChanged()); break
       default: break
     }

@@ -8,13 +8,14 @@ import { MemoryCopy, credKey } from '../store/index.ts'
 import type { Redis } from 'ioredis'
 import { StoreError } from '../store/index.ts'
 import type { StateStore } from '../store/index.ts'
-import type { AdminTokenRecord, CredentialRecord, TenantRecord } from '../store/index.ts'
+import type { AdminTokenRecord, CredentialRecord, DeviceMatrixRecord, TenantRecord } from '../store/index.ts'
 
 /** What changed; the cluster publishes it on the control channel. */
 export type StoreChange =
   | { kind: 'tenant', id: string }
   | { kind: 'credential', tenant: string, principal: string, revoked: boolean }
   | { kind: 'admin-token', id: string }
+  | { kind: 'matrix-row', key: string }
 
 // KEYS[1] credentials hash; ARGV[1] field, ARGV[2] new record JSON
 const PUT_CREDENTIAL = `
@@ -48,32 +49,36 @@ redis.call('HSET', KEYS[1], ARGV[1], out)
 return out`
 
 export class RedisStateStore extends MemoryCopy implements StateStore {
-  readonly keys: { tenants: string, credentials: string, adminTokens: string }
+  readonly keys: { tenants: string, credentials: string, adminTokens: string, matrix: string }
   private pending = new Set<Promise<unknown>>()
   /** Called after every successful write (the cluster broadcasts it). */
   onChange: (change: StoreChange) => Promise<void> | void = () => {}
 
   constructor (private readonly redis: Redis, prefix: string) {
     super()
-    this.keys = { tenants: `${prefix}state:tenants`, credentials: `${prefix}state:credentials`, adminTokens: `${prefix}state:admin-tokens` }
+    this.keys = { tenants: `${prefix}state:tenants`, credentials: `${prefix}state:credentials`, adminTokens: `${prefix}state:admin-tokens`, matrix: `${prefix}state:device-matrix` }
   }
 
   /** Full reload: the in-memory copy is replaced only once everything was read. */
   async load (): Promise<void> {
-    const [t, c, a] = await Promise.all([
+    const [t, c, a, m] = await Promise.all([
       this.redis.hgetall(this.keys.tenants),
       this.redis.hgetall(this.keys.credentials),
-      this.redis.hgetall(this.keys.adminTokens)
+      this.redis.hgetall(this.keys.adminTokens),
+      this.redis.hgetall(this.keys.matrix)
     ])
     const tenants = new Map<string, TenantRecord>()
     const credentials = new Map<string, CredentialRecord>()
     const adminTokens = new Map<string, AdminTokenRecord>()
+    const matrix = new Map<string, DeviceMatrixRecord>()
+    for (const [k, v] of Object.entries(m)) matrix.set(k, parse(v, this.keys.matrix))
     for (const [k, v] of Object.entries(t)) tenants.set(k, parse(v, this.keys.tenants))
     for (const [k, v] of Object.entries(c)) credentials.set(k, parse(v, this.keys.credentials))
     for (const [k, v] of Object.entries(a)) adminTokens.set(k, parse(v, this.keys.adminTokens))
     this.tenants = tenants
     this.credentials = credentials
     this.adminTokens = adminTokens
+    this.matrix = matrix
   }
 
   // ---- refreshes driven by the control channel (one record)
@@ -88,6 +93,10 @@ export class RedisStateStore extends MemoryCopy implements StateStore {
 
   async refreshAdminToken (id: string): Promise<void> {
     setOrDelete(this.adminTokens, id, await this.read<AdminTokenRecord>(this.keys.adminTokens, id))
+  }
+
+  async refreshMatrixRow (key: string): Promise<void> {
+    setOrDelete(this.matrix, key, await this.read<DeviceMatrixRecord>(this.keys.matrix, key))
   }
 
   /** Marks a credential revoked in the copy at once (before the refresh from Redis lands). */
@@ -175,6 +184,15 @@ export class RedisStateStore extends MemoryCopy implements StateStore {
       await this.redis.hset(this.keys.adminTokens, t.id, JSON.stringify(t))
       this.adminTokens.set(t.id, t)
       await this.changed({ kind: 'admin-token', id: t.id })
+    })())
+  }
+
+  // ---- certification device matrix
+  async putMatrixRow (row: DeviceMatrixRecord): Promise<void> {
+    await this.track((async () => {
+      await this.redis.hset(this.keys.matrix, row.key, JSON.stringify(row))
+      this.matrix.set(row.key, row)
+      await this.changed({ kind: 'matrix-row', key: row.key })
     })())
   }
 

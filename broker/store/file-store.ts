@@ -6,13 +6,15 @@ import { MemoryCopy, credKey } from './memory-copy.ts'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from './file-io.ts'
-import type { AdminTokenRecord, CredentialRecord, TenantRecord } from './types.ts'
+import type { AdminTokenRecord, CredentialRecord, DeviceMatrixRecord, TenantRecord } from './types.ts'
 
 interface StateFile {
   version: 1
   tenants: TenantRecord[]
   credentials: CredentialRecord[]
   adminTokens: AdminTokenRecord[]
+  /** Certification device matrix (absent in files written before it existed). */
+  deviceMatrix?: DeviceMatrixRecord[]
 }
 
 export class StoreError extends Error {
@@ -48,6 +50,7 @@ export class FileStateStore extends MemoryCopy {
     for (const t of doc.tenants ?? []) this.tenants.set(t.id, t)
     for (const c of doc.credentials ?? []) this.credentials.set(credKey(c.tenant, c.principal), c)
     for (const a of doc.adminTokens ?? []) this.adminTokens.set(a.id, a)
+    for (const r of doc.deviceMatrix ?? []) this.matrix.set(r.key, r)
   }
 
   private persist (): Promise<void> {
@@ -55,7 +58,8 @@ export class FileStateStore extends MemoryCopy {
       version: 1,
       tenants: [...this.tenants.values()],
       credentials: [...this.credentials.values()],
-      adminTokens: [...this.adminTokens.values()]
+      adminTokens: [...this.adminTokens.values()],
+      deviceMatrix: [...this.matrix.values()]
     }
     const text = JSON.stringify(doc, null, 1)
     // Chain writes so they land in call order; a failed write surfaces to its caller.
@@ -109,6 +113,13 @@ export class FileStateStore extends MemoryCopy {
     const existing = this.adminTokens.get(t.id)
     this.adminTokens.set(t.id, t)
     try { await this.persist() } catch (err) { restore(this.adminTokens, t.id, existing); throw err }
+  }
+
+  // ---- certification device matrix
+  async putMatrixRow (row: DeviceMatrixRecord): Promise<void> {
+    const existing = this.matrix.get(row.key)
+    this.matrix.set(row.key, row)
+    try { await this.persist() } catch (err) { restore(this.matrix, row.key, existing); throw err }
   }
 
   async flush (): Promise<void> { await this.writing.catch(() => {}) }

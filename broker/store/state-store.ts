@@ -3,7 +3,7 @@
 // (cluster mode). Reads are synchronous map lookups on an in-memory copy (the CONNECT hot path);
 // writes are async and reach the durable store before they resolve.
 import type { FileStateStore } from './file-store.ts'
-import type { AdminTokenRecord, CredentialRecord, TenantRecord } from './types.ts'
+import type { AdminTokenRecord, CredentialRecord, DeviceMatrixRecord, TenantRecord } from './types.ts'
 
 export interface StateStore {
   /** Fills the in-memory copy from the durable store. */
@@ -23,6 +23,9 @@ export interface StateStore {
   listAdminTokens(): AdminTokenRecord[]
   findAdminTokenByHash(hash: string): AdminTokenRecord | undefined
   putAdminToken(t: AdminTokenRecord): Promise<void>
+  /** Certification device-matrix rows (broker/certify), one per key. */
+  listMatrixRows(): DeviceMatrixRecord[]
+  putMatrixRow(row: DeviceMatrixRecord): Promise<void>
   /** Waits for pending writes. */
   flush(): Promise<void>
 }

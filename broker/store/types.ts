@@ -33,6 +33,9 @@ export interface EndpointRecord {
   node: string
 }
 
+/** A row of the certification device matrix: its meaning belongs to broker/certify (matrix.ts). */
+export interface DeviceMatrixRecord { key: string, [field: string]: unknown }
+
 export interface CredentialRecord {
   tenant: string
   principal: string

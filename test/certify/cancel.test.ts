@@ -30,4 +30,8 @@ test('a cancelled run (while the device is revoked) puts the credential back; th
   assert.equal(row.status, 'red')
   assert.ok(row.limitations[0].startsWith('run cancelled'))
   assert.equal((await verifyEvidence(view.evidencePath!)).ok, true)
+  // the matrix lives in the state store: it survives a restart
+  lab.t = await lab.t.restart()
+  const after = (await lab.t.api('GET', '/v1/certifications/matrix?format=csv')).text
+  assert.ok(after.includes(eid) && after.includes('red'), after)
 })

@@ -9,6 +9,7 @@ import { DEFAULT_CONTROLLER_ID } from '../../broker/certify/index.ts'
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'uspgate.js')
 
 export interface Lab {
+  /** Replaced by a test that restarts the gateway (same data dir). */
   t: TestGateway
   agent: (tenant: string, eid: string, o: { v: '5.0' | '3.1.1', username?: string, password: string, controllerTopic?: string }) => Promise<Obuspa>
   cli: (...args: string[]) => Promise<{ code: number, stdout: string, stderr: string }>
@@ -19,11 +20,11 @@ export async function startLab (): Promise<Lab> {
   requireObuspa()
   const t = await startGateway()
   const agents: Obuspa[] = []
-  return {
+  const lab: Lab = {
     t,
     async agent (tenant, eid, o) {
       const a = await startObuspa({
-        port: t.mqttPort,
+        port: lab.t.mqttPort,
         endpointId: eid,
         username: o.username ?? `${tenant}:${eid}`,
         password: o.password,
@@ -36,14 +37,15 @@ export async function startLab (): Promise<Lab> {
       return a
     },
     cli: async (...args) => await new Promise(resolve => {
-      execFile(process.execPath, [CLI, ...args], { env: { ...process.env, USPGATE_DATA_DIR: t.dataDir, USPGATE_ADMIN_URL: t.adminUrl, USPGATE_ADMIN_TOKEN: t.token }, timeout: 100_000 }, (err, stdout, stderr) => {
+      execFile(process.execPath, [CLI, ...args], { env: { ...process.env, USPGATE_DATA_DIR: lab.t.dataDir, USPGATE_ADMIN_URL: lab.t.adminUrl, USPGATE_ADMIN_TOKEN: lab.t.token }, timeout: 100_000 }, (err, stdout, stderr) => {
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr })
       })
     }),
     async close () {
       for (const a of agents) await a.stop()
-      await t.close()
-      await removeDir(t.dataDir)
+      await lab.t.close()
+      await removeDir(lab.t.dataDir)
     }
   }
+  return lab
 }

@@ -127,5 +127,13 @@ describe('RedisStateStore across nodes', () => {
     // keys live under the prefix only
     const keys = (await c.keys('*')).filter(k => k.startsWith(prefix)).sort()
     assert.deepEqual(keys, [`${prefix}state:credentials`, `${prefix}state:tenants`])
+    // certification device-matrix rows are shared the same way (one row per key)
+    await a.putMatrixRow({ key: 'acme|ACME|R1', status: 'green' })
+    await b.refreshMatrixRow('acme|ACME|R1')
+    assert.deepEqual(b.listMatrixRows(), [{ key: 'acme|ACME|R1', status: 'green' }])
+    await a.putMatrixRow({ key: 'acme|ACME|R1', status: 'red' })
+    await b.load()
+    assert.equal(b.listMatrixRows()[0]?.status, 'red')
+    assert.equal(changes.at(-1) && (changes.at(-1) as { kind: string }).kind, 'matrix-row')
   })
 })
