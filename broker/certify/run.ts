@@ -128,6 +128,7 @@ export class CertificationRun {
   private ctl: UspController | undefined
   private readonly held: Array<[string, string]> = []
   private agentProtocol: 4 | 5 = 5
+  private controllerConnections = 0
 
   constructor (id: string, readonly req: RunRequest, private readonly ctx: RunContext) {
     this.id = id
@@ -208,9 +209,10 @@ export class CertificationRun {
 
   /** A controller login of this tenant (MQTT version of the agent, so each side uses its own reply-to convention). */
   private async connectController (): Promise<UspController> {
-    await this.ctl?.close()
+    // the new connection is subscribed before the old one closes, so no record falls in between
+    const previous = this.ctl
     const addr = this.h.mqttAddress()
-    this.ctl = await UspController.connect({
+    const ctl = await UspController.connect({
       host: addr.host,
       port: addr.port,
       tenant: this.req.tenant,
@@ -219,10 +221,22 @@ export class CertificationRun {
       mqttVersion: this.agentProtocol,
       requestTimeoutMs: this.ctx.timings.requestTimeoutMs,
       msgIdPrefix: this.id,
+      clientId: `uspgate-certify-${this.id}-${++this.controllerConnections}`,
       presenceOf: [this.req.endpointId]
     })
-    this.ctl.on('record', (t: RecordTrace) => this.traces.push(t))
-    return this.ctl
+    ctl.on('record', (t: RecordTrace) => this.traces.push(t))
+    if (previous !== undefined) {
+      // what the previous connection saw (first contact) still counts
+      ctl.connectRecords.unshift(...previous.connectRecords)
+      ctl.notifications.unshift(...previous.notifications)
+      ctl.presence.unshift(...previous.presence)
+      previous.removeAllListeners('record')
+      await previous.close()
+      ctl.connectRecords.splice(0, 0, ...previous.connectRecords.filter(r => !ctl.connectRecords.includes(r)))
+      ctl.notifications.splice(0, 0, ...previous.notifications.filter(n => !ctl.notifications.includes(n)))
+    }
+    this.ctl = ctl
+    return ctl
   }
 
   /** Cuts the agent's live sessions without revoking anything (MQTT 5: DISCONNECT 0x98). */
@@ -303,11 +317,8 @@ export class CertificationRun {
         const proto = this.sessionState()!.protocol === 5 ? 5 : 4
         if (proto !== this.agentProtocol) {
           // the agent speaks the other MQTT version: talk to it in its own (records seen so far are kept)
-          const seen = { connects: ctl.connectRecords, notes: ctl.notifications }
           this.agentProtocol = proto
           ctl = await this.connectController()
-          ctl.connectRecords.push(...seen.connects)
-          ctl.notifications.push(...seen.notes)
         }
       }
       const connectSince = new Date(firstContactFrom).toISOString()

@@ -25,6 +25,8 @@ export interface ControllerOptions {
   requestTimeoutMs?: number
   /** Prefix of the msg_ids this controller generates (unique per run). */
   msgIdPrefix?: string
+  /** MQTT client id (default `uspgate-certify-<msgIdPrefix>`); two connections of one controller need two. */
+  clientId?: string
   /** Extra agent presence topics to follow (`<tenant>/usp/status/<eid>`). */
   presenceOf?: string[]
 }
@@ -115,7 +117,7 @@ export class UspController extends EventEmitter {
         host: opts.host,
         port: opts.port,
         protocolVersion: opts.mqttVersion,
-        clientId: `uspgate-certify-${opts.msgIdPrefix ?? Date.now().toString(36)}`,
+        clientId: opts.clientId ?? `uspgate-certify-${opts.msgIdPrefix ?? Date.now().toString(36)}`,
         username: `${opts.tenant}:${opts.endpointId}`,
         password: opts.secret,
         clean: true,
