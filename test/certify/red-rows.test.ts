@@ -6,6 +6,8 @@ import { provision, waitFor } from '../helpers/gateway.ts'
 import { UspPeer } from '../helpers/usp-peers.ts'
 import { DEFAULT_CONTROLLER_ID, } from '../../broker/certify/index.ts'
 import { startLab, type Lab } from './lab.ts'
+import { ensureConsoleBuilt } from '../../admin-api/console/build.ts'
+import { launchChromium, login, newPage, screenshot } from '../e2e/browser.ts'
 
 let lab: Lab
 before(async () => { lab = await startLab() })
@@ -48,9 +50,31 @@ test('wrongly configured agents get red rows naming the failing checks; nothing 
   assert.match(bare.summary, /auth\.bare_username/)
   const pass = runs.find(r => r.c.bad === 'password')!.view.checks.find(x => x.id === 'interop.first_contact')!
   assert.match(pass.summary, /auth\.bad_credentials/)
+  // the gateway's own wrong-secret probe is still refused and logged when the agent's failures put the username in back-off
+  assert.equal(runs.find(r => r.c.bad === 'password')!.view.checks.find(x => x.id === 'security.bad_credentials_logged')!.result, 'pass')
   const topic = runs.find(r => r.c.bad === 'topic')!.view.checks.find(x => x.id === 'security.topics_in_tenant')!
   assert.match(topic.summary, /acl\.cross_tenant.*elsewhere\/usp\/controller/)
   assert.deepEqual(lab.t.gw.policyVersions.view().active, policyBefore)
   assert.equal(bystander.closed, false)
   await bystander.close()
+
+  // the console's certification page shows the red rows, names the failing checks, and verifies the evidence
+  await ensureConsoleBuilt()
+  const browser = await launchChromium()
+  try {
+    const page = await newPage(browser)
+    await login(page, lab.t.adminUrl, lab.t.token)
+    await page.getByRole('link', { name: 'Certification' }).click()
+    const row = page.locator('tr[data-endpoint="os::00D09E-TOPIC0001"]')
+    await row.waitFor({ timeout: 15_000 })
+    assert.equal(await row.getAttribute('data-status'), 'red')
+    assert.match(await row.innerText(), /security\.topics_in_tenant: fail/)
+    await row.getByRole('button', { name: 'Evidence' }).click()
+    await page.getByTestId('evidence-verdict').waitFor({ timeout: 15_000 })
+    assert.match(await page.getByTestId('evidence-verdict').innerText(), /^Verified/)
+    assert.match(await page.locator('tr[data-check="interop.first_contact"]').innerText(), /fail/)
+    await screenshot(page, 'certification')
+  } finally {
+    await browser.close()
+  }
 })

@@ -1,11 +1,12 @@
 // Entry of the uspgate web console: login with an admin token, then pages chosen by the hash route
-// (#/overview, #/devices, #/devices/<tenant>/<endpoint>, #/events, #/policy, #/cluster). What the
+// (#/overview, #/devices, #/devices/<tenant>/<endpoint>, #/events, #/policy, #/certification, #/cluster). What the
 // navigation offers follows GET /v1/me: pages the token cannot read are not shown.
 import { render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
 import { api, clearToken, currentToken, setToken, whenUnauthorized } from './api.ts'
 import { html, type Json, type Me, unscoped } from './ui.ts'
 import { Cluster, DeviceDetail, Devices, Events, Overview, Policy } from './pages.ts'
+import { Certification } from './certification.ts'
 
 interface Page { path: string, label: string, show: (me: Me) => boolean }
 const PAGES: Page[] = [
@@ -14,6 +15,8 @@ const PAGES: Page[] = [
   { path: 'events', label: 'Security events', show: () => true },
   // policy versions and the cluster span every tenant: the API refuses them to tenant-scoped tokens
   { path: 'policy', label: 'Policy', show: unscoped },
+  // the matrix is filtered to a scoped token's tenants by the API
+  { path: 'certification', label: 'Certification', show: () => true },
   { path: 'cluster', label: 'Cluster', show: unscoped }
 ]
 
@@ -77,6 +80,7 @@ function App (): Json {
   else if (current.path === 'events') page = html`<${Events} me=${me} />`
   else if (current.path === 'policy') page = html`<${Policy} me=${me} />`
   else if (current.path === 'cluster') page = html`<${Cluster} />`
+  else if (current.path === 'certification') page = html`<${Certification} />`
   else page = html`<${Overview} me=${me} />`
   return html`<a class="skip" href="#main">Skip to content</a>
     <header class="top">
