@@ -34,6 +34,7 @@ import { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, clusterGatew
 import { cleanupAll, type CredentialRequest } from './brokers.ts'
 import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
 import { waitForQuiet } from './stats.ts'
+import { runFleetBench, formatFleetReport, type FleetOptions, type FleetTargetName } from './fleet-node.ts'
 
 export { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, clusterGateway, type Target, type TargetFactory } from './targets.ts'
 
@@ -510,7 +511,31 @@ function parseArgs (argv: string[]): Partial<BenchOptions> {
   return o
 }
 
+/** `--fleet [--fleet-k=1000,10000] [--fleet-targets=mosquitto,aedes,gateway] [--fleet-window=S] [--cpu-prof]` */
+async function fleetMain (argv: string[]): Promise<void> {
+  const o: Partial<FleetOptions> = {}
+  for (const a of argv) {
+    if (a === '--fleet') continue
+    else if (a === '--cpu-prof') o.profile = true
+    else if (a.startsWith('--fleet-k=')) o.fleetSizes = a.slice(10).split(',').map(Number)
+    else if (a.startsWith('--fleet-targets=')) o.targets = a.slice(16).split(',') as FleetTargetName[]
+    else if (a.startsWith('--fleet-window=')) o.measureMs = Number(a.slice(15)) * 1000
+    else throw new Error(`unknown argument ${a} with --fleet (use --fleet-k=, --fleet-targets=, --fleet-window=, --cpu-prof)`)
+  }
+  const report = await runFleetBench(o)
+  console.log('\n' + formatFleetReport(report))
+  await mkdir(RESULTS_DIR, { recursive: true })
+  const file = join(RESULTS_DIR, 'fleet.json')
+  await writeFile(file, JSON.stringify({ startedAt: new Date().toISOString(), gitCommit: git(['rev-parse', 'HEAD']), node: process.version, cpus: cpus().length, ...report }, null, 2) + '\n')
+  console.log(`\nresults: ${file}`)
+}
+
 async function main (): Promise<void> {
+  if (process.argv.includes('--fleet')) {
+    await fleetMain(process.argv.slice(2))
+    cleanupAll()
+    return
+  }
   const opts = parseArgs(process.argv.slice(2))
   // A bench that hangs is worse than one that fails: hard stop well above the expected run time
   // (about 1 minute per target, plus the waits for a quiet machine).

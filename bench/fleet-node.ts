@@ -1,0 +1,449 @@
+// Fleet scenario (`npm run bench -- --fleet`): one node, a real fleet. K idle USP Agents (split
+// over loader processes, bench/fleet-loader.ts) are connected, each subscribed to its inbox
+// `<tenant>/usp/agent/<id>` (MQTT 5; every 10th agent is MQTT 3.1.1 and subscribes `<inbox>/#`).
+// One MQTT 5 Controller sends real USP Get Records (protobufjs, broker/usp schemas) to the agents
+// in turn with 200 in flight; each agent answers with a GetResp to the controller's inbox (MQTT 5
+// Response Topic, or the 3.1.1 reply-to suffix). Targets side by side in the same run: Mosquitto
+// (Debian, password file + pattern ACLs), plain aedes 2.0.0-beta.1, and the gateway (inspection
+// and policy on). Reported per K and target: round trips/s, p50/p99 RTT, broker CPU µs per round
+// trip and per connect (from /proc), RSS with the fleet and per agent, time to connect the fleet.
+import { fork, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { loadavg } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import mqtt, { type MqttClient } from 'mqtt'
+import { uspSchema } from '../broker/usp/index.ts'
+import { startBroker, trackProcess, type BrokerHandle } from './brokers.ts'
+import { startMosquitto, mosquittoUsername } from './mosquitto.ts'
+import { Samples, sleep, waitForQuiet, nowUs } from './stats.ts'
+import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
+import type { FleetAgent, FleetLoaderMessage, FleetLoaderRequest } from './fleet-loader.ts'
+
+const LOADER = fileURLToPath(new URL('./fleet-loader.ts', import.meta.url))
+const REPO = fileURLToPath(new URL('..', import.meta.url))
+const CLK_TCK = 100
+
+export type FleetTargetName = 'mosquitto' | 'aedes' | 'gateway'
+
+export interface FleetOptions {
+  fleetSizes: number[]
+  targets: FleetTargetName[]
+  tenant: string
+  inFlight: number
+  /** CONNECTs in flight over all loaders while the fleet connects */
+  connectConcurrency: number
+  warmupMs: number
+  measureMs: number
+  /** every n-th agent is MQTT 3.1.1 (subscribes `<inbox>/#`) */
+  v311Every: number
+  profile: boolean
+  profileDir: string
+  log: (line: string) => void
+}
+
+export const defaultFleetOptions: FleetOptions = {
+  fleetSizes: [1000, 10_000],
+  targets: ['mosquitto', 'aedes', 'gateway'],
+  tenant: 'bench',
+  inFlight: 200,
+  connectConcurrency: 200,
+  warmupMs: 2000,
+  measureMs: 10_000,
+  v311Every: 10,
+  profile: false,
+  profileDir: join(REPO, 'bench', 'results', 'profiles'),
+  log: line => { console.log(line) }
+}
+
+export interface FleetResult {
+  target: string
+  agents: number
+  connected: number
+  connectFailures: string[]
+  /** first CONNECT sent to the last SUBACK received, all loaders */
+  connectMs: number
+  brokerCpuUsPerConnect: number
+  roundTripsPerSec: number
+  rttP50Ms: number
+  rttP99Ms: number
+  brokerCpuUsPerRoundTrip: number
+  brokerCpuPct: number
+  /** Gets with no GetResp within 10 s (written off), during the window */
+  lost: number
+  rssIdleMB: number
+  rssFleetMB: number
+  /** (RSS with the fleet − RSS before it) / K */
+  rssPerAgentKB: number
+  provisionMs: number
+  loadavg: number[]
+  otherCpuPct: number | null
+  profiles: Record<string, { file: string, summary: ProfileSummary }>
+}
+
+// ---- /proc
+
+function procCpuUs (pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[11]) + Number(f[12])) * 1e6 / CLK_TCK
+}
+
+function procRssBytes (pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) * 1024 : 0
+}
+
+// ---- targets
+
+interface FleetTarget {
+  name: FleetTargetName
+  port: number
+  pid: number
+  note: string
+  /** credentials per identity (undefined: no auth) */
+  credentials: Map<string, { username: string, password: string }> | undefined
+  provisionMs: number
+  profileStart?: () => Promise<void>
+  profileStop?: (file: string) => Promise<string>
+  stop: () => Promise<void>
+}
+
+interface Identity { clientId: string, endpointId: string, role: 'agent' | 'controller' }
+
+const PROVISION_CHUNK = 1000
+
+async function startTarget (name: FleetTargetName, tenant: string, ids: Identity[]): Promise<FleetTarget> {
+  if (name === 'mosquitto') {
+    const creds = new Map(ids.map(id => [id.endpointId, { username: mosquittoUsername(tenant, id.endpointId), password: randomBytes(18).toString('base64url') }]))
+    const t0 = Date.now()
+    const m = await startMosquitto(tenant, [...creds.values()], ids.filter(i => i.role === 'controller').map(i => ({ username: creds.get(i.endpointId)!.username, endpointId: i.endpointId })))
+    return { name, port: m.port, pid: m.pid, note: `${m.version}, password file (${ids.length} users, mosquitto_passwd hashes) + pattern ACLs`, credentials: creds, provisionMs: Date.now() - t0, stop: m.stop }
+  }
+  const b: BrokerHandle = await startBroker(name === 'aedes' ? 'aedes' : 'gateway')
+  let credentials: FleetTarget['credentials']
+  const t0 = Date.now()
+  if (name === 'gateway') {
+    credentials = new Map()
+    for (let i = 0; i < ids.length; i += PROVISION_CHUNK) {
+      const chunk = ids.slice(i, i + PROVISION_CHUNK)
+      const { secrets } = await b.provision(tenant, chunk.map(id => ({ principal: id.endpointId, role: id.role })))
+      chunk.forEach((id, j) => credentials!.set(id.endpointId, { username: `${tenant}:${id.endpointId}`, password: secrets[j]! }))
+    }
+  }
+  return {
+    name,
+    port: b.port,
+    pid: b.pid,
+    note: b.notes.join('; '),
+    credentials,
+    provisionMs: Date.now() - t0,
+    profileStart: () => b.profileStart(),
+    profileStop: file => b.profileStop(file),
+    stop: () => b.stop()
+  }
+}
+
+// ---- loaders
+
+interface Loader {
+  child: ChildProcess
+  request: (m: FleetLoaderRequest) => void
+  next: <T extends FleetLoaderMessage['type']>(type: T) => Promise<Extract<FleetLoaderMessage, { type: T }>>
+}
+
+async function startLoader (): Promise<Loader> {
+  const child = fork(LOADER, [], { cwd: REPO, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  trackProcess(child)
+  const waiting = new Map<string, Array<(m: FleetLoaderMessage) => void>>()
+  child.on('message', (raw: unknown) => {
+    const m = raw as FleetLoaderMessage
+    const q = waiting.get(m.type)
+    q?.shift()?.(m)
+  })
+  const next = <T extends FleetLoaderMessage['type']>(type: T): Promise<Extract<FleetLoaderMessage, { type: T }>> =>
+    new Promise((resolve, reject) => {
+      const onExit = (): void => reject(new Error(`fleet loader exited while waiting for '${type}'`))
+      child.once('exit', onExit)
+      const q = waiting.get(type) ?? []
+      q.push(m => { child.off('exit', onExit); resolve(m as Extract<FleetLoaderMessage, { type: T }>) })
+      waiting.set(type, q)
+    })
+  const ready = next('ready')
+  await ready
+  return { child, request: m => { child.send(m) }, next }
+}
+
+// ---- the controller: Gets out, GetResps in, RTT by msg_id
+
+class Controller {
+  private readonly sent = new Map<string, number>()
+  private seq = 0
+  private cursor = 0
+  private stopped = false
+  completed = 0
+  lost = 0
+  readonly rtt = new Samples(1 << 16)
+  recording = false
+  private readonly inbox: string
+  private readonly schema = uspSchema()
+
+  private constructor (private readonly client: MqttClient, private readonly endpointId: string, private readonly tenant: string, private agents: FleetAgent[]) {
+    this.inbox = `${tenant}/usp/controller/${endpointId}`
+    client.on('message', (_topic, payload) => this.onResponse(payload))
+  }
+
+  static async connect (port: number, tenant: string, id: Identity, cred: { username: string, password: string } | undefined, agents: FleetAgent[]): Promise<Controller> {
+    const client = await mqtt.connectAsync({
+      host: '127.0.0.1',
+      port,
+      protocolVersion: 5,
+      clientId: id.clientId,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: 30_000,
+      ...(cred ? { username: cred.username, password: cred.password } : {}),
+      properties: { userProperties: { 'usp-endpoint-id': id.endpointId } }
+    })
+    const c = new Controller(client, id.endpointId, tenant, agents)
+    const granted = await client.subscribeAsync(`${c.inbox}/#`, { qos: 1 })
+    if (granted[0]!.qos !== 1) throw new Error(`controller SUBSCRIBE refused (${granted[0]!.qos})`)
+    return c
+  }
+
+  start (inFlight: number): void {
+    for (let i = 0; i < inFlight; i++) this.sendNext()
+    // Gets without an answer for 10 s are written off so a lost message does not shrink the window
+    const sweep = setInterval(() => {
+      const cutoff = nowUs() - 10_000_000
+      for (const [id, t] of this.sent) {
+        if (t > cutoff) break
+        this.sent.delete(id)
+        this.lost++
+        this.sendNext()
+      }
+      if (this.stopped) clearInterval(sweep)
+    }, 1000)
+  }
+
+  stop (): void { this.stopped = true }
+
+  /** Agents that did not connect get no Gets (their requests would only time out). */
+  exclude (ids: Set<string>): void {
+    this.agents = this.agents.filter(a => !ids.has(a.clientId))
+  }
+
+  private sendNext (): void {
+    if (this.stopped || this.agents.length === 0) return
+    const agent = this.agents[this.cursor]!
+    this.cursor = (this.cursor + 1) % this.agents.length
+    const msgId = `g${++this.seq}`
+    const { Record: R, Msg: M } = this.schema
+    const msg = M.encode(M.fromObject({ header: { msgId, msgType: 'GET' }, body: { request: { get: { paramPaths: ['Device.DeviceInfo.Manufacturer', 'Device.DeviceInfo.SerialNumber'], maxDepth: 1 } } } })).finish()
+    const record = Buffer.from(R.encode(R.fromObject({ version: '1.3', toId: agent.endpointId, fromId: this.endpointId, noSessionContext: { payload: msg } })).finish())
+    const inbox = `${this.tenant}/usp/agent/${agent.endpointId}`
+    // a 3.1.1 agent sees no Response Topic: the reply-to travels as the topic suffix (R-MQTT.24)
+    const topic = agent.v === 5 ? inbox : `${inbox}/reply-to=${this.inbox.split('/').join('%2F')}`
+    this.sent.set(msgId, nowUs())
+    this.client.publish(topic, record, { qos: 1, properties: { responseTopic: this.inbox, contentType: 'usp.msg' } })
+  }
+
+  private onResponse (payload: Buffer): void {
+    const { Record: R, Msg: M } = this.schema
+    let msgId: string | undefined
+    try {
+      const rec = R.decode(payload) as unknown as { noSessionContext?: { payload: Uint8Array } }
+      msgId = (M.decode(rec.noSessionContext!.payload) as unknown as { header?: { msgId?: string } }).header?.msgId
+    } catch { return }
+    const t = msgId === undefined ? undefined : this.sent.get(msgId)
+    if (t === undefined) return
+    this.sent.delete(msgId!)
+    if (this.recording) {
+      this.completed++
+      this.rtt.add(nowUs() - t)
+    }
+    this.sendNext()
+  }
+
+  async close (): Promise<void> { await this.client.endAsync(true).catch(() => {}) }
+}
+
+// ---- one (K, target) run
+
+function fleetIdentities (k: number): { agents: Identity[], controller: Identity } {
+  const w = String(k - 1).length
+  const agents = Array.from({ length: k }, (_, i): Identity => {
+    const eid = `os::0FLEET-a${String(i).padStart(w, '0')}`
+    return { clientId: eid, endpointId: eid, role: 'agent' }
+  })
+  return { agents, controller: { clientId: 'fleet-controller', endpointId: 'self::fleet-controller', role: 'controller' } }
+}
+
+export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: number): Promise<FleetResult> {
+  const log = o.log
+  const { agents, controller } = fleetIdentities(k)
+  log(`fleet K=${k} on ${name}: starting${name === 'gateway' ? ` and issuing ${k + 1} credentials` : ''}...`)
+  const t = await startTarget(name, o.tenant, [...agents, controller])
+  log(`  ${t.note}${t.credentials ? `; ${k + 1} credentials in ${(t.provisionMs / 1000).toFixed(1)} s` : ''}`)
+  const loaders: Loader[] = []
+  let ctl: Controller | undefined
+  const profiles: FleetResult['profiles'] = {}
+  const profiled = async <T>(phase: string, fn: () => Promise<T>): Promise<T> => {
+    if (!o.profile || t.profileStart === undefined) return await fn()
+    await t.profileStart()
+    try { return await fn() } finally {
+      const file = await t.profileStop!(join(o.profileDir, `fleet-${name}-k${k}-${phase}.cpuprofile`))
+      profiles[phase] = { file, summary: await summarizeProfile(file, 25) }
+    }
+  }
+  try {
+    const fleet: FleetAgent[] = agents.map((a, i) => {
+      const cred = t.credentials?.get(a.endpointId)
+      return { clientId: a.clientId, endpointId: a.endpointId, v: (i % o.v311Every === o.v311Every - 1 ? 4 : 5), ...(cred ? { username: cred.username, password: cred.password } : {}) }
+    })
+    const nLoaders = k <= 1000 ? 2 : 4
+    for (let i = 0; i < nLoaders; i++) loaders.push(await startLoader())
+    ctl = await Controller.connect(t.port, o.tenant, controller, t.credentials?.get(controller.endpointId), fleet)
+    await sleep(1000)
+    const rssIdle = procRssBytes(t.pid)
+
+    // ---- connect the fleet
+    await waitForQuiet(15_000)
+    const cpu0 = procCpuUs(t.pid)
+    const t0 = process.hrtime.bigint()
+    const conn = await profiled('connect', async () => {
+      const per = Math.ceil(k / nLoaders)
+      const done = loaders.map(l => l.next('connected'))
+      loaders.forEach((l, i) => l.request({ type: 'connect', port: t.port, tenant: o.tenant, agents: fleet.slice(i * per, (i + 1) * per), concurrency: Math.ceil(o.connectConcurrency / nLoaders), timeoutMs: 120_000 }))
+      return await Promise.all(done)
+    })
+    const connectMs = Number(process.hrtime.bigint() - t0) / 1e6
+    const connectCpuUs = procCpuUs(t.pid) - cpu0
+    const connected = conn.reduce((s, c) => s + c.ok, 0)
+    const failedIds = new Set(conn.flatMap(c => c.failedIds))
+    if (failedIds.size > 0) ctl.exclude(failedIds)
+    const connectFailures = conn.flatMap(c => c.failures).slice(0, 5)
+    log(`  ${connected}/${k} agents connected and subscribed in ${(connectMs / 1000).toFixed(2)} s (${(connectCpuUs / Math.max(1, connected)).toFixed(0)} µs broker CPU per agent)${connectFailures.length > 0 ? `; failures: ${connectFailures.join('; ')}` : ''}`)
+    await sleep(2000)
+    const rssFleet = procRssBytes(t.pid)
+
+    // ---- round trips: warm-up, then the window
+    const quiet = await waitForQuiet(15_000)
+    ctl.start(o.inFlight)
+    await sleep(o.warmupMs)
+    const m0 = machineBusyUs()
+    const self0 = process.cpuUsage()
+    const c0 = procCpuUs(t.pid)
+    const w0 = process.hrtime.bigint()
+    const lost0 = ctl.lost
+    ctl.recording = true
+    await profiled('roundtrips', () => sleep(o.measureMs))
+    ctl.recording = false
+    const ms = Number(process.hrtime.bigint() - w0) / 1e6
+    const brokerUs = procCpuUs(t.pid) - c0
+    const self = process.cpuUsage(self0)
+    const m1 = machineBusyUs()
+    ctl.stop()
+    const [p50, p99] = ctl.rtt.percentiles([50, 99])
+    const r: FleetResult = {
+      target: name,
+      agents: k,
+      connected,
+      connectFailures,
+      connectMs,
+      brokerCpuUsPerConnect: connectCpuUs / Math.max(1, connected),
+      roundTripsPerSec: ctl.completed / (ms / 1000),
+      rttP50Ms: p50! / 1000,
+      rttP99Ms: p99! / 1000,
+      brokerCpuUsPerRoundTrip: brokerUs / Math.max(1, ctl.completed),
+      brokerCpuPct: brokerUs / 1000 / ms * 100,
+      lost: ctl.lost - lost0,
+      rssIdleMB: rssIdle / 2 ** 20,
+      rssFleetMB: rssFleet / 2 ** 20,
+      rssPerAgentKB: (rssFleet - rssIdle) / 1024 / Math.max(1, connected),
+      provisionMs: t.provisionMs,
+      loadavg: loadavg().map(x => Math.round(x * 100) / 100),
+      // everything but the broker and this process (loaders included): a rough contention figure
+      otherCpuPct: m0 !== undefined && m1 !== undefined ? Math.max(0, (m1 - m0 - brokerUs - (self.user + self.system)) / 1000 / ms * 100) : null,
+      profiles
+    }
+    if (!quiet.quiet) log(`  (machine was busy before the window: ${quiet.otherPct?.toFixed(0) ?? '?'}% of a core)`)
+    log(`  ${Math.round(r.roundTripsPerSec)} round trips/s, RTT p50 ${r.rttP50Ms.toFixed(1)} ms p99 ${r.rttP99Ms.toFixed(1)} ms, ${r.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (${r.brokerCpuPct.toFixed(0)}% of a core), RSS ${r.rssIdleMB.toFixed(1)} → ${r.rssFleetMB.toFixed(1)} MB (${r.rssPerAgentKB.toFixed(1)} kB/agent), lost ${r.lost}, load ${r.loadavg.join(' ')}`)
+    for (const [phase, p] of Object.entries(profiles)) log(formatSummary(`  profile ${phase} (${p.file})`, p.summary))
+    return r
+  } finally {
+    await ctl?.close()
+    await Promise.all(loaders.map(async l => {
+      const d = l.next('disconnected').catch(() => {})
+      try { l.request({ type: 'disconnect' }) } catch { /* gone */ }
+      await Promise.race([d, sleep(15_000)])
+      l.child.kill('SIGKILL')
+    }))
+    await t.stop()
+  }
+}
+
+function machineBusyUs (): number | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number)
+    return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) * 1e6 / CLK_TCK
+  } catch { return undefined }
+}
+
+export interface FleetReport { results: FleetResult[], checks: Array<{ name: string, value: string, target: string, verdict: 'PASS' | 'FAIL' }> }
+
+export async function runFleetBench (options: Partial<FleetOptions> = {}): Promise<FleetReport> {
+  const o: FleetOptions = { ...defaultFleetOptions, ...options }
+  const results: FleetResult[] = []
+  for (const k of o.fleetSizes) {
+    for (const name of o.targets) results.push(await runFleetOnce(o, name, k))
+  }
+  return { results, checks: fleetChecks(results) }
+}
+
+function fleetChecks (rs: FleetResult[]): FleetReport['checks'] {
+  const get = (t: string, k: number): FleetResult | undefined => rs.find(r => r.target === t && r.agents === k)
+  const checks: FleetReport['checks'] = []
+  const ks = [...new Set(rs.map(r => r.agents))].sort((a, b) => a - b)
+  const small = ks[0]
+  const big = ks[ks.length - 1]
+  if (small !== undefined && big !== undefined && small !== big) {
+    const a = get('gateway', small)
+    const b = get('gateway', big)
+    if (a && b) {
+      const ratio = b.brokerCpuUsPerRoundTrip / a.brokerCpuUsPerRoundTrip
+      checks.push({ name: `gateway CPU per round trip, K=${big} vs K=${small}`, value: `${ratio.toFixed(2)}×`, target: '≤ 1.10×', verdict: ratio <= 1.1 ? 'PASS' : 'FAIL' })
+    }
+  }
+  for (const k of ks) {
+    const g = get('gateway', k)
+    const a = get('aedes', k)
+    if (!g || !a) continue
+    checks.push({ name: `round trips/s vs aedes, K=${k}`, value: `${(g.roundTripsPerSec / a.roundTripsPerSec * 100).toFixed(0)}%`, target: '≥ 100%', verdict: g.roundTripsPerSec >= a.roundTripsPerSec ? 'PASS' : 'FAIL' })
+    checks.push({ name: `RSS per agent vs aedes, K=${k}`, value: `${(g.rssPerAgentKB / a.rssPerAgentKB).toFixed(2)}×`, target: '≤ 2×', verdict: g.rssPerAgentKB <= 2 * a.rssPerAgentKB ? 'PASS' : 'FAIL' })
+    if (k === big) checks.push({ name: `time to connect K=${k} vs aedes`, value: `${(g.connectMs / a.connectMs).toFixed(2)}×`, target: '≤ 1.5×', verdict: g.connectMs <= 1.5 * a.connectMs ? 'PASS' : 'FAIL' })
+  }
+  return checks
+}
+
+export function formatFleetReport (r: FleetReport): string {
+  const rows: string[][] = [['K agents', 'target', 'round trips/s', 'p50 / p99 RTT (ms)', 'broker CPU/round trip', 'RSS idle → with fleet', 'RSS/agent', 'fleet connect', 'CPU/connect', 'lost', 'load avg']]
+  for (const x of r.results) {
+    rows.push([
+      x.agents.toLocaleString('en-US'), x.target, Math.round(x.roundTripsPerSec).toLocaleString('en-US'),
+      `${x.rttP50Ms.toFixed(0)} / ${x.rttP99Ms.toFixed(0)}`, `${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs`,
+      `${x.rssIdleMB.toFixed(1)} → ${x.rssFleetMB.toFixed(1)} MB`, `${x.rssPerAgentKB.toFixed(1)} kB`,
+      `${(x.connectMs / 1000).toFixed(2)} s${x.connected < x.agents ? ` (${x.agents - x.connected} failed)` : ''}`,
+      `${x.brokerCpuUsPerConnect.toFixed(0)} µs`, String(x.lost), x.loadavg[0]!.toFixed(2)
+    ])
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map(row => row[i]!.length)))
+  const out = rows.map((row, i) => {
+    const line = row.map((c, j) => c.padEnd(widths[j]!)).join('  ').trimEnd()
+    return i === 0 ? `${line}\n${widths.map(w => '-'.repeat(w)).join('  ')}` : line
+  })
+  out.push('', 'targets:')
+  for (const c of r.checks) out.push(`  ${c.name}: ${c.value} (target ${c.target}) ${c.verdict}`)
+  return out.join('\n')
+}
