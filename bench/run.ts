@@ -34,6 +34,7 @@ import { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, clusterGatew
 import { cleanupAll, type CredentialRequest } from './brokers.ts'
 import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
 import { waitForQuiet } from './stats.ts'
+import { runProvisioningBench, formatProvisioning } from './provisioning.ts'
 import { runFleetBench, formatFleetReport, type FleetOptions, type FleetTargetName } from './fleet-node.ts'
 
 export { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, clusterGateway, type Target, type TargetFactory } from './targets.ts'
@@ -531,6 +532,15 @@ async function fleetMain (argv: string[]): Promise<void> {
 }
 
 async function main (): Promise<void> {
+  const prov = process.argv.find(a => a === '--provisioning' || a.startsWith('--provisioning='))
+  if (prov !== undefined) {
+    const n = prov.includes('=') ? Number(prov.split('=')[1]) : 20_000
+    const r = await runProvisioningBench(n)
+    console.log(formatProvisioning(r))
+    await mkdir(RESULTS_DIR, { recursive: true })
+    await writeFile(join(RESULTS_DIR, 'provisioning.json'), JSON.stringify({ startedAt: new Date().toISOString(), gitCommit: git(['rev-parse', 'HEAD']), ...r }, null, 2) + '\n')
+    return
+  }
   if (process.argv.includes('--fleet')) {
     await fleetMain(process.argv.slice(2))
     cleanupAll()
