@@ -26,6 +26,9 @@ export type ChildRequest =
   | { id: number, type: 'await-credentials', tenant: string, principals: string[], timeoutMs: number }
   | { id: number, type: 'profile-start' }
   | { id: number, type: 'profile-stop', file: string }
+  /** sampling heap profiler: what the allocations still live at the stop were made by */
+  | { id: number, type: 'heap-start' }
+  | { id: number, type: 'heap-stop', top: number }
   | { id: number, type: 'close' }
 
 export interface ChildStats {
@@ -188,6 +191,44 @@ async function startGateway (dataDir: string, cluster?: ClusterNodeArgs): Promis
 }
 
 /** CPU profile of a window of the run (the same data as node --cpu-prof, without startup and provisioning). */
+export interface HeapSite { fn: string, where: string, bytes: number }
+
+/** Live allocations (sampling heap profiler, 32 kB interval) by allocating function, after a GC. */
+class HeapSampler {
+  private session: Session | undefined
+
+  async start (): Promise<void> {
+    this.session = new Session()
+    this.session.connect()
+    await this.session.post('HeapProfiler.enable')
+    await this.session.post('HeapProfiler.startSampling', { samplingInterval: 32768 })
+  }
+
+  async stop (top: number): Promise<{ totalBytes: number, sites: HeapSite[] }> {
+    if (this.session === undefined) throw new Error('heap sampling not started')
+    await this.session.post('HeapProfiler.collectGarbage')
+    const { profile } = await this.session.post('HeapProfiler.stopSampling')
+    this.session.disconnect()
+    this.session = undefined
+    const bySite = new Map<string, HeapSite>()
+    let totalBytes = 0
+    type Node = { callFrame: { functionName: string, url: string, lineNumber: number }, selfSize: number, children: Node[] }
+    const visit = (n: Node): void => {
+      if (n.selfSize > 0) {
+        const url = n.callFrame.url.replace(/^.*\/node_modules\//, '').replace(/^file:\/\/.*?\/(broker|bench|policies|admin-api)\//, '$1/')
+        const key = `${n.callFrame.functionName || '(anonymous)'}@${url}:${n.callFrame.lineNumber + 1}`
+        const site = bySite.get(key) ?? { fn: n.callFrame.functionName || '(anonymous)', where: `${url}:${n.callFrame.lineNumber + 1}`, bytes: 0 }
+        site.bytes += n.selfSize
+        bySite.set(key, site)
+        totalBytes += n.selfSize
+      }
+      for (const c of n.children) visit(c)
+    }
+    visit(profile.head as unknown as Node)
+    return { totalBytes, sites: [...bySite.values()].sort((a, b) => b.bytes - a.bytes).slice(0, top) }
+  }
+}
+
 class WindowProfiler {
   private session: Session | undefined
 
@@ -225,6 +266,7 @@ async function main (): Promise<void> {
   } else throw new Error(`unknown broker kind ${String(kind)}`)
 
   const profiler = new WindowProfiler()
+  const heap = new HeapSampler()
   let closing = false
   const shutdown = async (code: number): Promise<void> => {
     if (closing) return
@@ -262,6 +304,12 @@ async function main (): Promise<void> {
         break
       case 'profile-start':
         reply(profiler.start())
+        break
+      case 'heap-start':
+        reply(heap.start())
+        break
+      case 'heap-stop':
+        reply(heap.stop(req.top))
         break
       case 'profile-stop':
         reply(profiler.stop(req.file))

@@ -5,7 +5,7 @@ import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, mkdirSync } fro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { BrokerKind, ChildMessage, ChildRequest, ChildStats, CredentialRequest, ProvisionResult } from './broker-child.ts'
+import type { BrokerKind, ChildMessage, ChildRequest, ChildStats, CredentialRequest, HeapSite, ProvisionResult } from './broker-child.ts'
 
 export type { BrokerKind, ChildStats, CredentialRequest }
 
@@ -28,6 +28,9 @@ export interface BrokerHandle {
   profileStart: () => Promise<void>
   /** Writes the CPU profile since profileStart to file (.cpuprofile, Chrome DevTools format). */
   profileStop: (file: string) => Promise<string>
+  /** Sampling heap profiler: live allocations by allocating function (after a GC) at the stop. */
+  heapStart: () => Promise<void>
+  heapStop: (top: number) => Promise<{ totalBytes: number, sites: HeapSite[] }>
   /** Graceful stop (lets a --cpu-prof profile be written), SIGKILL after a grace period. */
   stop: () => Promise<void>
 }
@@ -174,6 +177,8 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
     awaitCredentials: (tenant, principals, timeoutMs) => request<void>({ type: 'await-credentials', tenant, principals, timeoutMs }),
     profileStart: () => request<void>({ type: 'profile-start' }),
     profileStop: file => request<string>({ type: 'profile-stop', file }),
+    heapStart: () => request<void>({ type: 'heap-start' }),
+    heapStop: top => request<{ totalBytes: number, sites: HeapSite[] }>({ type: 'heap-stop', top }),
     async stop () {
       if (!exited) {
         try { child.send({ type: 'close', id: nextId++ }) } catch { /* channel gone */ }

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url'
 import mqtt, { type MqttClient } from 'mqtt'
 import { uspSchema } from '../broker/usp/index.ts'
 import { startBroker, trackProcess, type BrokerHandle } from './brokers.ts'
+import type { HeapSite } from './broker-child.ts'
 import { startMosquitto, mosquittoUsername } from './mosquitto.ts'
 import { Samples, sleep, waitForQuiet, nowUs } from './stats.ts'
 import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
@@ -39,6 +40,8 @@ export interface FleetOptions {
   /** every n-th agent is MQTT 3.1.1 (subscribes `<inbox>/#`) */
   v311Every: number
   profile: boolean
+  /** sampling heap profile of the fleet connect (node targets): where the memory per agent goes */
+  heap: boolean
   profileDir: string
   log: (line: string) => void
 }
@@ -53,6 +56,7 @@ export const defaultFleetOptions: FleetOptions = {
   measureMs: 10_000,
   v311Every: 10,
   profile: false,
+  heap: false,
   profileDir: join(REPO, 'bench', 'results', 'profiles'),
   log: line => { console.log(line) }
 }
@@ -80,6 +84,8 @@ export interface FleetResult {
   loadavg: number[]
   otherCpuPct: number | null
   profiles: Record<string, { file: string, summary: ProfileSummary }>
+  /** live bytes by allocating function after the fleet connected (--heap-prof) */
+  heap?: { totalBytes: number, sites: HeapSite[] }
 }
 
 // ---- /proc
@@ -107,6 +113,8 @@ interface FleetTarget {
   provisionMs: number
   profileStart?: () => Promise<void>
   profileStop?: (file: string) => Promise<string>
+  heapStart?: () => Promise<void>
+  heapStop?: (top: number) => Promise<{ totalBytes: number, sites: HeapSite[] }>
   stop: () => Promise<void>
 }
 
@@ -141,6 +149,8 @@ async function startTarget (name: FleetTargetName, tenant: string, ids: Identity
     provisionMs: Date.now() - t0,
     profileStart: () => b.profileStart(),
     profileStop: file => b.profileStop(file),
+    heapStart: () => b.heapStart(),
+    heapStop: top => b.heapStop(top),
     stop: () => b.stop()
   }
 }
@@ -310,6 +320,8 @@ export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: n
 
     // ---- connect the fleet
     await waitForQuiet(15_000)
+    const heapProfiling = o.heap && t.heapStart !== undefined
+    if (heapProfiling) await t.heapStart!()
     const cpu0 = procCpuUs(t.pid)
     const t0 = process.hrtime.bigint()
     const conn = await profiled('connect', async () => {
@@ -327,6 +339,12 @@ export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: n
     log(`  ${connected}/${k} agents connected and subscribed in ${(connectMs / 1000).toFixed(2)} s (${(connectCpuUs / Math.max(1, connected)).toFixed(0)} µs broker CPU per agent)${connectFailures.length > 0 ? `; failures: ${connectFailures.join('; ')}` : ''}`)
     await sleep(2000)
     const rssFleet = procRssBytes(t.pid)
+    let heap: FleetResult['heap']
+    if (heapProfiling) {
+      heap = await t.heapStop!(25)
+      log(`  live heap allocated while the fleet connected: ${(heap.totalBytes / 2 ** 20).toFixed(1)} MB (${(heap.totalBytes / 1024 / Math.max(1, connected)).toFixed(1)} kB/agent), by allocating function:`)
+      for (const x of heap.sites) log(`    ${(x.bytes / 1024 / Math.max(1, connected)).toFixed(2).padStart(7)} kB/agent  ${x.fn} ${x.where}`)
+    }
 
     // ---- round trips: warm-up, then the window
     const quiet = await waitForQuiet(15_000)
@@ -366,7 +384,8 @@ export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: n
       loadavg: loadavg().map(x => Math.round(x * 100) / 100),
       // everything but the broker and this process (loaders included): a rough contention figure
       otherCpuPct: m0 !== undefined && m1 !== undefined ? Math.max(0, (m1 - m0 - brokerUs - (self.user + self.system)) / 1000 / ms * 100) : null,
-      profiles
+      profiles,
+      ...(heap !== undefined ? { heap } : {})
     }
     if (!quiet.quiet) log(`  (machine was busy before the window: ${quiet.otherPct?.toFixed(0) ?? '?'}% of a core)`)
     log(`  ${Math.round(r.roundTripsPerSec)} round trips/s, RTT p50 ${r.rttP50Ms.toFixed(1)} ms p99 ${r.rttP99Ms.toFixed(1)} ms, ${r.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (${r.brokerCpuPct.toFixed(0)}% of a core), RSS ${r.rssIdleMB.toFixed(1)} → ${r.rssFleetMB.toFixed(1)} MB (${r.rssPerAgentKB.toFixed(1)} kB/agent), lost ${r.lost}, load ${r.loadavg.join(' ')}`)
