@@ -17,6 +17,13 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "could not install chromium (apt-get failed)" >&2; exit 1; }
 fi
 echo "chromium: $(command -v chromium)"
+# mosquitto (Debian package): the peer broker of the fleet bench (npm run bench -- --fleet)
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+  echo "installing mosquitto"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null) || {
+    echo "could not install mosquitto (apt-get failed)" >&2; exit 1; }
+fi
+echo "mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto)"
 if [ -f .ci/install-opa.sh ]; then bash .ci/install-opa.sh; fi
 # schemathesis (PyPI, pinned) for the OpenAPI fuzz run of the admin API (.ci/fuzz-admin.sh,
 # test/admin/fuzz.test.ts), in a virtualenv under .ci/bin (git-ignored). Idempotent.
