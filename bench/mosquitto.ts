@@ -5,7 +5,7 @@
 // ':' in a username.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { createServer, connect as netConnect } from 'node:net'
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { userInfo } from 'node:os'
 import { makeTempDir, removeTempDir, trackProcess } from './brokers.ts'
@@ -41,7 +41,8 @@ function freePort (): Promise<number> {
  * = the Agent's Endpoint ID).
  */
 export async function startMosquitto (tenant: string, users: MosquittoUser[], controllers: Array<{ username: string, endpointId: string }>): Promise<RunningMosquitto> {
-  const bin = process.env.MOSQUITTO ?? 'mosquitto'
+  // Debian installs it in /usr/sbin, which is not on every user's PATH
+  const bin = process.env.MOSQUITTO ?? (existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto')
   const dir = makeTempDir('uspgate-bench-mosquitto-')
   const passwd = join(dir, 'passwd')
   writeFileSync(passwd, users.map(u => `${u.username}:${u.password}`).join('\n') + '\n', { mode: 0o600 })
