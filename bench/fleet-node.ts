@@ -193,6 +193,8 @@ class Controller {
   private cursor = 0
   private stopped = false
   completed = 0
+  /** GetResps received since start, window or not */
+  answered = 0
   lost = 0
   readonly rtt = new Samples(1 << 16)
   recording = false
@@ -269,6 +271,7 @@ class Controller {
     const t = msgId === undefined ? undefined : this.sent.get(msgId)
     if (t === undefined) return
     this.sent.delete(msgId!)
+    this.answered++
     if (this.recording) {
       this.completed++
       this.rtt.add(nowUs() - t)
@@ -349,7 +352,13 @@ export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: n
     // ---- round trips: warm-up, then the window
     const quiet = await waitForQuiet(15_000)
     ctl.start(o.inFlight)
+    // Warm-up: at least warmupMs and one full turn of the fleet (every agent asked once), so the
+    // window measures the steady state at every K: the first Get to an agent is also the first
+    // policy decision of its topics (an evaluation instead of a cache hit) on the gateway.
+    const warm0 = Date.now()
     await sleep(o.warmupMs)
+    while (ctl.answered < connected && Date.now() - warm0 < 180_000) await sleep(200)
+    log(`  warm-up: ${ctl.answered} round trips in ${((Date.now() - warm0) / 1000).toFixed(1)} s`)
     const m0 = machineBusyUs()
     const self0 = process.cpuUsage()
     const c0 = procCpuUs(t.pid)
