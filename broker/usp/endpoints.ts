@@ -1,12 +1,19 @@
 // Endpoint registry and presence: which USP endpoints are online, their first
 // contact and last sighting, MQTT version and the topic they said they listen
-// on (MQTTConnectRecord). Kept in <data>/endpoints.json, written at most once
-// a second so a reconnect storm does not become a storm of fsyncs; a crash can
-// lose at most the last second of last-seen times. In cluster mode the registry
-// lives in Redis instead (RedisEndpointRegistry, broker/endpoints-redis.ts).
+// on (MQTTConnectRecord). Kept in <data>/endpoints.json (a snapshot) plus
+// <data>/endpoints.log (the change log of broker/store): the endpoints that
+// changed are appended at most once a second, so a reconnect storm is neither a
+// storm of fsyncs nor a rewrite of the whole registry per second (which cost
+// O(fleet) each time); the log is folded into the snapshot when it holds more
+// changes than half the registry, and at start. A crash can lose at most the
+// last second of last-seen times. In cluster mode the registry lives in Redis
+// instead (RedisEndpointRegistry, broker/cluster/endpoints-redis.ts).
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { writeFileAtomic, type EndpointRecord } from '../store/index.ts'
+import { ChangeLog, writeFileAtomic, type EndpointRecord } from '../store/index.ts'
+
+/** The log is folded into the snapshot once it holds more lines than this and than half the registry. */
+const MIN_COMPACT_CHANGES = 1000
 
 /** What the gateway and the control plane use: this file-backed registry or the Redis one. */
 export interface Endpoints {
@@ -22,21 +29,29 @@ export interface Endpoints {
 export class EndpointRegistry implements Endpoints {
   private readonly endpoints = new Map<string, EndpointRecord>()
   private readonly path: string
+  private readonly log: ChangeLog<EndpointRecord>
+  /** Keys of the endpoints changed since the last flush. */
+  private readonly dirty = new Set<string>()
   private timer: NodeJS.Timeout | undefined
-  private writing: Promise<void> = Promise.resolve()
+  private compacting: Promise<void> | undefined
 
   constructor (dataDir: string, private readonly node: string) {
     this.path = join(dataDir, 'endpoints.json')
+    this.log = new ChangeLog(join(dataDir, 'endpoints.log'))
   }
 
   async load (): Promise<void> {
     try {
       const list = JSON.parse(await readFile(this.path, 'utf8')) as EndpointRecord[]
-      // after a restart nothing is online until it connects again
-      for (const e of list) this.endpoints.set(key(e.tenant, e.endpointId), { ...e, online: false })
+      for (const e of list) this.endpoints.set(key(e.tenant, e.endpointId), e)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
+    const changes = await this.log.read()
+    for (const e of changes) this.endpoints.set(key(e.tenant, e.endpointId), e)
+    // after a restart nothing is online until it connects again
+    for (const e of this.endpoints.values()) e.online = false
+    if (changes.length > 0) await this.compact()
   }
 
   connected (tenant: string, endpointId: string, role: string, protocol: number): void {
@@ -54,23 +69,25 @@ export class EndpointRegistry implements Endpoints {
       mqttVersion: mqttVersion(protocol),
       node: this.node
     })
-    this.schedule()
+    this.changed(k)
   }
 
   disconnected (tenant: string, endpointId: string): void {
-    const e = this.endpoints.get(key(tenant, endpointId))
+    const k = key(tenant, endpointId)
+    const e = this.endpoints.get(k)
     if (!e) return
     e.online = false
     e.lastSeen = new Date().toISOString()
-    this.schedule()
+    this.changed(k)
   }
 
   sawConnectRecord (tenant: string, endpointId: string, subscribedTopic: string): void {
-    const e = this.endpoints.get(key(tenant, endpointId))
+    const k = key(tenant, endpointId)
+    const e = this.endpoints.get(k)
     if (!e) return
     e.subscribedTopic = subscribedTopic
     e.lastSeen = new Date().toISOString()
-    this.schedule()
+    this.changed(k)
   }
 
   async list (tenant: string): Promise<EndpointRecord[]> {
@@ -81,17 +98,34 @@ export class EndpointRegistry implements Endpoints {
     return this.endpoints.get(key(tenant, endpointId))
   }
 
-  private schedule (): void {
+  private changed (k: string): void {
+    this.dirty.add(k)
     if (this.timer) return
     this.timer = setTimeout(() => { this.timer = undefined; void this.flush() }, 1000)
     this.timer.unref()
   }
 
+  /** Appends the endpoints changed since the last flush (copies: later changes must not alter them). */
   async flush (): Promise<void> {
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined }
+    const changes: EndpointRecord[] = []
+    for (const k of this.dirty) {
+      const e = this.endpoints.get(k)
+      if (e !== undefined) changes.push({ ...e })
+    }
+    this.dirty.clear()
+    const written = this.log.append(changes)
+    if (this.compacting === undefined && this.log.lines > Math.max(MIN_COMPACT_CHANGES, this.endpoints.size / 2)) {
+      this.compacting = this.compact().catch(() => {}).finally(() => { this.compacting = undefined })
+    }
+    await written
+    await this.log.idle()
+  }
+
+  /** A new snapshot of the whole registry, in order with the log, which it then empties. */
+  private compact (): Promise<void> {
     const text = JSON.stringify([...this.endpoints.values()])
-    this.writing = this.writing.catch(() => {}).then(() => writeFileAtomic(this.path, text))
-    await this.writing
+    return this.log.checkpoint(() => writeFileAtomic(this.path, text))
   }
 }
 

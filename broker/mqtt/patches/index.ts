@@ -2,3 +2,4 @@
 // fix area, each naming the upstream bug it closes.
 export { installConnackSteering, setConnackUserProperties } from './connack-user-properties.ts'
 export { hardenPersistence, createMemoryPersistence, countEachAckOnce, type PersistenceConnection } from './persistence.ts'
+export { indexRetained, RetainedIndex } from './retained-index.ts'

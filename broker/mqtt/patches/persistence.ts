@@ -1,6 +1,7 @@
 // aedes persistence with the fixes of aedes 1.2.0 that 2.0.0-beta.1 lacks, and fixes for queue
 // accounting bugs of aedes-persistence 10 and aedes-persistence-redis 11 that lose QoS 1/2 messages.
 import memoryPersistence from 'aedes-persistence'
+import { indexRetained } from './retained-index.ts'
 
 type AnyPersistence = Record<string, any> & {
   incomingDelPacket(client: unknown, packet: unknown): Promise<void>
@@ -30,7 +31,8 @@ export function hardenPersistence<T extends AnyPersistence> (persistence: T): T 
 }
 
 export function createMemoryPersistence (): AnyPersistence {
-  return hardenPersistence((memoryPersistence as unknown as () => AnyPersistence)())
+  // retained messages looked up by topic level, not by testing each one (retained-index.ts)
+  return indexRetained(hardenPersistence((memoryPersistence as unknown as () => AnyPersistence)()))
 }
 
 /** The subset of an ioredis connection (with the persistence's keyPrefix) the fix below needs. */

@@ -94,11 +94,8 @@ export class RetainedIndex<P extends { topic: string } = RetainedPacket> {
   }
 }
 
-type CallbackPersistence = Record<string, unknown> & {
-  storeRetained(packet: RetainedPacket, cb?: (err: Error | null) => void): Promise<void> | undefined
-  createRetainedStream(pattern: string): Readable
-  createRetainedStreamCombi(patterns: string[]): Readable
-}
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type CallbackPersistence = Record<string, any>
 
 /**
  * Makes an aedes-persistence 10 memory persistence keep its retained messages in a RetainedIndex
@@ -110,13 +107,14 @@ export function indexRetained<T extends CallbackPersistence> (persistence: T): T
     if (pkt.payload.length === 0) index.delete(pkt.topic)
     else index.set({ ...pkt })
   }
-  persistence.storeRetained = (packet: RetainedPacket, cb?: (err: Error | null) => void) => {
+  const p = persistence as CallbackPersistence
+  p.storeRetained = (packet: RetainedPacket, cb?: (err: Error | null) => void) => {
     store(packet)
     if (cb) { process.nextTick(cb, null); return undefined }
     return Promise.resolve()
   }
-  persistence.createRetainedStream = (pattern: string) => Readable.from(index.match(pattern))
-  persistence.createRetainedStreamCombi = (patterns: string[]) => Readable.from((function * () {
+  p.createRetainedStream = (pattern: string) => Readable.from(index.match(pattern))
+  p.createRetainedStreamCombi = (patterns: string[]) => Readable.from((function * () {
     for (const p of patterns) yield * index.match(p)
   })())
   return persistence
