@@ -71,14 +71,15 @@ export class MqttListeners {
         // GHSA-5jvp-3p2v-5qgf: a client sending QoS 2 PUBLISHes and withholding
         // PUBREL grew the broker's incoming store without bound (aedes 1.1.3
         // added maxInflightInbound). Over the cap the connection is closed.
-        st.inflightQos2.add(packet.messageId!)
-        if (st.inflightQos2.size > maxInflight) {
+        const inflight = st.inflightQos2 ??= new Set()
+        inflight.add(packet.messageId!)
+        if (inflight.size > maxInflight) {
           emit({ code: 'limits.qos2_inflight', tenant: st.tenant, principal: st.principal, clientId: st.wireClientId, remoteAddress: st.remoteAddress, reason: `more than ${maxInflight} QoS 2 messages awaiting PUBREL` })
           if (client.version === 5) client.disconnect({ reasonCode: DISCONNECT.QUOTA_EXCEEDED })
           else conn.destroy()
         }
       } else if (packet.cmd === 'pubrel' && st) {
-        st.inflightQos2.delete(packet.messageId!)
+        st.inflightQos2?.delete(packet.messageId!)
       } else if (packet.cmd === 'subscribe' && client.version === 5) {
         // aedes answers MQTT 5 "$share/..." with 0x9E before any hook runs; report it here.
         for (const s of packet.subscriptions ?? []) {

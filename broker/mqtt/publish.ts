@@ -104,12 +104,12 @@ export function publishHook (ctx: PipelineContext): Required<Pick<AedesOptions, 
     }
     hot.messagesIn[packet.qos]!++
     hot.bytesIn += packet.payload.length
-    if (packet.qos === 2 && st.cleanStart && !st.seenQos2.has(packet.messageId!)) {
+    if (packet.qos === 2 && st.cleanStart && !(st.seenQos2?.has(packet.messageId!) ?? false)) {
       // GHSA-p8r9-qf8w-p73r: aedes 2.0.0-beta.1 keeps QoS 2 dedup state across a
       // clean-start reconnect, so a new message reusing an old message id would be
       // acknowledged and silently dropped. The first use of an id on a clean
       // connection clears any stale entry before aedes looks for a duplicate.
-      st.seenQos2.add(packet.messageId!)
+      ;(st.seenQos2 ??= new Set()).add(packet.messageId!)
       const persistence = (c as unknown as { broker: Aedes & { persistence: { incomingDelPacket(c: unknown, p: unknown): Promise<void> } } }).broker.persistence
       persistence.incomingDelPacket(c, { messageId: packet.messageId }).then(() => done(null), () => done(null))
       return

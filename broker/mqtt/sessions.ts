@@ -25,10 +25,10 @@ export interface ClientState {
   connectedAt: string
   revoked: boolean
   cleanStart: boolean
-  /** QoS 2 message ids received and not yet released by PUBREL. */
-  inflightQos2: Set<number>
-  /** QoS 2 message ids first used on this connection (clean-start dedup fix). */
-  seenQos2: Set<number>
+  /** QoS 2 message ids received and not yet released by PUBREL (created at the first QoS 2 PUBLISH: most sessions never send one). */
+  inflightQos2: Set<number> | undefined
+  /** QoS 2 message ids first used on this connection (clean-start dedup fix; created on first use). */
+  seenQos2: Set<number> | undefined
   bucket: { take(): boolean } | undefined
   /** The client part of every policy input, built once per session. */
   policyClient: PolicyClient
@@ -64,8 +64,9 @@ const CUT_BACKSTOP_MS = 500
 
 export class SessionIndex {
   private readonly byInternalId = new Map<string, SessionHandle>()
-  private readonly byIdentity = new Map<string, Set<SessionHandle>>()
-  private readonly byWireId = new Map<string, Set<SessionHandle>>()
+  // one handle per key almost always: kept bare, a Set only while a key has several (memory per session)
+  private readonly byIdentity = new Map<string, OneOrMore<SessionHandle>>()
+  private readonly byWireId = new Map<string, OneOrMore<SessionHandle>>()
 
   constructor (private readonly node: string) {}
 
@@ -85,7 +86,7 @@ export class SessionIndex {
 
   /** The identity (other than `identity`) currently holding this wire client id, if any. */
   heldByOther (wireClientId: string, identity: string): string | undefined {
-    for (const h of this.byWireId.get(wireClientId) ?? []) {
+    for (const h of each(this.byWireId.get(wireClientId))) {
       if (h.state.identity !== identity) return h.state.identity
     }
     return undefined
@@ -115,7 +116,7 @@ export class SessionIndex {
   }
 
   ofIdentity (identity: string): SessionHandle[] {
-    return [...(this.byIdentity.get(identity) ?? [])]
+    return [...each(this.byIdentity.get(identity))]
   }
 
   get size (): number { return this.byInternalId.size }
@@ -141,15 +142,25 @@ export class SessionIndex {
   }
 }
 
-function addTo<K, V> (m: Map<K, Set<V>>, k: K, v: V): void {
-  let s = m.get(k)
-  if (!s) { s = new Set(); m.set(k, s) }
-  s.add(v)
+/** A value, or a Set of them once there are several (values are objects, never Sets). */
+type OneOrMore<V extends object> = V | Set<V>
+
+function each<V extends object> (x: OneOrMore<V> | undefined): Iterable<V> {
+  return x === undefined ? [] : x instanceof Set ? x : [x]
 }
 
-function removeFrom<K, V> (m: Map<K, Set<V>>, k: K, v: V): void {
-  const s = m.get(k)
-  if (!s) return
-  s.delete(v)
-  if (s.size === 0) m.delete(k)
+function addTo<K, V extends object> (m: Map<K, OneOrMore<V>>, k: K, v: V): void {
+  const cur = m.get(k)
+  if (cur === undefined || cur === v) m.set(k, v)
+  else if (cur instanceof Set) cur.add(v)
+  else m.set(k, new Set([cur, v]))
+}
+
+function removeFrom<K, V extends object> (m: Map<K, OneOrMore<V>>, k: K, v: V): void {
+  const cur = m.get(k)
+  if (cur === v) { m.delete(k); return }
+  if (!(cur instanceof Set)) return
+  cur.delete(v)
+  if (cur.size === 1) m.set(k, cur.values().next().value!)
+  else if (cur.size === 0) m.delete(k)
 }
