@@ -9,10 +9,19 @@ export interface RecordCounter { labels(recordType: string, msgType: string, res
 export interface ObservedPublisher { tenant: string, principal: string }
 
 export function uspRecordObserver (deps: { records: RecordCounter, audit: UspAuditTrail, endpoints: Endpoints }) {
+  // prom-client hashes the label values on every labels() call: one child per label set instead
+  // (a handful: record types × msg types × results)
+  const counters = new Map<string, { inc(): void }>()
+  const count = (recordType: string, msgType: string, result: string): void => {
+    const k = `${recordType}|${msgType}|${result}`
+    let c = counters.get(k)
+    if (c === undefined) { c = deps.records.labels(recordType, msgType, result); counters.set(k, c) }
+    c.inc()
+  }
   return function onUspRecord (st: ObservedPublisher, topic: string, inspection: UspInspection): void {
     const env = inspection.envelope
     const result = inspection.verdict === 'refuse' ? 'refused' : 'delivered'
-    deps.records.labels(env?.recordType ?? 'unparsed', inspection.message?.msgType ?? 'none', result).inc()
+    count(env?.recordType ?? 'unparsed', inspection.message?.msgType ?? 'none', result)
     if (env === undefined) {
       deps.audit.record({ time: new Date().toISOString(), tenant: st.tenant, fromId: st.principal, toId: '', topic, recordType: 'unparsed', result, ...(inspection.code ? { code: inspection.code } : {}) })
       return
