@@ -79,7 +79,7 @@ export class GatewayControlPlane implements ControlPlane {
       return {
         mode: 'embedded',
         node: this.gw.nodeId,
-        nodes: [{ node: this.gw.nodeId, instance: '', startedAt: '', heartbeat: new Date().toISOString(), revisions: { stable: p?.stable ?? '' , ...(p?.canary ? { canary: p.canary.revision } : {}), ...(p?.shadow ? { shadow: p.shadow } : {}) }, sessions: this.gw.sessions.list().length, ageMs: 0, self: true, diverged: false }]
+        nodes: [{ node: this.gw.nodeId, instance: '', startedAt: '', heartbeat: new Date().toISOString(), revisions: { stable: p?.stable ?? '' , ...(p?.canary ? { canary: p.canary.revision } : {}), ...(p?.shadow ? { shadow: p.shadow } : {}) }, sessions: this.gw.sessions.size, ageMs: 0, self: true, diverged: false }]
       }
     }
     if (!c.up) throw new ControlError(503, 'state store unavailable', 'Redis is unreachable from this node')
