@@ -152,8 +152,10 @@ async function startGateway (dataDir: string, cluster?: ClusterNodeArgs): Promis
     'admin-token': BENCH_ADMIN_TOKEN,
     'node-id': cluster?.nodeId ?? 'bench-gateway',
     'publish-rate': '0',
+    // no MQTTS listener: the bench does not use it, and its fixed default port may be taken
+    'mqtts-port': 'off',
     ...(cluster !== undefined
-      ? { 'redis-url': cluster.redisUrl, 'redis-prefix': 'uspgate-bench:', 'mqtts-port': 'off', 'pki-master-key': BENCH_PKI_MASTER_KEY }
+      ? { 'redis-url': cluster.redisUrl, 'redis-prefix': 'uspgate-bench:', 'pki-master-key': BENCH_PKI_MASTER_KEY }
       : {})
   }, {})
   const gw = new Gateway(config, { printAdminToken: false })
