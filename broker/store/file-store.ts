@@ -44,6 +44,7 @@ export class FileStateStore extends MemoryCopy {
   readonly path: string
   private readonly log: ChangeLog<Change>
   private compacting: Promise<void> | undefined
+  private hadSnapshot = false
 
   constructor (dataDir: string, private readonly compactAfter = MIN_COMPACT_CHANGES) {
     super()
@@ -61,8 +62,8 @@ export class FileStateStore extends MemoryCopy {
       throw err
     }
     for (const c of changes) this.apply(c)
-    // start from a fresh snapshot and an empty log
-    if (changes.length > 0) await this.compact()
+    // start from a fresh snapshot and an empty log (and a state.json from the first start on)
+    if (changes.length > 0 || !this.hadSnapshot) await this.compact()
   }
 
   private apply (c: Change): void {
@@ -78,9 +79,10 @@ export class FileStateStore extends MemoryCopy {
     try {
       text = await readFile(this.path, 'utf8')
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') { this.hadSnapshot = false; return }
       throw err
     }
+    this.hadSnapshot = true
     let doc: StateFile
     try {
       doc = JSON.parse(text) as StateFile
