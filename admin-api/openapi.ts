@@ -104,7 +104,8 @@ function version (): string {
   } catch { return '0.0.0' }
 }
 
-const openApiPath = (url: string): string => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')
+// fastify writes a literal ':' as '::' (e.g. credentials::import, an AIP-136 custom method)
+const openApiPath = (url: string): string => url.replace(/::/g, '\u0000').replace(/:([A-Za-z0-9_]+)/g, '{$1}').replace(/\u0000/g, ':')
 const operationId = (method: string, url: string): string =>
   `${method.toLowerCase()}${url.replace(/[:{}]/g, '').split(/[/-]/).filter(Boolean).map(s => s[0]!.toUpperCase() + s.slice(1)).join('')}`
 

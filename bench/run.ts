@@ -36,6 +36,7 @@ import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-
 import { waitForQuiet } from './stats.ts'
 import { runProvisioningBench, formatProvisioning } from './provisioning.ts'
 import { runFleetBench, formatFleetReport, type FleetOptions, type FleetTargetName } from './fleet-node.ts'
+import { runImportBench, formatImport } from './import.ts'
 
 export { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, clusterGateway, type Target, type TargetFactory } from './targets.ts'
 
@@ -540,6 +541,14 @@ async function main (): Promise<void> {
     console.log(formatProvisioning(r))
     await mkdir(RESULTS_DIR, { recursive: true })
     await writeFile(join(RESULTS_DIR, 'provisioning.json'), JSON.stringify({ startedAt: new Date().toISOString(), gitCommit: git(['rev-parse', 'HEAD']), ...r }, null, 2) + '\n')
+    return
+  }
+  const imp = process.argv.find(a => a === '--import' || a.startsWith('--import='))
+  if (imp !== undefined) {
+    const rows = await runImportBench(imp.includes('=') ? Number(imp.split('=')[1]) : 100_000)
+    console.log(formatImport(rows))
+    await mkdir(RESULTS_DIR, { recursive: true })
+    await writeFile(join(RESULTS_DIR, 'import.json'), JSON.stringify({ startedAt: new Date().toISOString(), gitCommit: git(['rev-parse', 'HEAD']), rows }, null, 2) + '\n')
     return
   }
   if (process.argv.includes('--fleet')) {

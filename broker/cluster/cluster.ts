@@ -257,6 +257,7 @@ export class Cluster implements ClusterAccess {
         }
         refresh(store.refreshCredential(msg.tenant, msg.principal))
         break
+      case 'credentials': refresh(store.refreshCredentials(msg.tenant, msg.principals)); break
       case 'tenant': refresh(store.refreshTenant(msg.id)); break
       case 'admin-token': refresh(store.refreshAdminToken(msg.id)); break
       case 'matrix-row': refresh(store.refreshMatrixRow(msg.key)); break

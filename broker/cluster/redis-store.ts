@@ -14,6 +14,8 @@ import type { AdminTokenRecord, CredentialRecord, DeviceMatrixRecord, TenantReco
 export type StoreChange =
   | { kind: 'tenant', id: string }
   | { kind: 'credential', tenant: string, principal: string, revoked: boolean }
+  /** new credentials of one tenant (a bulk import batch) */
+  | { kind: 'credentials', tenant: string, principals: string[] }
   | { kind: 'admin-token', id: string }
   | { kind: 'matrix-row', key: string }
 
@@ -25,6 +27,16 @@ if cur then
   if c.revokedAt == nil then return 'conflict' end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 'ok'`
+
+// KEYS[1] credentials hash; ARGV: field, record JSON, field, record JSON, ... All or nothing: returns
+// the first field that holds an active credential (nothing written), else 'ok'.
+const PUT_CREDENTIALS = `
+for i = 1, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if cur and cjson.decode(cur).revokedAt == nil then return ARGV[i] end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV))
 return 'ok'`
 
 // KEYS[1] tenants hash; ARGV[1] tenant id, ARGV[2] patch JSON (top-level fields replace). Returns the record JSON.
@@ -161,6 +173,37 @@ export class RedisStateStore extends MemoryCopy implements StateStore {
       this.credentials.set(key, c)
       await this.changed({ kind: 'credential', tenant: c.tenant, principal: c.principal, revoked: false })
     })())
+  }
+
+  /** Bulk import: one script per batch of one tenant's credentials, one control message per batch. */
+  async putCredentials (cs: CredentialRecord[]): Promise<void> {
+    if (cs.length === 0) return
+    const tenant = cs[0]!.tenant
+    if (cs.some(c => c.tenant !== tenant)) throw new StoreError('conflict', 'a batch holds one tenant\'s credentials')
+    await this.track((async () => {
+      const keys = cs.map(c => credKey(c.tenant, c.principal))
+      if (new Set(keys).size !== keys.length) throw new StoreError('conflict', 'an identity appears twice in the batch')
+      const args = cs.flatMap((c, i) => [keys[i]!, JSON.stringify(c)])
+      const r = await this.redis.eval(PUT_CREDENTIALS, 1, this.keys.credentials, ...args) as string
+      if (r !== 'ok') {
+        const i = keys.indexOf(r)
+        if (i >= 0) await this.refreshCredential(cs[i]!.tenant, cs[i]!.principal)
+        throw new StoreError('conflict', `an active credential for ${r} exists; revoke it before issuing a new one`)
+      }
+      cs.forEach((c, i) => this.credentials.set(keys[i]!, c))
+      await this.changed({ kind: 'credentials', tenant, principals: cs.map(c => c.principal) })
+    })())
+  }
+
+  /** The named credentials of one tenant, re-read (another node imported them). */
+  async refreshCredentials (tenant: string, principals: string[]): Promise<void> {
+    if (principals.length === 0) return
+    const keys = principals.map(p => credKey(tenant, p))
+    const values = await this.redis.hmget(this.keys.credentials, ...keys)
+    keys.forEach((key, i) => {
+      const v = values[i]
+      setOrDelete(this.credentials, key, v === null || v === undefined ? undefined : parse<CredentialRecord>(v, this.keys.credentials))
+    })
   }
 
   async revokeCredential (tenant: string, principal: string, at: string): Promise<CredentialRecord> {

@@ -11,6 +11,7 @@ import type { CertificateService } from '../pki/index.ts'
 import type { ClusterView } from './cluster-view.ts'
 import type { AdminAccess } from './admin-access.ts'
 import type { PolicyVersions } from './policy-versions.ts'
+import type { ImportRow, ImportResult } from './credential-import.ts'
 import type { RunView, VerifyResult } from '../certify/index.ts'
 
 /** Certificate operations of the admin API (and the CA's server TLS material for the admin listener). */
@@ -44,6 +45,7 @@ export interface ControlPlane {
   listCredentials(tenant: string): CredentialView[]
   issueCredential(tenant: string, input: { principal: string, role: string }, actor: Actor): Promise<CredentialView & { secret: string }>
   revokeCredential(tenant: string, principal: string, actor: Actor): Promise<CredentialView & { disconnected: number }>
+  importCredentials(tenant: string, rows: ImportRow[], actor: Actor): Promise<ImportResult>
   listSessions(tenant?: string): SessionView[]
   queryEvents(q: EventQuery): SecurityEvent[]
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */

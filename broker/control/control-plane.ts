@@ -17,6 +17,7 @@ import { DEFAULT_USP_SETTINGS, type EndpointRecord, type TenantUspSettings } fro
 import { AdminAccess } from './admin-access.ts'
 import { ControlError, type Actor } from '../core/index.ts'
 import type { ControlPlane } from './api.ts'
+import { importCredentials, MAX_IMPORT_ROWS, type ImportRow, type ImportResult } from './credential-import.ts'
 import { CertifyError, matrixCsv, matrixMarkdown, verifyEvidence, MANIFEST_FILE, type CertificationService, type MatrixRow, type RunView, type VerifyResult } from '../certify/index.ts'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -171,6 +172,14 @@ export class GatewayControlPlane implements ControlPlane {
     }
     this.gw.events.emit({ code: 'credential.issued', tenant, principal: input.principal, actor: actor.id, action: 'credential.issue', reason: `role ${input.role}` })
     return { ...credentialView(record), secret }
+  }
+
+  /** Bulk import (idempotent per principal); see credential-import.ts. */
+  async importCredentials (tenant: string, rows: ImportRow[], actor: Actor): Promise<ImportResult> {
+    this.requireWritable()
+    this.requireTenant(tenant)
+    if (rows.length > MAX_IMPORT_ROWS) throw new ControlError(400, 'import too large', `at most ${MAX_IMPORT_ROWS} rows per import`)
+    return await importCredentials(this.gw.store, tenant, rows, e => this.gw.events.emit(e), actor.id)
   }
 
   /** Revokes and disconnects every live session of the credential on this node. */

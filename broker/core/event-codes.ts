@@ -30,6 +30,7 @@ export const EVENT_CODES = {
   'proxy.malformed': { severity: 'warning', meaning: 'A PROXY protocol header that could not be parsed (or too long); connection closed.' },
   'protocol.error': { severity: 'warning', meaning: 'Malformed MQTT packet or protocol violation; connection closed.' },
   'credential.issued': { severity: 'info', meaning: 'A device credential was issued.' },
+  'credential.imported': { severity: 'info', meaning: 'A bulk credential import ran: how many were created, skipped (already present or revoked) and failed (the secrets are never recorded).' },
   'credential.revoked': { severity: 'warning', meaning: 'A device credential was revoked; its live sessions were disconnected.' },
   'credential.rotated': { severity: 'warning', meaning: 'A certification run gave a device credential a new secret (recovery-from-bad-credentials check); the old secret is refused from then on.' },
   'credential.restored': { severity: 'warning', meaning: 'A certification run put a device credential back as it was before a revocation or rotation it made (the device may log in again).' },

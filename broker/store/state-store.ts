@@ -18,6 +18,11 @@ export interface StateStore {
   listCredentials(tenant: string): CredentialRecord[]
   /** StoreError('conflict') while an active (unrevoked) credential exists for the identity. */
   putCredential(c: CredentialRecord): Promise<void>
+  /**
+   * Stores many new credentials at once (bulk import), all or nothing: refused with
+   * StoreError('conflict'), changing nothing, when any identity has an active credential.
+   */
+  putCredentials(cs: CredentialRecord[]): Promise<void>
   /** Idempotent (an earlier revocation is returned as is); StoreError('not_found') for no credential. */
   revokeCredential(tenant: string, principal: string, at: string): Promise<CredentialRecord>
   listAdminTokens(): AdminTokenRecord[]

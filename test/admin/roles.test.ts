@@ -62,6 +62,7 @@ const ROUTES: Record<string, Fixture> = {
   'POST /v1/policies/{revision}/promote': { permission: 'policy.write', action: 'policy.promote', path: '/v1/policies/no-such-rev/promote' },
   'GET /v1/policies/{revision}/diff': read('policy.diff', '/v1/policies/no-such-rev/diff'),
   'POST /v1/tenants/{tenant}/certificates': { permission: 'cert.issue', action: 'cert.issue', path: '/v1/tenants/acme/certificates', body: r => ({ principal: `os::00256D-c${r}`, role: 'agent', validDays: 1 }) },
+  'POST /v1/tenants/{tenant}/credentials:import': { permission: 'credential.issue', action: 'credential.import', path: '/v1/tenants/acme/credentials:import', body: r => [{ principal: `os::00256D-i${r}`, role: 'agent' }] },
   'POST /v1/tenants/{tenant}/certificates/csr': { permission: 'cert.issue', action: 'cert.sign_csr', path: '/v1/tenants/acme/certificates/csr', body: r => ({ principal: `os::00256D-s${r}`, role: 'agent', csr: CSR, validDays: 1 }) },
   'GET /v1/tenants/{tenant}/certificates': read('cert.list', '/v1/tenants/acme/certificates'),
   'DELETE /v1/tenants/{tenant}/certificates/{serial}': { permission: 'cert.revoke', action: 'cert.revoke', path: '/v1/tenants/acme/certificates/abcdef01?reason=keyCompromise' },
@@ -139,7 +140,7 @@ test('every /v1 operation × every role: allowed → never 401/403/5xx and audit
       }
     }
   }
-  assert.equal(forbiddenCount, 43) // 20 viewer + 15 security + 8 noc + 0 admin
+  assert.equal(forbiddenCount, 45) // 21 viewer + 16 security + 8 noc + 0 admin
 })
 
 test('tenant-scoped tokens see and act on only their tenants; cross-tenant calls are 403 whether or not the tenant exists', async () => {
