@@ -24,6 +24,18 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
     echo "could not install mosquitto (apt-get failed)" >&2; exit 1; }
 fi
 echo "mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto)"
+# mosquitto-clients (mosquitto_pub/mosquitto_sub and libmosquitto1): the real non-Node MQTT client of
+# test/conformance/mosquitto-clients.test.ts (libmosquitto is driven through python3 ctypes for Keep Alive 0).
+if ! command -v mosquitto_pub >/dev/null 2>&1 || ! command -v mosquitto_sub >/dev/null 2>&1; then
+  echo "installing mosquitto-clients"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null) || {
+    echo "could not install mosquitto-clients (apt-get failed)" >&2; exit 1; }
+fi
+echo "mosquitto_pub: $(command -v mosquitto_pub)"
+if ! command -v python3 >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null) || {
+    echo "could not install python3 (apt-get failed)" >&2; exit 1; }
+fi
 if [ -f .ci/install-opa.sh ]; then bash .ci/install-opa.sh; fi
 # schemathesis (PyPI, pinned) for the OpenAPI fuzz run of the admin API (.ci/fuzz-admin.sh,
 # test/admin/fuzz.test.ts), in a virtualenv under .ci/bin (git-ignored). Idempotent.

@@ -11,7 +11,7 @@ import { createLogger, Metrics, SecurityEvents, requireClusterMasterKey, policyH
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
-import { AuthThrottle, SessionIndex, MqttListeners, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, createMemoryPersistence, DISCONNECT, type GatewayClient } from './mqtt/index.ts'
+import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, rememberKeptSessions, createMemoryPersistence, DISCONNECT, type GatewayClient } from './mqtt/index.ts'
 import { GatewayControlPlane, PolicyVersions, ensureBootstrapToken } from './control/index.ts'
 import { CertificateService } from './pki/index.ts'
 import { buildAdminApi, type AdminApi, type AdminSettings } from '../admin-api/index.ts'
@@ -125,7 +125,10 @@ export class Gateway {
       history: policyHistoryFromEnv(),
       ...(this.cluster ? { shared: { ...this.cluster.policyBackend(), assertWritable: () => this.control.requireWritable() } } : {})
     })
+    // shared subscriptions: one member per group on this node, so not offered in cluster mode
+    const shared = new SharedSubscriptions(mode.cluster === undefined)
     const hooks = createHooks({
+      shared,
       limits: config.limits,
       store: this.store,
       sessions: this.sessions,
@@ -149,7 +152,13 @@ export class Gateway {
       // message ("Maximum call stack size exceeded"). Memory per slow subscriber is bounded instead
       // by maxClientBufferBytes in the delivery pipeline.
       concurrency: 0,
-      keepaliveLimit: limits.maxKeepAliveSeconds,
+      // 0: aedes' own check answers 3.1.1 CONNACK 6 (reserved); the CONNECT pipeline applies the
+      // limit instead (connect.ts, keepAliveInRange: MQTT 5 Server Keep Alive, 3.1.1 code 2, 0 accepted)
+      keepaliveLimit: 0,
+      // CONNACK Receive Maximum: the QoS 2 in-flight cap enforced in listeners.ts [MQTT-3.3.4-9]
+      receiveMaximum: limits.maxInflightQos2,
+      // client → server topic aliases, resolved before authorizePublish sees the topic [MQTT-3.3.2-7..13]
+      topicAliasMaximum: limits.topicAliasMaximum,
       // aedes' own guard stays at its maximum (100, qlobber's limit, GHSA-xxqp-5qx8-gj5q);
       // the stricter tenant limit is applied in the hooks so each refusal is an event.
       maxTopicLevels: 100,
@@ -167,10 +176,13 @@ export class Gateway {
       },
       ...hooks
     } as ConstructorParameters<typeof Aedes>[0])
+    rememberKeptSessions(this.broker) // Session Present for kept sessions without subscriptions [MQTT-3.2.2-2]
     this.listeners = new MqttListeners({
       broker: this.broker,
       limits,
+      metrics: this.metrics,
       emit,
+      shared,
       ...(config.proxyTrusted ? { proxyGate: new ProxyProtocolGate({ trusted: parseTrustedNetworks(config.proxyTrusted), emit, timeoutMs: limits.connectTimeoutSeconds * 1000 }) } : {})
     })
     const presence = new Presence(

@@ -54,8 +54,13 @@ export interface Limits {
   connectTimeoutSeconds: number
   /** Upper bound on the keep-alive a client may ask for (MQTT 5 Server Keep Alive imposes it). */
   maxKeepAliveSeconds: number
-  /** QoS 2 PUBLISHes awaiting PUBREL per client (aedes 1.1.3 maxInflightInbound, GHSA-5jvp-3p2v-5qgf). */
+  /**
+   * QoS 2 PUBLISHes awaiting PUBREL per client (aedes 1.1.3 maxInflightInbound, GHSA-5jvp-3p2v-5qgf);
+   * advertised to MQTT 5 clients as the CONNACK Receive Maximum [MQTT-3.2.2-?, 3.3.4-9].
+   */
   maxInflightQos2: number
+  /** MQTT 5 Topic Alias Maximum offered to clients (client → server aliases); 0 turns aliases off. */
+  topicAliasMaximum: number
   /**
    * Bytes the gateway holds for a subscriber that is not reading. Above it, live deliveries to that
    * subscriber are dropped (a persistent session keeps QoS 1/2 ones queued for its next connection).
@@ -79,6 +84,7 @@ export const defaultLimits: Limits = {
   connectTimeoutSeconds: 10,
   maxKeepAliveSeconds: 1200,
   maxInflightQos2: 100,
+  topicAliasMaximum: 32,
   maxClientBufferBytes: 4 * 1024 * 1024,
   publishRatePerSecond: 1000,
   publishBurst: 2000,

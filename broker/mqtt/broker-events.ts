@@ -4,7 +4,6 @@ import type { Aedes, Client } from 'aedes'
 import type { Limits, Metrics, SecurityEventInput } from '../core/index.ts'
 import type { ClientState, SessionHandle, SessionIndex } from './sessions.ts'
 import { isGatewayDenial, type GatewayClient } from './client.ts'
-import { AEDES_KEEPALIVE_ERROR_CODE } from './reason-codes.ts'
 
 export interface SessionEvents {
   sessions: SessionIndex
@@ -60,7 +59,7 @@ export function reportBrokerErrors (broker: Aedes, emit: (e: SecurityEventInput)
       emit({ ...base, code: 'limits.packet_too_large', reason: `packet of ${String((err as { size?: number }).size)} bytes above ${limits.maxPacketBytes}` })
     } else if (msg === 'connect did not arrive in time') {
       emit({ ...base, code: 'limits.connect_timeout', reason: msg })
-    } else if (msg === 'keep alive timeout' || err.errorCode === AEDES_KEEPALIVE_ERROR_CODE) {
+    } else if (msg === 'keep alive timeout') {
       emit({ ...base, code: 'limits.keepalive', reason: msg })
     } else if (msg === 'topic has too many levels') {
       emit({ ...base, code: 'acl.invalid_topic', reason: msg })

@@ -14,8 +14,15 @@ export type GatewayClient = Client & {
   /** set by preConnect */
   gwWireId?: string
   gwListener?: string
-  /** MQTT 5 Assigned Client Identifier chosen in preConnect */
+  /** client id chosen in preConnect for an empty one (sent to MQTT 5 clients as Assigned Client Identifier) */
   gwAssigned?: string
+  /** CONNECT Keep Alive and Clean Session / Clean Start, kept by preConnect for the connect steps */
+  gwKeepAlive?: number
+  gwCleanSession?: boolean
+  /** shared subscriptions of this client: plain filter → group key (shared-subscriptions.ts) */
+  gwShared?: Map<string, string>
+  /** aedes: the MQTT 5 Server Keep Alive it applies and sends in CONNACK */
+  _serverKeepAlive?: number
   /** MQTT 5 CONNECT user property usp-endpoint-id (TR-369 R-MQTT.13) */
   gwUspEndpointId?: string | string[]
   /** Remote address, read once when the socket was accepted (each read of socket.remoteAddress is a syscall). */

@@ -6,7 +6,7 @@ import { parseUsername, isTenantId, usernameOf, verifySecret, TokenBucket, type 
 import { inboxTopic } from '../usp/index.ts'
 import { checkClientId, checkTopicName, checkUsername } from './invariants.ts'
 import type { ClientState } from './sessions.ts'
-import { setConnackUserProperties } from './patches/index.ts'
+import { setConnackUserProperties, resumeQueuedMessages, resumeSessionPresent } from './patches/index.ts'
 import { connectError, remoteOf, INTERNAL_ID_SEPARATOR, type CertIdentity, type GatewayClient } from './client.ts'
 import { newClientState, policyDenial, type PipelineContext } from './context.ts'
 import { CONNACK } from './reason-codes.ts'
@@ -102,6 +102,37 @@ const validClientId: ConnectStep = (a, ctx) => {
 }
 
 /**
+ * [MQTT-3.1.3-7/8] MQTT 3.1.1: a zero-byte client id needs Clean Session 1; with Clean Session 0
+ * the server answers return code 2 (a gateway-assigned id would leave a session nobody can resume).
+ */
+const resumableClientId: ConnectStep = a => {
+  const c = a.client
+  if (c.version === 5 || c.gwAssigned === undefined || c.gwCleanSession !== false) return undefined
+  return { code: 'session.invalid_client_id', reason: 'empty client id with Clean Session 0 [MQTT-3.1.3-8]', returnCode: CONNACK.IDENTIFIER_REJECTED }
+}
+
+/**
+ * Keep Alive 0 means "no keep-alive" [MQTT-3.1.2-23 context] and is accepted: a 3.1.1 client gets no
+ * keep-alive timer (TCP keep-alive on the socket still finds dead peers, listeners.ts). Above the limit,
+ * and for MQTT 5 also at 0, an MQTT 5 client is told the limit as Server Keep Alive [MQTT-3.2.2-21];
+ * 3.1.1 has no way to say so, so it gets the defined return code 2, as Mosquitto answers.
+ */
+const keepAliveInRange: ConnectStep = (a, ctx) => {
+  const limit = ctx.deps.limits.maxKeepAliveSeconds
+  const c = a.client
+  const keepAlive = c.gwKeepAlive ?? 0
+  if (limit <= 0 || keepAlive <= limit) {
+    if (c.version === 5 && keepAlive === 0 && limit > 0) c._serverKeepAlive = limit
+    return undefined
+  }
+  if (c.version === 5) {
+    c._serverKeepAlive = limit
+    return undefined
+  }
+  return { code: 'limits.keepalive', reason: `keep-alive ${keepAlive}s above the limit of ${limit}s`, returnCode: CONNACK.IDENTIFIER_REJECTED }
+}
+
+/**
  * The same identity reconnecting with its client id is a normal MQTT session takeover
  * [MQTT-3.1.4-2]; another identity presenting a client id that is online here is refused and reported.
  */
@@ -169,6 +200,8 @@ export const connectSteps: readonly ConnectStep[] = [
   certificateIdentity,
   passwordIdentity,
   validClientId,
+  resumableClientId,
+  keepAliveInRange,
   noTakeover,
   endpointIdMatches,
   willInsideTenant,
@@ -191,11 +224,14 @@ export function connectHooks (ctx: PipelineContext): Required<Pick<AedesOptions,
       const c = client as GatewayClient
       let wire = packet.clientId ?? ''
       if (wire.length === 0) {
-        // [MQTT-3.1.3-6] the server assigns an id to an empty MQTT 5 client id (TR-369 R-MQTT.8/9)
+        // [MQTT-3.1.3-6] the server assigns an id to an empty client id (TR-369 R-MQTT.8/9);
+        // MQTT 5 is told it (Assigned Client Identifier), 3.1.1 needs Clean Session 1 (resumableClientId)
         wire = `uspgate-${randomUUID()}`
-        if (packet.protocolVersion === 5) c.gwAssigned = wire
+        c.gwAssigned = wire
       }
       c.gwWireId = wire
+      c.gwKeepAlive = packet.keepalive
+      c.gwCleanSession = packet.clean
       const eid = packet.properties?.userProperties?.['usp-endpoint-id']
       if (eid !== undefined) c.gwUspEndpointId = eid
       // a certificate, when present, is the identity (the username must then match it)
@@ -223,7 +259,9 @@ export function connectHooks (ctx: PipelineContext): Required<Pick<AedesOptions,
         // TR-369 R-MQTT.15/.44: tell the Agent which topic to subscribe to (its inbox).
         setConnackUserProperties(client, { 'subscribe-topic': inboxTopic(st.tenant, 'agent', st.principal) })
       }
-      if (c.gwAssigned !== undefined) c._assignedClientId = c.gwAssigned
+      if (c.gwAssigned !== undefined && client.version === 5) c._assignedClientId = c.gwAssigned
+      resumeQueuedMessages(c)
+      resumeSessionPresent(c)
       connectOk.inc()
       done(null, true)
     }

@@ -8,6 +8,7 @@ import type { UspInspection } from '../usp/index.ts'
 import type { PolicyEngine, PolicyInput, Decision } from '../../policies/index.ts'
 import type { Check } from './invariants.ts'
 import type { AuthThrottle } from './limits.ts'
+import type { SharedSubscriptions } from './shared-subscriptions.ts'
 import type { ClientState, SessionIndex } from './sessions.ts'
 import { identityFromInternalId, remoteOf, INTERNAL_ID_SEPARATOR, type GatewayClient } from './client.ts'
 
@@ -20,6 +21,8 @@ export interface HookDeps {
   emit: (e: SecurityEventInput) => void
   revision: () => string
   policy: PolicyEngine
+  /** shared subscription groups (`$share/<group>/<filter>`), per tenant */
+  shared: SharedSubscriptions
   uspSettings: (tenant: string) => TenantUspSettings
   /** Cluster mode: why new connections must be refused now (undefined: admit). */
   unavailable?: () => string | undefined

@@ -33,6 +33,9 @@ const afterConnack: DeliverStep = (client, _st, _packet, ctx) => {
   return false
 }
 
+/** [MQTT-4.8.2-?] a message that matches only shared subscriptions goes to one member of each group. */
+const sharedGroupTurn: DeliverStep = (client, _st, packet, ctx) => ctx.deps.shared.delivers(client as GatewayClient, packet)
+
 /**
  * A subscriber that stopped reading (a frozen router, a dead link, an attacker) must not make
  * the gateway buffer without bound. Live deliveries (no message id yet) above the limit are
@@ -79,7 +82,7 @@ const policyAllowsDelivery: DeliverStep = (client, st, packet, ctx) => {
 }
 
 /** The delivery pipeline, in order, per subscriber per message. */
-export const deliverSteps: readonly DeliverStep[] = [insideTenant, notRevoked, afterConnack, notSlowConsumer, policyAllowsDelivery]
+export const deliverSteps: readonly DeliverStep[] = [insideTenant, notRevoked, afterConnack, sharedGroupTurn, notSlowConsumer, policyAllowsDelivery]
 
 export function deliverHook (ctx: PipelineContext): Required<Pick<AedesOptions, 'authorizeForward'>>['authorizeForward'] {
   const hot = ctx.hot

@@ -10,12 +10,14 @@ import type { Duplex } from 'node:stream'
 import type { Aedes } from 'aedes'
 import type { Logger } from 'pino'
 import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws'
-import type { Limits, SecurityEventInput } from '../core/index.ts'
+import type { Limits, Metrics, SecurityEventInput } from '../core/index.ts'
 import { listen } from '../core/index.ts'
 import type { GatewayClient } from './client.ts'
 import { coalesceWrites } from './socket-writes.ts'
 import { DISCONNECT } from './reason-codes.ts'
 import { prefacedStream, type ProxyProtocolGate } from './proxy-protocol.ts'
+import { deliverPerMatchingSubscriptions, enforceOutboundLimits } from './patches/index.ts'
+import type { SharedSubscriptions } from './shared-subscriptions.ts'
 
 /** Hands a socket to aedes and returns its client (the MQTTS listener uses it after the TLS handshake). */
 export type Handoff = (socket: Socket, listener: string, remoteAddress?: string) => GatewayClient
@@ -33,7 +35,10 @@ export const WS_SUBPROTOCOL = 'mqtt'
 export interface ListenerDeps {
   broker: Aedes
   limits: Limits
+  metrics: Metrics
   emit: (e: SecurityEventInput) => void
+  /** shared subscription groups (`$share/<group>/<tenant>/...`) */
+  shared: SharedSubscriptions
   /** Trusted load balancers: PROXY protocol headers are read from their connections. */
   proxyGate?: ProxyProtocolGate
 }
@@ -57,34 +62,45 @@ export class MqttListeners {
   }
 
   private acceptStream (conn: Duplex, listener: string, remote: string): GatewayClient {
-    const { broker, limits, emit } = this.deps
+    const { broker, limits, metrics, emit, shared } = this.deps
     this.conns.add(conn)
     conn.once('close', () => this.conns.delete(conn))
     const client = broker.handle(conn) as GatewayClient & { _parser: NodeJS.EventEmitter }
     client.gwListener = listener
     client.gwRemote = remote
+    // before any subscription captures the delivery functions (also a restored session's)
+    deliverPerMatchingSubscriptions(client)
+    enforceOutboundLimits(client, { maxBacklogBytes: limits.maxClientBufferBytes, sharedSubscriptions: shared.available, onDrop: reason => metrics.drops.labels(reason).inc() })
     const maxInflight = limits.maxInflightQos2
+    let overLimit = false
     // Runs before aedes sees each parsed packet.
-    client._parser.prependListener('packet', (packet: { cmd: string, qos?: number, messageId?: number, subscriptions?: Array<{ topic: string }> }) => {
+    client._parser.prependListener('packet', (packet: { cmd: string, qos?: number, messageId?: number, subscriptions?: Array<{ topic: string }>, unsubscriptions?: string[] }) => {
       const st = client.gw
+      if (overLimit) return
       if (packet.cmd === 'publish' && packet.qos === 2 && st) {
         // GHSA-5jvp-3p2v-5qgf: a client sending QoS 2 PUBLISHes and withholding
         // PUBREL grew the broker's incoming store without bound (aedes 1.1.3
-        // added maxInflightInbound). Over the cap the connection is closed.
+        // added maxInflightInbound). The cap is the CONNACK Receive Maximum; over it the
+        // connection is closed once, an MQTT 5 client told why (0x93) [MQTT-3.3.4-9].
         const inflight = st.inflightQos2 ??= new Set()
         inflight.add(packet.messageId!)
         if (inflight.size > maxInflight) {
+          overLimit = true
           emit({ code: 'limits.qos2_inflight', tenant: st.tenant, principal: st.principal, clientId: st.wireClientId, remoteAddress: st.remoteAddress, reason: `more than ${maxInflight} QoS 2 messages awaiting PUBREL` })
-          if (client.version === 5) client.disconnect({ reasonCode: DISCONNECT.QUOTA_EXCEEDED })
+          if (client.version === 5) client.disconnect({ reasonCode: DISCONNECT.RECEIVE_MAXIMUM_EXCEEDED })
           else conn.destroy()
         }
       } else if (packet.cmd === 'pubrel' && st) {
         st.inflightQos2?.delete(packet.messageId!)
-      } else if (packet.cmd === 'subscribe' && client.version === 5) {
-        // aedes answers MQTT 5 "$share/..." with 0x9E before any hook runs; report it here.
+      } else if (packet.cmd === 'unsubscribe') {
+        shared.unsubscribing(client, packet.unsubscriptions ?? [])
+      } else if (packet.cmd === 'subscribe') {
+        // "$share/<group>/<filter>" becomes "<filter>" in a group of the client's tenant
+        shared.subscribing(client, packet.subscriptions ?? [])
+        // aedes answers MQTT 5 "$share/..." that remain (malformed, cluster mode) with 0x9E before any hook runs; report it here.
         for (const s of packet.subscriptions ?? []) {
-          if (s.topic.startsWith('$share/')) {
-            emit({ code: 'acl.reserved_topic', tenant: st?.tenant, principal: st?.principal, clientId: st?.wireClientId, remoteAddress: st?.remoteAddress, action: 'subscribe', topic: s.topic, reason: 'shared subscriptions are not available to tenants' })
+          if (client.version === 5 && s.topic.startsWith('$share/')) {
+            emit({ code: 'acl.reserved_topic', tenant: st?.tenant, principal: st?.principal, clientId: st?.wireClientId, remoteAddress: st?.remoteAddress, action: 'subscribe', topic: s.topic, reason: shared.available ? 'malformed shared subscription' : 'shared subscriptions are not available in cluster mode' })
           }
         }
       }

@@ -1,7 +1,11 @@
 // Every MQTT return / reason code the gateway sends, named once. CONNACK refusals are given to aedes
 // in MQTT 3.1.1 numbering (aedes maps them to the MQTT 5 reason code in brackets).
 
-/** CONNACK return codes, MQTT 3.1.1 §3.2.2.3 (MQTT 5 reason code in the comment). */
+/**
+ * CONNACK return codes, MQTT 3.1.1 §3.2.2.3 (MQTT 5 reason code in the comment). Only the defined
+ * codes 1-5 are ever sent: aedes' own code 6 (keep-alive outside its limit) is never reached,
+ * because the gateway checks keep-alive itself (connect.ts, keepAliveInRange).
+ */
 export const CONNACK = {
   /** 0x85 Client Identifier not valid */
   IDENTIFIER_REJECTED: 2,
@@ -17,11 +21,7 @@ export const CONNACK = {
 export const DISCONNECT = {
   NOT_AUTHORIZED: 0x87,
   SERVER_SHUTTING_DOWN: 0x8b,
+  /** the client sent more unacknowledged QoS 2 PUBLISHes than the CONNACK Receive Maximum [MQTT-3.3.4-9] */
+  RECEIVE_MAXIMUM_EXCEEDED: 0x93,
   QUOTA_EXCEEDED: 0x97
 } as const
-
-/**
- * aedes 2.0.0-beta.1 reports a CONNECT whose keep-alive is outside `keepaliveLimit` with error code 6
- * (it also answers CONNACK 6, which MQTT 3.1.1 reserves).
- */
-export const AEDES_KEEPALIVE_ERROR_CODE = 6

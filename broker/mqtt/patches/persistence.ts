@@ -2,6 +2,7 @@
 // accounting bugs of aedes-persistence 10 and aedes-persistence-redis 11 that lose QoS 1/2 messages.
 import memoryPersistence from 'aedes-persistence'
 import { indexRetained } from './retained-index.ts'
+import { markRedeliveries } from './redelivery-dup.ts'
 
 type AnyPersistence = Record<string, any> & {
   incomingDelPacket(client: unknown, packet: unknown): Promise<void>
@@ -16,6 +17,7 @@ type AnyPersistence = Record<string, any> & {
  * the unhandled rejection kills the process (fixed upstream in aedes 1.2.0).
  */
 export function hardenPersistence<T extends AnyPersistence> (persistence: T): T {
+  markRedeliveries(persistence as unknown as Parameters<typeof markRedeliveries>[0])
   const del = persistence.incomingDelPacket.bind(persistence)
   persistence.incomingDelPacket = (client: unknown, packet: unknown) =>
     Promise.resolve(del(client, packet)).catch(() => undefined)

@@ -1,0 +1,135 @@
+// The limits an MQTT 5 client sets for what the server sends it, which aedes 2.0.0-beta.1 stores but
+// does not enforce ("ADVISORY", lib/handlers/connect.js; v5 tracking issue aedes #821), and a will
+// property aedes copies into the will PUBLISH. All three act where every packet is serialized:
+// mqtt-packet's writeToStream, looked up on the module object at call time (like connack-user-properties.ts).
+//  - Will Delay Interval is a CONNECT will property, not a PUBLISH property [MQTT-3.1.3-x, §2.2.2.2]:
+//    stripped from every PUBLISH (live will, retained will, queued will).
+//  - Maximum Packet Size [MQTT-3.1.2-24/25]: a PUBLISH larger than the client accepts is not sent; the
+//    server behaves as if it had been delivered (its queue entry is cleared) and the drop is counted.
+//  - Receive Maximum [MQTT-3.3.4-7/9]: at most that many QoS 1/2 PUBLISHes await PUBACK/PUBCOMP; the rest
+//    wait here, in order, and go out as acknowledgements arrive (bounded by the client buffer limit).
+//  - CONNACK: aedes always sends Shared Subscription Available 0; where the gateway offers them
+//    (broker/mqtt/shared-subscriptions.ts) the property is left out, which means available [§3.2.2.3.13].
+//  - [MQTT-3.14.4-1] after the server's DISCONNECT nothing more is sent on that connection: aedes'
+//    broker.close() sent a second DISCONNECT after the gateway's 0x8B, and a limit hit by every packet
+//    of a burst could send one DISCONNECT per packet.
+import mqttPacket from 'mqtt-packet'
+
+const LIMITS = Symbol.for('uspgate.outboundLimits')
+
+type Packet = { cmd: string, qos?: number, messageId?: number, payload?: Buffer | string, topic?: string, properties?: Record<string, unknown> }
+type Writer = (packet: Packet, stream: unknown, opts?: unknown) => boolean
+
+/** Why a PUBLISH was not sent to a client. */
+export type OutboundDrop = 'client.max_packet_size' | 'client.receive_maximum_backlog'
+
+export interface OutboundLimitOptions {
+  /** bytes that may wait for Receive Maximum before further PUBLISHes to this client are dropped */
+  maxBacklogBytes: number
+  /** the gateway offers shared subscriptions to this client */
+  sharedSubscriptions: boolean
+  onDrop: (reason: OutboundDrop, packet: Packet) => void
+}
+
+interface ClientView {
+  version?: number
+  maximumPacketSize?: number
+  receiveMaximum?: number
+  conn: unknown
+  broker: { persistence: { outgoingClearMessageId(client: unknown, packet: unknown): Promise<unknown> } }
+  _parser: NodeJS.EventEmitter
+}
+
+interface State {
+  client: ClientView
+  options: OutboundLimitOptions
+  inflight: Set<number>
+  backlog: Array<{ packet: Packet, opts: unknown }>
+  backlogBytes: number
+  /** the server sent DISCONNECT */
+  disconnected: boolean
+}
+
+let original: Writer | undefined
+
+function install (): void {
+  if (original !== undefined) return
+  const mp = mqttPacket as unknown as { writeToStream: Writer }
+  original = mp.writeToStream
+  mp.writeToStream = function writeToStream (packet, stream, opts) {
+    const st = (stream as { client?: { [LIMITS]?: State } } | null)?.client?.[LIMITS]
+    if (st !== undefined) {
+      if (st.disconnected) return true
+      if (packet.cmd === 'disconnect') st.disconnected = true
+      else if (packet.cmd === 'connack' && st.options.sharedSubscriptions && packet.properties?.sharedSubscriptionAvailable === false) {
+        const { sharedSubscriptionAvailable: _off, ...rest } = packet.properties
+        return original!({ ...packet, properties: rest }, stream, opts)
+      }
+    }
+    if (packet.cmd !== 'publish') return original!(packet, stream, opts)
+    if (st === undefined) return original!(stripWillDelay(packet), stream, opts)
+    return send(st, stripWillDelay(packet), stream, opts)
+  }
+}
+
+function stripWillDelay (packet: Packet): Packet {
+  const props = packet.properties
+  if (props === undefined || props.willDelayInterval === undefined) return packet
+  const { willDelayInterval: _dropped, ...rest } = props
+  return { ...packet, properties: rest }
+}
+
+function send (st: State, packet: Packet, stream: unknown, opts: unknown): boolean {
+  const c = st.client
+  if (c.version !== 5) return original!(packet, stream, opts)
+  const max = c.maximumPacketSize
+  if (max !== undefined && tooLarge(packet, max, opts)) {
+    st.options.onDrop('client.max_packet_size', packet)
+    // [MQTT-3.1.2-25] behave as if the message had been sent: nothing waits for its acknowledgement
+    if ((packet.qos ?? 0) > 0) c.broker.persistence.outgoingClearMessageId(c, packet).catch(() => undefined)
+    return true
+  }
+  if ((packet.qos ?? 0) > 0 && typeof packet.messageId === 'number' && !st.inflight.has(packet.messageId)) {
+    if (st.inflight.size >= (c.receiveMaximum ?? 65535)) {
+      const size = (packet.payload?.length ?? 0) + (packet.topic?.length ?? 0)
+      if (st.backlogBytes + size > st.options.maxBacklogBytes) {
+        st.options.onDrop('client.receive_maximum_backlog', packet)
+        return true
+      }
+      st.backlog.push({ packet, opts })
+      st.backlogBytes += size
+      return true
+    }
+    st.inflight.add(packet.messageId)
+  }
+  return original!(packet, stream, opts)
+}
+
+/** Serialized size, computed only when a cheap upper bound says it might not fit. */
+function tooLarge (packet: Packet, max: number, opts: unknown): boolean {
+  const payload = packet.payload?.length ?? 0
+  if (packet.properties === undefined && payload + 3 * (packet.topic?.length ?? 0) + 16 <= max) return false
+  return mqttPacket.generate(packet as never, opts as never).length > max
+}
+
+function acknowledged (st: State, messageId: number | undefined): void {
+  if (messageId === undefined || !st.inflight.delete(messageId)) return
+  const stream = st.client.conn
+  while (st.backlog.length > 0 && st.inflight.size < (st.client.receiveMaximum ?? 65535)) {
+    const next = st.backlog.shift()!
+    st.backlogBytes -= (next.packet.payload?.length ?? 0) + (next.packet.topic?.length ?? 0)
+    send(st, next.packet, stream, next.opts)
+  }
+}
+
+/** Applies the client's MQTT 5 Maximum Packet Size and Receive Maximum to what is sent to it. */
+export function enforceOutboundLimits (client: object, options: OutboundLimitOptions): void {
+  install()
+  const c = client as ClientView & { [LIMITS]?: State }
+  const st: State = { client: c, options, inflight: new Set(), backlog: [], backlogBytes: 0, disconnected: false }
+  c[LIMITS] = st
+  c._parser.on('packet', (p: { cmd: string, messageId?: number, reasonCode?: number }) => {
+    // a QoS 1 flow ends at PUBACK, a QoS 2 flow at PUBCOMP, or at a PUBREC with an error code [MQTT-4.9.0-?]
+    if (p.cmd === 'puback' || p.cmd === 'pubcomp' || (p.cmd === 'pubrec' && (p.reasonCode ?? 0) >= 0x80)) acknowledged(st, p.messageId)
+  })
+}
