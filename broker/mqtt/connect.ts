@@ -115,7 +115,9 @@ const resumableClientId: ConnectStep = a => {
  * Keep Alive 0 means "no keep-alive" [MQTT-3.1.2-23 context] and is accepted: a 3.1.1 client gets no
  * keep-alive timer (TCP keep-alive on the socket still finds dead peers, listeners.ts). Above the limit,
  * and for MQTT 5 also at 0, an MQTT 5 client is told the limit as Server Keep Alive [MQTT-3.2.2-21];
- * 3.1.1 has no way to say so, so it gets the defined return code 2, as Mosquitto answers.
+ * 3.1.1 has no way to say so, so it gets the defined return code 2, as Mosquitto answers. (aedes'
+ * keepaliveLimit, PR #930, refuses 0 too and answers 3.1.1 with the reserved code 6; Mosquitto 2.0.12
+ * briefly refused 0 the same way, mosquitto #2309.)
  */
 const keepAliveInRange: ConnectStep = (a, ctx) => {
   const limit = ctx.deps.limits.maxKeepAliveSeconds

@@ -3,10 +3,10 @@
 //  - for retained messages sent on SUBSCRIBE, and for a wildcard subscription, keeps the PUBLISH QoS
 //    (its downgrade looks up `client.subscriptions[topic]`, an exact filter only): a QoS 0 subscriber
 //    got retained QoS 1 messages. [MQTT-3.8.4-8] / §3.3.5: delivered QoS = min(publish QoS, granted QoS);
-//    with overlapping subscriptions the maximum granted QoS of those that match [MQTT-3.3.4-2];
+//    with overlapping subscriptions the maximum granted QoS of those that match [MQTT-3.3.4-2 / 3.3.5-1]
+//    (upstream: aedes #208 and #288 fixed the exact-filter case only; #1074 open for overlapping ones);
 //  - echoes only that subscription's identifier, where [MQTT-3.3.4-3/4/5] require every matching
-//    subscription's identifier (aedes' own KNOWN LIMITATION comment; upstream aedes #821 / #828 and
-//    #1074 for the QoS of overlapping subscriptions).
+//    subscription's identifier (aedes' own KNOWN LIMITATION comment, tracked on aedes #821 / #828).
 // The fix wraps a client's two delivery functions before any subscription captures them.
 import type { Client } from 'aedes'
 

@@ -1,5 +1,6 @@
 // The limits an MQTT 5 client sets for what the server sends it, which aedes 2.0.0-beta.1 stores but
-// does not enforce ("ADVISORY", lib/handlers/connect.js; v5 tracking issue aedes #821), and a will
+// does not enforce ("ADVISORY", lib/handlers/connect.js; aedes #831 "Maximum Packet Size", the review of
+// aedes PR #1088 "client.maximumPacketSize is stored but never checked on outbound writes"), and a will
 // property aedes copies into the will PUBLISH. All three act where every packet is serialized:
 // mqtt-packet's writeToStream, looked up on the module object at call time (like connack-user-properties.ts).
 //  - Will Delay Interval is a CONNECT will property, not a PUBLISH property [MQTT-3.1.3-x, §2.2.2.2]:
