@@ -56,7 +56,7 @@ export interface Limits {
   maxKeepAliveSeconds: number
   /**
    * QoS 2 PUBLISHes awaiting PUBREL per client (aedes 1.1.3 maxInflightInbound, GHSA-5jvp-3p2v-5qgf);
-   * advertised to MQTT 5 clients as the CONNACK Receive Maximum [MQTT-3.2.2-?, 3.3.4-9].
+   * advertised to MQTT 5 clients as the CONNACK Receive Maximum (§3.2.2.3.3, [MQTT-3.3.4-9]).
    */
   maxInflightQos2: number
   /** MQTT 5 Topic Alias Maximum offered to clients (client → server aliases); 0 turns aliases off. */

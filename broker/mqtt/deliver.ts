@@ -33,7 +33,7 @@ const afterConnack: DeliverStep = (client, _st, _packet, ctx) => {
   return false
 }
 
-/** [MQTT-4.8.2-?] a message that matches only shared subscriptions goes to one member of each group. */
+/** §4.8.2: a message that matches only shared subscriptions goes to one member of each group. */
 const sharedGroupTurn: DeliverStep = (client, _st, packet, ctx) => ctx.deps.shared.delivers(client as GatewayClient, packet)
 
 /**

@@ -5,7 +5,7 @@
 // tenant is refused as any other), and delivery lets exactly one connected member of the group take each
 // message. The group is keyed by the member's authenticated tenant, so two tenants' groups of the same
 // name never mix. Deliberate limits (README): members must be connected (no queueing for an offline group;
-// a queued copy is dropped at reconnect, a retained message is not sent on SUBSCRIBE [MQTT-4.8.2-?/3.8.4]);
+// a queued copy is dropped at reconnect, a retained message is not sent on SUBSCRIBE (§4.8.2));
 // in cluster mode shared subscriptions are unavailable (the choice would be per node, not per cluster).
 import type { PublishPacket } from 'aedes'
 import type { GatewayClient } from './client.ts'

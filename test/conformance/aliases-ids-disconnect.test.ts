@@ -19,7 +19,7 @@ test('[MQTT-3.3.2-12] [MQTT-3.3.2-8] v5: a topic alias set by the client resolve
   assert.equal((await peer.next('puback')).reasonCode ?? 0, 0)
   const got = await collect(sub, 'publish', 800)
   assert.deepEqual(got.map(p => [p.topic, p.payload.toString()]), [[`${g.data}/alias`, 'a1'], [`${g.data}/alias`, 'a2']])
-  // the alias is connection-scoped: subscribers never see it [MQTT-3.3.2-? 3.3.2.3.4]
+  // the alias is connection-scoped: subscribers never see it [§3.3.2.3.4]
   assert.ok(got.every(p => p.properties?.topicAlias === undefined))
   sub.end(); peer.end()
 })
@@ -34,7 +34,7 @@ test('[MQTT-3.3.2-12] tenant rules apply to the topic an alias resolves to: an a
   peer.end()
 })
 
-test('[MQTT-3.3.2-9/10 0x94] v5: a topic alias above the Topic Alias Maximum, or unknown, gets DISCONNECT 0x94', async () => {
+test('[MQTT-3.3.2-9] [§3.3.2.3.4 0x94] v5: a topic alias above the Topic Alias Maximum, or unknown, gets DISCONNECT 0x94', async () => {
   for (const [topic, alias] of [[`${g.data}/x`, 5], ['', 3]] as const) {
     const { peer } = await rawAs(g.t, g.agent, { v: 5 })
     peer.send({ cmd: 'publish', topic, payload: 'x', qos: 0, retain: false, dup: false, properties: { topicAlias: alias } })
@@ -68,7 +68,7 @@ test('[MQTT-3.3.4-3] [MQTT-3.3.4-4] [MQTT-3.3.4-5] v5: one copy of a message mat
   sub.end(); peer.end()
 })
 
-test('[MQTT-3.8.2-? 3.8.2.1.2] v5: a retained message sent on SUBSCRIBE carries that subscription\'s identifier', async () => {
+test('[§3.8.2.1.2] v5: a retained message sent on SUBSCRIBE carries that subscription\'s identifier', async () => {
   const { peer } = await rawAs(g.t, g.agent, { v: 5 })
   peer.send({ cmd: 'publish', topic: `${g.data}/ids-r`, payload: 'r', qos: 0, retain: true, dup: false })
   const { peer: sub } = await rawAs(g.t, g.controller, { v: 5 })
@@ -79,7 +79,7 @@ test('[MQTT-3.8.2-? 3.8.2.1.2] v5: a retained message sent on SUBSCRIBE carries 
   sub.end(); peer.end()
 })
 
-test('[MQTT-3.1.4-3] [MQTT-3.14.2-? 0x8E] v5: a second connection with the same client id takes over; the first gets DISCONNECT 0x8E once', async () => {
+test('[MQTT-3.1.4-3] [§3.14.2.1 0x8E] v5: a second connection with the same client id takes over; the first gets DISCONNECT 0x8E once', async () => {
   const first = await rawAs(g.t, g.agent, { v: 5, clientId: 'takeover-5' })
   const second = await rawAs(g.t, g.agent, { v: 5, clientId: 'takeover-5' })
   await first.peer.closed
@@ -89,7 +89,7 @@ test('[MQTT-3.1.4-3] [MQTT-3.14.2-? 0x8E] v5: a second connection with the same 
   second.peer.end()
 })
 
-test('[MQTT-3.14.2-? 0x87] v5: revoking the credential of a connected client sends DISCONNECT 0x87 once', async () => {
+test('[§3.14.2.1 0x87] v5: revoking the credential of a connected client sends DISCONNECT 0x87 once', async () => {
   const other = await provision(g.t, TENANT, 'os::00256D-REV', 'agent')
   const { peer } = await rawAs(g.t, other, { v: 5 })
   const r = await g.t.api('DELETE', `/v1/tenants/${TENANT}/credentials/${encodeURIComponent('os::00256D-REV')}`)
@@ -100,7 +100,7 @@ test('[MQTT-3.14.2-? 0x87] v5: revoking the credential of a connected client sen
   assert.equal(d[0].reasonCode, 0x87)
 })
 
-test('[MQTT-3.14.2-? 0x8B] v5: a gateway shutting down sends DISCONNECT 0x8B', async () => {
+test('[§3.14.2.1 0x8B] v5: a gateway shutting down sends DISCONNECT 0x8B', async () => {
   const own = await conformanceGateway()
   const { peer } = await rawAs(own.t, own.agent, { v: 5 })
   await own.close()

@@ -9,7 +9,7 @@ const LIMITS = { maxPacketBytes: 64 * 1024, maxInflightQos2: 20, topicAliasMaxim
 before(async () => { g = await conformanceGateway(LIMITS) })
 after(async () => { await g.close() })
 
-test('[MQTT-3.2.2-?] MQTT 5 CONNACK advertises the limits the gateway enforces (Receive Maximum, Maximum Packet Size, Topic Alias Maximum, no shared subscriptions)', async () => {
+test('[§3.2.2.3.3] [§3.2.2.3.6] [§3.2.2.3.8] [§3.2.2.3.13] MQTT 5 CONNACK advertises the limits the gateway enforces (Receive Maximum, Maximum Packet Size, Topic Alias Maximum, no shared subscriptions)', async () => {
   const { peer, connack } = await rawAs(g.t, g.agent, { v: 5 })
   const p = connack.properties
   assert.equal(p.receiveMaximum, 20)
@@ -47,7 +47,7 @@ test('[MQTT-3.2.2-21] v5: a Keep Alive above the limit is replaced by Server Kee
   inside.peer.end()
 })
 
-test('[MQTT-3.2.2-6] v3.1.1: a Keep Alive above the limit gets the defined return code 2 (as Mosquitto), never the reserved 6', async () => {
+test('[MQTT-3.2.2-4] [MQTT-3.2.2-5] [§3.2.2.3] v3.1.1: a Keep Alive above the limit gets the defined return code 2 (as Mosquitto), never the reserved 6', async () => {
   const r = await rawConnectWith(g.t, { v: 4, keepalive: 3600, username: g.agent.username, password: g.agent.secret })
   assert.equal(r.code, 2)
   await r.peer.closed
@@ -79,19 +79,19 @@ test('[MQTT-3.1.3-6] [MQTT-3.2.2-16] v5: an empty client id is assigned one, sen
   peer.end()
 })
 
-test('[MQTT-3.1.2-22 context] v5: Receive Maximum 0 in CONNECT is a Protocol Error (0x82)', async () => {
+test('[§3.1.2.11.3] v5: Receive Maximum 0 in CONNECT is a Protocol Error (0x82)', async () => {
   const r = await rawConnectWith(g.t, { v: 5, username: g.agent.username, password: g.agent.secret, properties: { receiveMaximum: 0 } })
   assert.equal(r.code, 0x82)
 })
 
-test('[MQTT-3.2.2-?] v5: a Session Expiry Interval above the gateway limit is answered with the one applied', async () => {
+test('[§3.2.2.3.2] v5: a Session Expiry Interval above the gateway limit is answered with the one applied', async () => {
   const { peer, connack } = await rawAs(g.t, g.agent, { v: 5, clean: true, properties: { sessionExpiryInterval: 0xFFFFFFFE } })
   assert.equal(connack.properties.sessionExpiryInterval, 7 * 24 * 3600)
   peer.end()
 })
 
 for (const v of [4, 5] as const) {
-  test(`[MQTT-3.2.2-?] v${v}: bad credentials get the defined refusal code and the connection is closed [MQTT-3.2.2-5]`, async () => {
+  test(`[MQTT-3.2.2-5] [§3.2.2.3 / §3.2.2.2] v${v}: bad credentials get the defined refusal code and the connection is closed`, async () => {
     const r = await rawConnectWith(g.t, { v, username: g.agent.username, password: 'wrong' })
     assert.equal(r.code, v === 5 ? 0x86 : 4)
     await r.peer.closed

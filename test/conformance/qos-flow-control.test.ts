@@ -9,7 +9,7 @@ before(async () => { g = await conformanceGateway({ maxInflightQos2: 5, maxPacke
 after(async () => { await g.close() })
 
 for (const v of [4, 5] as const) {
-  test(`[MQTT-4.3.2-?] [MQTT-4.3.3-?] v${v}: QoS 1 is answered by PUBACK, QoS 2 by PUBREC then PUBCOMP, with the same Packet Identifier; delivered once`, async () => {
+  test(`[§4.3.2] [§4.3.3] (receiver and sender side) v${v}: QoS 1 is answered by PUBACK, QoS 2 by PUBREC then PUBCOMP, with the same Packet Identifier; delivered once`, async () => {
     const { peer: sub } = await rawAs(g.t, g.controller, { v })
     sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${g.data}/flow${v}`, qos: 2 }] })
     assert.deepEqual((await sub.next('suback')).granted, [2])
@@ -18,7 +18,7 @@ for (const v of [4, 5] as const) {
     assert.equal((await peer.next('puback')).messageId, 11)
     peer.send({ cmd: 'publish', topic: `${g.data}/flow${v}`, payload: 'two', qos: 2, messageId: 12, retain: false, dup: false })
     assert.equal((await peer.next('pubrec')).messageId, 12)
-    // [MQTT-4.3.3-?] a duplicate PUBLISH before PUBREL is not delivered again
+    // §4.3.3: a duplicate PUBLISH before PUBREL is not delivered again
     peer.send({ cmd: 'publish', topic: `${g.data}/flow${v}`, payload: 'two', qos: 2, messageId: 12, retain: false, dup: true })
     await peer.next('pubrec')
     peer.send({ cmd: 'pubrel', messageId: 12 })
@@ -85,7 +85,7 @@ test('[MQTT-3.1.2-24] [MQTT-3.1.2-25] v5: a PUBLISH larger than the client\'s Ma
   peer.end(); sub.end()
 })
 
-test('[MQTT-3.2.2-15] [MQTT-4.13.1-1 0x95] v5: a packet above the gateway\'s Maximum Packet Size gets one DISCONNECT 0x95 and the connection closes', async () => {
+test('[MQTT-3.2.2-15] [§4.13 0x95] v5: a packet above the gateway\'s Maximum Packet Size gets one DISCONNECT 0x95 and the connection closes', async () => {
   const { peer } = await rawAs(g.t, g.agent, { v: 5 })
   for (let i = 0; i < 3; i++) peer.send({ cmd: 'publish', topic: `${g.data}/big`, payload: Buffer.alloc(20 * 1024), qos: 0, retain: false, dup: false })
   await peer.closed

@@ -40,7 +40,7 @@ for (const v of [4, 5] as const) {
     }
   })
 
-  test(`[MQTT-3.3.5 / 3.8.4-8] v${v}: a QoS 2 message reaches a QoS 1 wildcard subscription at QoS 1`, async () => {
+  test(`[MQTT-3.8.4-8] [§3.3.5] v${v}: a QoS 2 message reaches a QoS 1 wildcard subscription at QoS 1`, async () => {
     const s = await subscriber(v, [{ topic: `${g.data}/live${v}/#`, qos: 1 }])
     const { peer } = await rawAs(g.t, g.agent, { v })
     peer.send({ cmd: 'publish', topic: `${g.data}/live${v}/a`, payload: 'q2', qos: 2, messageId: 9, retain: false, dup: false })

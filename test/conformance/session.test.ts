@@ -52,7 +52,7 @@ for (const v of [4, 5] as const) {
   })
 }
 
-test('[MQTT-3.2.2-2] [MQTT-3.1.2-11..] v5: Clean Start 0 without Session Expiry Interval resumes the stored session: Session Present and its queued messages agree', async () => {
+test('[MQTT-3.2.2-2] [§3.1.2.11.2] v5: Clean Start 0 without Session Expiry Interval resumes the stored session: Session Present and its queued messages agree', async () => {
   const clientId = 'resume-no-expiry'
   const first = await rawAs(g.t, g.controller, { v: 5, clientId, clean: true, properties: { sessionExpiryInterval: 300 } })
   await subscribe(first.peer, `${g.data}/noexp`, 1)

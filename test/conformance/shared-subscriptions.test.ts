@@ -29,14 +29,14 @@ async function publishMany (topic: string, n: number, retain = false): Promise<v
   peer.end()
 }
 
-test('[MQTT-3.2.2-?] v5 CONNACK does not say Shared Subscription Available 0 (absent means available)', async () => {
+test('[§3.2.2.3.13] v5 CONNACK does not say Shared Subscription Available 0 (absent means available)', async () => {
   const { peer, connack } = await rawAs(g.t, g.controller, { v: 5 })
   assert.equal(connack.properties.sharedSubscriptionAvailable, undefined)
   peer.end()
 })
 
 for (const v of [5, 4] as const) {
-  test(`[MQTT-4.8.2-?] v${v}: each message on a shared subscription goes to exactly one member of the group; a plain subscriber gets all`, async () => {
+  test(`[§4.8.2] v${v}: each message on a shared subscription goes to exactly one member of the group; a plain subscriber gets all`, async () => {
     const topic = `${g.data}/share${v}`
     const a = await member(v, `$share/workers/${topic}`)
     const b = await member(v, `$share/workers/${topic}`)
@@ -54,7 +54,7 @@ for (const v of [5, 4] as const) {
   })
 }
 
-test('[MQTT-4.8.2-?] two groups each get every message once; after UNSUBSCRIBE of "$share/..." a member gets nothing', async () => {
+test('[§4.8.2] two groups each get every message once; after UNSUBSCRIBE of "$share/..." a member gets nothing', async () => {
   const topic = `${g.data}/groups`
   const x = await member(5, `$share/x/${topic}`)
   const y = await member(5, `$share/y/${topic}`)

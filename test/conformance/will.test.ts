@@ -36,7 +36,7 @@ for (const v of [4, 5] as const) {
   })
 }
 
-test('[MQTT-3.14.2-? 0x04] v5: DISCONNECT with reason 0x04 (Disconnect with Will Message) publishes the will', async () => {
+test('[§3.14.2.1 0x04] v5: DISCONNECT with reason 0x04 (Disconnect with Will Message) publishes the will', async () => {
   const topic = `${g.data}/will04`
   const w = await watcher(5, topic)
   const { peer } = await rawAs(g.t, g.agent, { v: 5, will: { topic, payload: Buffer.from('asked'), qos: 0, retain: false } })
@@ -87,7 +87,7 @@ test('[MQTT-3.1.3-9] v5: reconnecting within the Will Delay Interval cancels the
   w.end()
 })
 
-test('[MQTT-3.1.2-? Will Delay > Session Expiry] v5: the will goes out when the session ends, even if its delay is longer', async () => {
+test('[MQTT-3.1.3-9] [§3.1.3.2.2 Will Delay > Session Expiry] v5: the will goes out when the session ends, even if its delay is longer', async () => {
   const topic = `${g.data}/session-ends`
   const w = await watcher(5, topic)
   const { peer } = await rawAs(g.t, g.agent, { v: 5, properties: { sessionExpiryInterval: 0 }, will: { topic, payload: Buffer.from('end'), qos: 0, retain: false, properties: { willDelayInterval: 30 } } })

@@ -3,7 +3,7 @@
 // aedes PR #1088 "client.maximumPacketSize is stored but never checked on outbound writes"), and a will
 // property aedes copies into the will PUBLISH. All three act where every packet is serialized:
 // mqtt-packet's writeToStream, looked up on the module object at call time (like connack-user-properties.ts).
-//  - Will Delay Interval is a CONNECT will property, not a PUBLISH property [MQTT-3.1.3-x, §2.2.2.2]:
+//  - Will Delay Interval is a CONNECT will property, not a PUBLISH property (§2.2.2.2 table, §3.3.2.3):
 //    stripped from every PUBLISH (live will, retained will, queued will).
 //  - Maximum Packet Size [MQTT-3.1.2-24/25]: a PUBLISH larger than the client accepts is not sent; the
 //    server behaves as if it had been delivered (its queue entry is cleared) and the drop is counted.
@@ -130,7 +130,7 @@ export function enforceOutboundLimits (client: object, options: OutboundLimitOpt
   const st: State = { client: c, options, inflight: new Set(), backlog: [], backlogBytes: 0, disconnected: false }
   c[LIMITS] = st
   c._parser.on('packet', (p: { cmd: string, messageId?: number, reasonCode?: number }) => {
-    // a QoS 1 flow ends at PUBACK, a QoS 2 flow at PUBCOMP, or at a PUBREC with an error code [MQTT-4.9.0-?]
+    // a QoS 1 flow ends at PUBACK, a QoS 2 flow at PUBCOMP, or at a PUBREC with an error code (§4.9)
     if (p.cmd === 'puback' || p.cmd === 'pubcomp' || (p.cmd === 'pubrec' && (p.reasonCode ?? 0) >= 0x80)) acknowledged(st, p.messageId)
   })
 }
