@@ -1,6 +1,8 @@
 // Cluster mode (USPGATE_REDIS_URL): every node shares one Redis for
 //   - aedes sessions, offline queues, retained messages and wills (aedes-persistence-redis, keys
-//     under `<prefix>aedes:`), and live cross-node routing (mqemitter-redis, channels `<prefix>mqtt:<topic>`);
+//     under `<prefix>aedes:`), and live cross-node routing: a route table (filter → nodes, keys
+//     `<prefix>routes:{<node>}`) mirrored on every node, one PUBLISH per target node on its own channel
+//     `<prefix>node:{<node>}` (broker/cluster/routing/; no Redis pattern per subscription);
 //   - the state store (RedisStateStore), policy versions + assignment, a capped security-event stream;
 //   - the control channel `<prefix>control` (pub/sub): revocations, state changes, policy changes,
 //     PKI changes (the CA directory mirrored in `<prefix>pki`, see cluster-pki.ts);
@@ -23,6 +25,7 @@ import { appendJson, entryJson, readNewest } from './streams.ts'
 import type { SecurityEvent, SecurityEventInput } from '../core/index.ts'
 import type { Metrics } from '../core/index.ts'
 import type { ClusterAccess, ClusterView, NodeHeartbeat } from '../control/index.ts'
+import { RouteTableEmitter } from './routing/index.ts'
 
 const require = createRequire(import.meta.url)
 const redisPersistence = require('aedes-persistence-redis') as (opts: Record<string, unknown>) => any
@@ -31,8 +34,6 @@ const requireFromPersistence = createRequire(require.resolve('aedes-persistence-
 const PersistenceRedis = requireFromPersistence('ioredis') as new (opts: Record<string, unknown>) => NodeJS.EventEmitter & PersistenceConnection & { disconnect(): void }
 // the library's own encoding of stored packets
 const msgpack = requireFromPersistence('msgpack-lite') as { decode(buf: Buffer): Record<string, unknown> }
-// the prefixing emitter is not in mqemitter-redis' type declarations
-const { MQEmitterRedisPrefix } = require('mqemitter-redis') as { MQEmitterRedisPrefix: new (prefix: string, opts: Record<string, unknown>) => any }
 
 export const DEFAULT_REDIS_PREFIX = 'uspgate:'
 /** KEYS[1]: the policy index. ARGV: the new text; '1' if a current value is expected ('0': the key must be absent); that value. */
@@ -116,7 +117,8 @@ export class Cluster implements ClusterAccess {
   private readonly tail: Redis
   private readonly persistenceConn: NodeJS.EventEmitter & PersistenceConnection & { disconnect(): void }
   readonly persistence: ReturnType<typeof redisPersistence>
-  readonly mq: any
+  /** aedes' emitter: local subscribers, and the route table for the other nodes. */
+  readonly mq: RouteTableEmitter
   readonly keys: { control: string, events: string, nodesPrefix: string, policyIndex: string, policyBundle: (rev: string) => string, certRevoked: string }
   private hooks: ClusterHooks | undefined
   private store: RedisStateStore | undefined
@@ -167,9 +169,19 @@ export class Cluster implements ClusterAccess {
     this.persistenceConn.on('error', (err: Error) => { if (!this.closed) this.log.debug({ err }, 'persistence redis error') })
     guardRedisSocketErrors(this.persistenceConn)
     this.persistence = countEachAckOnce(hardenPersistence(redisPersistence({ conn: this.persistenceConn })), this.persistenceConn, buf => msgpack.decode(buf))
-    // Live routing: every MQTT publish is a Redis PUBLISH on <prefix>mqtt:<topic>.
-    this.mq = new MQEmitterRedisPrefix(`${p}mqtt:`, { ...this.options, retryStrategy, connectionName: `uspgate:${nodeId}:mqemitter` })
-    ;(this.mq as unknown as { state: NodeJS.EventEmitter }).state.on('error', (err: Error) => this.log.debug({ err }, 'mqemitter-redis error'))
+    // Live routing: a message goes to the nodes whose routes match it, one PUBLISH each; losing the
+    // emitter's links fails closed like the other connections, and its return triggers a resync.
+    this.mq = new RouteTableEmitter({
+      nodeId,
+      prefix: p,
+      redis: { ...this.options, retryStrategy },
+      liveNodes: async () => (await this.liveNodes()).map(hb => hb.node),
+      heartbeatTtlMs: HEARTBEAT_TTL_S * 1000,
+      maintainEveryMs: HEARTBEAT_MS,
+      log: this.log,
+      onConnectionLost: () => this.connectionLost(),
+      onReady: () => this.scheduleResync(0)
+    })
     for (const conn of this.emitterConnections()) guardRedisSocketErrors(conn)
 
     this.upGauge = new Gauge({ name: 'uspgate_redis_up', help: '1 while this node has working Redis connections and a resynchronised state copy', registers: [metrics.registry] })
@@ -178,7 +190,7 @@ export class Cluster implements ClusterAccess {
 
   /** True while new connections and admin writes may be served. */
   get trusted (): boolean {
-    return !this.closed && this.synced && this.cmd.status === 'ready' && this.sub.status === 'ready'
+    return !this.closed && this.synced && this.cmd.status === 'ready' && this.sub.status === 'ready' && this.mq.ready
   }
 
   get up (): boolean { return this.cmd.status === 'ready' && this.sub.status === 'ready' }
@@ -204,6 +216,8 @@ export class Cluster implements ClusterAccess {
     }
     // Subscribe before the first load: a change published meanwhile is then either in the load or in a message.
     await this.sub.subscribe(this.keys.control)
+    // only now (the node id is ours): write this node's route set and load every peer's
+    await this.mq.start()
   }
 
   /** After the gateway loaded its state: serve control messages, heartbeat, follow the event stream. */
@@ -303,7 +317,7 @@ export class Cluster implements ClusterAccess {
       if (!this.up) return // the next 'ready' schedules another attempt
       try {
         await this.hooks.resync()
-        if (!this.up) return
+        if (!this.up || !this.mq.ready) return // the emitter's onReady schedules another attempt
         this.synced = true
         this.upGauge.set(1)
         if (!this.wasUp) {
@@ -416,14 +430,12 @@ export class Cluster implements ClusterAccess {
     // the persistence's destroy() unsubscribes through the (already closed) emitter; bounded wait, then cut
     await Promise.race([Promise.resolve(this.persistence.destroy()).catch(() => {}), new Promise(resolve => setTimeout(resolve, 500).unref())])
     this.persistenceConn.disconnect()
-    // aedes closes the emitter with QUIT, which never completes on a connection that is failing
-    // (a start refused by Redis): cut both connections so they stop reconnecting
-    for (const c of this.emitterConnections()) c.disconnect()
+    // a start refused by Redis never reaches aedes' close of the emitter: cut its connections so they stop reconnecting
+    this.mq.disconnect()
   }
 
-  private emitterConnections (): Array<{ disconnect(): void }> {
-    const mq = this.mq as { subConn: { disconnect(): void }, pubConn: { disconnect(): void } }
-    return [mq.subConn, mq.pubConn]
+  private emitterConnections (): Redis[] {
+    return [this.mq.pub, this.mq.sub]
   }
 
   /** Heartbeats of the nodes alive now (a crashed node's key has expired); unreadable values are skipped. */
