@@ -26,6 +26,7 @@ import type { SecurityEvent, SecurityEventInput } from '../core/index.ts'
 import type { Metrics } from '../core/index.ts'
 import type { ClusterAccess, ClusterView, NodeHeartbeat } from '../control/index.ts'
 import { RouteTableEmitter } from './routing/index.ts'
+import { batchPersistenceSetup, type SetupConnection } from './patches/index.ts'
 
 const require = createRequire(import.meta.url)
 const redisPersistence = require('aedes-persistence-redis') as (opts: Record<string, unknown>) => any
@@ -163,12 +164,14 @@ export class Cluster implements ClusterAccess {
     this.sub.on('message', (channel: string, text: string) => { if (channel === this.keys.control) this.onControl(text) })
 
     // aedes' persistence: keys under <prefix>aedes: (ioredis keyPrefix), its own connection with an
-    // offline queue (session writes during a blip are replayed), wrapped with the QoS 2 fix and the
-    // fix that keeps a duplicate acknowledgement from deleting a message other subscribers still queue.
+    // offline queue (session writes during a blip are replayed)
     this.persistenceConn = new PersistenceRedis({ ...this.options, keyPrefix: `${p}aedes:`, retryStrategy, connectionName: `uspgate:${nodeId}:persistence` })
     this.persistenceConn.on('error', (err: Error) => { if (!this.closed) this.log.debug({ err }, 'persistence redis error') })
     guardRedisSocketErrors(this.persistenceConn)
-    this.persistence = countEachAckOnce(hardenPersistence(redisPersistence({ conn: this.persistenceConn })), this.persistenceConn, buf => msgpack.decode(buf))
+    // wrapped with the QoS 2 fix, the fix that keeps a duplicate acknowledgement from deleting a message
+    // other subscribers still queue, and start-up loading of stored subscriptions in pipelines (patches/batched-persistence-setup.ts).
+    const persistence = batchPersistenceSetup(redisPersistence({ conn: this.persistenceConn }), this.persistenceConn as unknown as SetupConnection)
+    this.persistence = countEachAckOnce(hardenPersistence(persistence), this.persistenceConn, buf => msgpack.decode(buf))
     // Live routing: a message goes to the nodes whose routes match it, one PUBLISH each; losing the
     // emitter's links fails closed like the other connections, and its return triggers a resync.
     this.mq = new RouteTableEmitter({

@@ -1,0 +1,2 @@
+// Fixes of upstream libraries used only in cluster mode, each in its own named file.
+export { batchPersistenceSetup, SETUP_BATCH, type SetupConnection } from './batched-persistence-setup.ts'
