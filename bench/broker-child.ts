@@ -25,6 +25,8 @@ export type ChildRequest =
   /** cluster node: resolves once this node's state copy (from Redis) has every principal; rejects after timeoutMs */
   | { id: number, type: 'await-credentials', tenant: string, principals: string[], timeoutMs: number }
   | { id: number, type: 'profile-start' }
+  /** gateway: start-up time, heap after a GC (with --expose-gc), and the cluster route table's size (bench/fleet-cluster.ts) */
+  | { id: number, type: 'fleet-stats' }
   | { id: number, type: 'profile-stop', file: string }
   /** sampling heap profiler: what the allocations still live at the stop were made by */
   | { id: number, type: 'heap-start' }
@@ -37,6 +39,14 @@ export interface ChildStats {
   cpuSystemUs: number
   rssBytes: number
   connectedClients: number
+}
+
+export interface FleetStats {
+  startMs: number
+  heapUsedBytes: number
+  rssBytes: number
+  /** cluster mode with the route-table emitter: local filters, peers, routes mirrored from peers */
+  routes?: { localFilters: number, remoteNodes: number, remoteRoutes: number }
 }
 
 export interface ProvisionResult {
@@ -76,6 +86,7 @@ interface Running {
   connectedClients: () => number
   provision: (tenant: string, creds: CredentialRequest[]) => Promise<ProvisionResult>
   awaitCredentials: (tenant: string, principals: string[], timeoutMs: number) => Promise<void>
+  fleetStats?: () => FleetStats
   close: () => Promise<void>
 }
 
@@ -159,7 +170,9 @@ async function startGateway (dataDir: string, cluster?: ClusterNodeArgs): Promis
       : {})
   }, {})
   const gw = new Gateway(config, { printAdminToken: false })
+  const t0 = performance.now()
   await gw.start()
+  const startMs = performance.now() - t0
   return {
     port: gw.mqttPort,
     notes: [
@@ -187,6 +200,13 @@ async function startGateway (dataDir: string, cluster?: ClusterNodeArgs): Promis
         if (Date.now() > deadline) throw new Error(`${missing.length} of ${principals.length} credentials of tenant ${tenant} still unknown on this node after ${timeoutMs} ms (first: ${missing[0]!})`)
         await new Promise(resolve => setTimeout(resolve, 50))
       }
+    },
+    fleetStats: () => {
+      (globalThis as { gc?: () => void }).gc?.()
+      // the route-table emitter has stats(); an older emitter (mqemitter-redis) has none
+      const mq = (gw.cluster as unknown as { mq?: { stats?: () => FleetStats['routes'] } } | undefined)?.mq
+      const routes = typeof mq?.stats === 'function' ? mq.stats() : undefined
+      return { startMs, heapUsedBytes: process.memoryUsage().heapUsed, rssBytes: process.memoryUsage.rss(), ...(routes !== undefined ? { routes } : {}) }
     },
     close: async () => { await gw.close() }
   }
@@ -303,6 +323,9 @@ async function main (): Promise<void> {
         break
       case 'await-credentials':
         reply(running.awaitCredentials(req.tenant, req.principals, req.timeoutMs))
+        break
+      case 'fleet-stats':
+        reply(running.fleetStats !== undefined ? Promise.resolve(running.fleetStats()) : Promise.reject(new Error('no fleet stats for this broker kind')))
         break
       case 'profile-start':
         reply(profiler.start())

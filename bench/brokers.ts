@@ -5,9 +5,9 @@ import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, mkdirSync } fro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { BrokerKind, ChildMessage, ChildRequest, ChildStats, CredentialRequest, HeapSite, ProvisionResult } from './broker-child.ts'
+import type { BrokerKind, ChildMessage, ChildRequest, ChildStats, CredentialRequest, FleetStats, HeapSite, ProvisionResult } from './broker-child.ts'
 
-export type { BrokerKind, ChildStats, CredentialRequest }
+export type { BrokerKind, ChildStats, CredentialRequest, FleetStats }
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never
 
@@ -26,6 +26,8 @@ export interface BrokerHandle {
   /** Cluster node: waits until its state copy (from Redis) holds every principal. */
   awaitCredentials: (tenant: string, principals: string[], timeoutMs: number) => Promise<void>
   profileStart: () => Promise<void>
+  /** Gateway: start-up time, heap after GC, route-table size (bench/fleet-cluster.ts). */
+  fleetStats: () => Promise<FleetStats>
   /** Writes the CPU profile since profileStart to file (.cpuprofile, Chrome DevTools format). */
   profileStop: (file: string) => Promise<string>
   /** Sampling heap profiler: live allocations by allocating function (after a GC) at the stop. */
@@ -176,6 +178,7 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
     provision: (tenant, credentials) => request<ProvisionResult>({ type: 'provision', tenant, credentials }),
     awaitCredentials: (tenant, principals, timeoutMs) => request<void>({ type: 'await-credentials', tenant, principals, timeoutMs }),
     profileStart: () => request<void>({ type: 'profile-start' }),
+    fleetStats: () => request<FleetStats>({ type: 'fleet-stats' }),
     profileStop: file => request<string>({ type: 'profile-stop', file }),
     heapStart: () => request<void>({ type: 'heap-start' }),
     heapStop: top => request<{ totalBytes: number, sites: HeapSite[] }>({ type: 'heap-stop', top }),

@@ -18,6 +18,10 @@
 //                                      and with TCP_NODELAY + writes coalesced per event-loop turn
 //                                      (tells socket-level costs apart from hook costs)
 //   npm run bench -- --no-cluster      skip gateway-2node (no redis-server needed)
+//   npm run bench -- --fleet-cluster   only the fleet-scale cluster scenario (bench/fleet-cluster.ts):
+//                                      K idle agents on node 2, K = 0, 1,000, 5,000, 15,000
+//                                      (--fleet-levels=0,1000 --label=NAME --no-startup --quick;
+//                                      --startup-only=15000: only node start-up with 15,000 stored sessions)
 //   other flags: --no-storm --no-decision --rounds=N --window=N
 //
 // Targets are informational: the exit code is 0 whatever the ratios, 1 only when the run itself
@@ -34,6 +38,7 @@ import { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, clusterGatew
 import { cleanupAll, type CredentialRequest } from './brokers.ts'
 import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
 import { waitForQuiet } from './stats.ts'
+import { runFleetCluster, runStartupOnly, type FleetOptions as FleetClusterOptions } from './fleet-cluster.ts'
 import { runProvisioningBench, formatProvisioning } from './provisioning.ts'
 import { runFleetBench, formatFleetReport, type FleetOptions, type FleetTargetName } from './fleet-node.ts'
 import { runImportBench, formatImport } from './import.ts'
@@ -533,7 +538,31 @@ async function fleetMain (argv: string[]): Promise<void> {
   console.log(`\nresults: ${file}`)
 }
 
+/** `--fleet-cluster [--fleet-levels=0,1000,5000,15000] [--label=NAME] [--quick]`: only the fleet-scale cluster scenario. */
+async function fleetClusterMain (argv: string[]): Promise<void> {
+  const o: Partial<FleetClusterOptions> = {}
+  for (const a of argv) {
+    if (a === '--fleet-cluster') continue
+    if (a.startsWith('--fleet-levels=')) o.levels = a.slice(15).split(',').map(Number)
+    else if (a.startsWith('--label=')) o.label = a.slice(8)
+    else if (a === '--quick') Object.assign(o, { levels: [0, 1000], warmupMs: 500, measureMs: 2000 })
+    else if (a === '--no-startup') o.startup = false
+    else if (a.startsWith('--startup-only=')) { await runStartupOnly(Number(a.slice(15))); return }
+    else throw new Error(`unknown argument ${a} with --fleet-cluster (use --fleet-levels=a,b,c, --label=NAME, --quick, --no-startup)`)
+  }
+  if (o.levels?.some(k => !Number.isInteger(k) || k < 0)) throw new Error('--fleet-levels takes non-negative integers')
+  const watchdog = setTimeout(() => {
+    console.error('bench: fleet-cluster watchdog fired after 40 minutes; aborting')
+    cleanupAll()
+    process.exit(1)
+  }, 40 * 60_000)
+  watchdog.unref()
+  const report = await runFleetCluster(o)
+  if (report.problems.length > 0) process.exitCode = 1
+}
+
 async function main (): Promise<void> {
+  if (process.argv.includes('--fleet-cluster')) { await fleetClusterMain(process.argv.slice(2)); return }
   const prov = process.argv.find(a => a === '--provisioning' || a.startsWith('--provisioning='))
   if (prov !== undefined) {
     const n = prov.includes('=') ? Number(prov.split('=')[1]) : 20_000
