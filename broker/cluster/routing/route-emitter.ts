@@ -89,6 +89,7 @@ export class RouteTableEmitter {
   private readonly buffered = new Map<string, RouteChange[]>()
   private readonly timer: NodeJS.Timeout
   private readyWaiters: Array<() => void> = []
+  private startFailed: ((err: Error) => void) | undefined
   private wasReady = false
   private readonly log: Log
 
@@ -112,10 +113,14 @@ export class RouteTableEmitter {
     this.timer.unref()
   }
 
-  /** Connects both links; resolves once the own route set is written and the peers' are loaded. */
+  /** Connects both links; resolves once the own route set is written and the peers' are loaded (rejects if a link drops first). */
   async start (): Promise<void> {
     await Promise.all([this.pub.connect(), this.sub.connect()])
-    if (!this.ready) await new Promise<void>(resolve => this.readyWaiters.push(resolve))
+    if (this.ready) return
+    await new Promise<void>((resolve, reject) => {
+      this.readyWaiters.push(resolve)
+      this.startFailed = reject
+    })
   }
 
   get ready (): boolean {
@@ -407,6 +412,12 @@ export class RouteTableEmitter {
 
   private lost (): void {
     if (this.closed) return
+    if (!this.wasReady && this.startFailed !== undefined) {
+      const fail = this.startFailed
+      this.startFailed = undefined
+      this.readyWaiters = []
+      fail(new Error('Redis connection of the route table closed during start-up'))
+    }
     this.loaded = this.loaded && this.sub.status === 'ready'
     if (this.pub.status !== 'ready') this.ownWritten = false
     if (this.wasReady) {
@@ -420,6 +431,7 @@ export class RouteTableEmitter {
     this.wasReady = true
     const waiters = this.readyWaiters
     this.readyWaiters = []
+    this.startFailed = undefined
     for (const resolve of waiters) resolve()
     this.opts.onReady?.()
   }
