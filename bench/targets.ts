@@ -70,7 +70,7 @@ const CREDENTIAL_SYNC_TIMEOUT_MS = 60_000
  * Two uspgate Gateways in cluster mode on one redis-server started for the run (no persistence).
  * Tenant and credentials are issued once, through node 1's control plane; node 2 serves them from
  * the Redis store (provisioning waits until node 2 knows every principal). Publishers and the
- * connect storm use node 1, subscribers node 2: every delivery crosses Redis (mqemitter-redis).
+ * connect storm use node 1, subscribers node 2: every delivery crosses Redis (one PUBLISH to node 2's channel).
  */
 export const clusterGateway: TargetFactory = async ctx => {
   let redis: BenchRedis | undefined

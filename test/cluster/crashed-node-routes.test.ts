@@ -10,7 +10,7 @@ import { Redis } from 'ioredis'
 import { startGateway, provision, waitFor, closeClient, removeDir, type TestGateway, untilConnected } from '../helpers/gateway.ts'
 import { startCliNode, type CliNode } from '../helpers/cli-node.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
-import { HEARTBEAT_TTL_S, HEARTBEAT_MS } from '../../broker/cluster.ts'
+import { HEARTBEAT_TTL_S, HEARTBEAT_MS } from '../../broker/cluster/index.ts'
 
 const prefix = 'uspgate-crash:'
 const AG = 'os::00256D-00C1'
