@@ -178,7 +178,7 @@ export class Cluster implements ClusterAccess {
       nodeId,
       prefix: p,
       redis: { ...this.options, retryStrategy },
-      liveNodes: async () => (await this.liveNodes()).map(hb => hb.node),
+      heartbeatKey: node => this.keys.nodesPrefix + node,
       heartbeatTtlMs: HEARTBEAT_TTL_S * 1000,
       maintainEveryMs: HEARTBEAT_MS,
       log: this.log,

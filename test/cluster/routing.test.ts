@@ -25,15 +25,10 @@ const emitters: RouteTableEmitter[] = []
 const beating = new Set<string>()
 let heartbeatTimer: NodeJS.Timeout
 
-async function liveNodes (): Promise<string[]> {
-  const found = await admin.keys(`${prefix}nodes:*`)
-  return found.map(k => k.slice(`${prefix}nodes:`.length))
-}
-
 async function node (id: string): Promise<RouteTableEmitter> {
   beating.add(id)
   await admin.set(`${prefix}nodes:${id}`, '{}', 'PX', TTL_MS)
-  const e = new RouteTableEmitter({ nodeId: id, prefix, redis: { host: '127.0.0.1', port: redis.port }, liveNodes, heartbeatTtlMs: TTL_MS, maintainEveryMs: MAINTAIN_MS })
+  const e = new RouteTableEmitter({ nodeId: id, prefix, redis: { host: '127.0.0.1', port: redis.port }, heartbeatKey: id => `${prefix}nodes:${id}`, heartbeatTtlMs: TTL_MS, maintainEveryMs: MAINTAIN_MS })
   emitters.push(e)
   await e.start()
   return e

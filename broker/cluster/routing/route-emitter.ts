@@ -49,8 +49,8 @@ export interface RouteEmitterOptions {
   /** Key prefix shared by the cluster (`uspgate:`). */
   prefix: string
   redis: RedisOptions
-  /** Ids of the nodes whose heartbeat key exists now. */
-  liveNodes: () => Promise<string[]>
+  /** The heartbeat key of a node (Cluster writes `<prefix>nodes:<id>` with EXPIRE): a node is alive while it exists. */
+  heartbeatKey: (node: string) => string
   /** A node whose heartbeat is missing loses its routes (after this grace once first seen). */
   heartbeatTtlMs: number
   /** How often heartbeats are checked and the own route set verified (default 2 s). */
@@ -390,7 +390,14 @@ export class RouteTableEmitter {
     // our route set is still ours in Redis (a peer drops it when our heartbeat is late)
     const meta = await this.pub.get(this.keys.meta(me))
     if (this.ownWritten && meta?.split(' ')[0] !== this.instance) { this.needFull = true; this.ownWritten = false; this.scheduleFlush() }
-    const live = new Set(await this.opts.liveNodes())
+    // O(nodes): the peers we route to and the registered ones, one EXISTS each (no keyspace SCAN)
+    const candidates = new Set([...this.table.nodes.keys(), ...await this.pub.smembers(this.keys.registry)])
+    candidates.delete(me)
+    const ids = [...candidates]
+    const p = this.pub.pipeline()
+    for (const node of ids) p.exists(this.opts.heartbeatKey(node))
+    const res = await p.exec() ?? []
+    const live = new Set(ids.filter((_, i) => res[i]?.[0] === null && res[i]?.[1] === 1))
     const now = Date.now()
     for (const [node, entry] of [...this.table.nodes]) {
       if (live.has(node) || now - entry.knownSince < this.opts.heartbeatTtlMs) continue
@@ -404,7 +411,7 @@ export class RouteTableEmitter {
       }
     }
     for (const node of live) {
-      if (node !== me && !this.table.nodes.has(node) && !this.loading.has(node)) this.loadNode(node).catch(() => {})
+      if (!this.table.nodes.has(node) && !this.loading.has(node)) this.loadNode(node).catch(() => {})
     }
   }
 
