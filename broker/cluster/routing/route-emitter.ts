@@ -83,6 +83,11 @@ export class RouteTableEmitter {
   private flushScheduled = false
   /** The own route set must be rewritten whole (start, reconnect, found missing or taken). */
   private needFull = true
+  /**
+   * The own route set was written since the publishing link last (re)connected. A rewrite for repair
+   * (a peer dropped it, a write failed) does not reset it: the node stays trusted meanwhile, only its
+   * subscribers are briefly unreachable from other nodes.
+   */
   private ownWritten = false
   private loaded = false
   private readonly loading = new Map<string, Promise<void>>()
@@ -277,7 +282,6 @@ export class RouteTableEmitter {
     } catch (err) {
       this.log.warn({ err }, 'route change not written; rewriting the route set when Redis answers')
       this.needFull = true
-      this.ownWritten = false
       return false
     }
   }
@@ -352,7 +356,7 @@ export class RouteTableEmitter {
     if (typeof change?.n !== 'string' || typeof change.i !== 'string' || typeof change.s !== 'number') return
     if (change.n === this.opts.nodeId) {
       // a peer found our heartbeat missing and dropped our routes: write them again
-      if (change.gone && change.i === this.instance && !this.closed) { this.needFull = true; this.ownWritten = false; this.scheduleFlush() }
+      if (change.gone && change.i === this.instance && !this.closed) { this.needFull = true; this.scheduleFlush() }
       return
     }
     if (!this.loaded || this.loading.has(change.n)) { this.buffer(change); return }
@@ -389,7 +393,7 @@ export class RouteTableEmitter {
     const me = this.opts.nodeId
     // our route set is still ours in Redis (a peer drops it when our heartbeat is late)
     const meta = await this.pub.get(this.keys.meta(me))
-    if (this.ownWritten && meta?.split(' ')[0] !== this.instance) { this.needFull = true; this.ownWritten = false; this.scheduleFlush() }
+    if (this.ownWritten && meta?.split(' ')[0] !== this.instance) { this.needFull = true; this.scheduleFlush() }
     // O(nodes): the peers we route to and the registered ones, one EXISTS each (no keyspace SCAN)
     const candidates = new Set([...this.table.nodes.keys(), ...await this.pub.smembers(this.keys.registry)])
     candidates.delete(me)
