@@ -1,6 +1,8 @@
 // uspgate command line: `start` runs the gateway; the other commands call the
 // admin API of a running gateway.
-import { Gateway, loadConfig, parseFlags, ConfigError, adminSettingsFromEnv } from '../broker/index.ts'
+// Only `start` loads the broker (aedes, fastify, OPA...), through a dynamic import: the admin
+// commands are small HTTP clients and answer in a fraction of the broker's load time.
+import { parseFlags, ConfigError } from '../broker/core/config.ts'
 import { call, CliError, resolveAdmin, table } from './cli-client.ts'
 import { certCommand, CERT_USAGE } from './cert-commands.ts'
 import { policyCommand, POLICY_USAGE } from './policy-commands.ts'
@@ -39,6 +41,7 @@ function splitArgs (argv: string[]): { positional: string[], flags: Record<strin
 }
 
 async function start (flags: Record<string, string>): Promise<void> {
+  const { Gateway, loadConfig, adminSettingsFromEnv } = await import('../broker/index.ts')
   const config = loadConfig(flags)
   // USPGATE_ADMIN_TLS / _CLIENT_CA / rate limits: checked before anything starts
   const gateway = new Gateway(config, { adminSettings: adminSettingsFromEnv() })
