@@ -1,8 +1,7 @@
 // uspgate command line: `start` runs the gateway; the other commands call the
 // admin API of a running gateway.
-// Only `start` loads the broker (aedes, fastify, OPA...), through a dynamic import: the admin
-// commands are small HTTP clients and answer in a fraction of the broker's load time.
-import { parseFlags, ConfigError } from '../broker/core/config.ts'
+// Only `start` loads the broker (aedes, fastify, OPA...), through a dynamic import of broker/index.ts:
+// the admin commands are small HTTP clients and answer in a fraction of the broker's load time.
 import { call, CliError, resolveAdmin, table } from './cli-client.ts'
 import { certCommand, CERT_USAGE } from './cert-commands.ts'
 import { policyCommand, POLICY_USAGE } from './policy-commands.ts'
@@ -25,31 +24,48 @@ ${CERTIFY_USAGE}
 admin commands find the API from --admin-url/--token, USPGATE_ADMIN_URL/USPGATE_ADMIN_TOKEN,
 or the data dir (--data-dir, USPGATE_DATA_DIR, default ./data). Add --json for JSON output.`
 
+/** Admin command arguments: positionals, `--name value` / `--name=value` flags, and --json. */
 function splitArgs (argv: string[]): { positional: string[], flags: Record<string, string>, json: boolean } {
   const positional: string[] = []
-  const rest: string[] = []
+  const flags: Record<string, string> = {}
   let json = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!
     if (a === '--json') { json = true; continue }
-    if (a.startsWith('--')) {
-      rest.push(a)
-      if (!a.includes('=') && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) rest.push(argv[++i]!)
-    } else positional.push(a)
+    if (!a.startsWith('--')) { positional.push(a); continue }
+    const eq = a.indexOf('=')
+    if (eq > 0) { flags[a.slice(2, eq)] = a.slice(eq + 1); continue }
+    const value = argv[i + 1]
+    if (value === undefined || value.startsWith('--')) throw new CliError(`invalid setting ${a}: needs a value`)
+    flags[a.slice(2)] = value
+    i++
   }
-  return { positional, flags: parseFlags(rest), json }
+  return { positional, flags, json }
 }
 
-async function start (flags: Record<string, string>): Promise<void> {
-  const { Gateway, loadConfig, adminSettingsFromEnv } = await import('../broker/index.ts')
-  const config = loadConfig(flags)
-  // USPGATE_ADMIN_TLS / _CLIENT_CA / rate limits: checked before anything starts
-  const gateway = new Gateway(config, { adminSettings: adminSettingsFromEnv() })
+async function start (argv: string[]): Promise<void> {
+  const { Gateway, loadConfig, parseFlags, adminSettingsFromEnv, ConfigError } = await import('../broker/index.ts')
+  let config: ReturnType<typeof loadConfig>
+  let gateway: InstanceType<typeof Gateway>
+  try {
+    config = loadConfig(parseFlags(argv))
+    // USPGATE_ADMIN_TLS / _CLIENT_CA / rate limits: checked before anything starts
+    gateway = new Gateway(config, { adminSettings: adminSettingsFromEnv() })
+  } catch (err) {
+    // a bad setting: one line naming it, exit code 2 (as for a bad admin command)
+    if (err instanceof ConfigError) throw new CliError(err.message)
+    throw err
+  }
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return
     stopping = true
-    gateway.log.info({ signal }, 'stopping')
+    gateway.log.info({ signal, drainSeconds: config.drainSeconds }, 'stopping')
+    // the drain is bounded: whatever still hangs after USPGATE_DRAIN_SECONDS, the process ends
+    setTimeout(() => {
+      gateway.log.error({ drainSeconds: config.drainSeconds }, 'drain did not finish in time; exiting')
+      process.exit(1)
+    }, (config.drainSeconds ?? 10) * 1000).unref()
     gateway.close().then(() => process.exit(0), err => {
       gateway.log.error({ err }, 'shutdown failed')
       process.exit(1)
@@ -57,7 +73,12 @@ async function start (flags: Record<string, string>): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
-  await gateway.start()
+  try {
+    await gateway.start()
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message)
+    throw err
+  }
   const mqtts = config.mqtts ? `, MQTTS on ${config.mqtts.host}:${gateway.certificates.mqttsPort}` : ''
   process.stdout.write(`uspgate ready: MQTT on ${config.mqttHost}:${gateway.mqttPort}${mqtts}, admin API on ${gateway.adminUrl}\n`)
 }
@@ -108,7 +129,7 @@ async function main (argv: string[]): Promise<void> {
     process.stdout.write(USAGE + '\n')
     return
   }
-  if (cmd === 'start') return await start(parseFlags(rest))
+  if (cmd === 'start') return await start(rest)
   if (cmd === 'certify' || cmd === 'matrix' || cmd === 'evidence') {
     const { positional, flags, json } = splitArgs(rest)
     return await certifyCommand(cmd, positional, flags, json)
@@ -120,7 +141,7 @@ async function main (argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof CliError) {
+  if (err instanceof CliError) {
     process.stderr.write(`uspgate: ${err.message}\n`)
     process.exit(2)
   }

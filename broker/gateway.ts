@@ -7,11 +7,11 @@ import { join } from 'node:path'
 import { hostname } from 'node:os'
 import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
-import { createLogger, Metrics, SecurityEvents, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
+import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
-import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, rememberKeptSessions, createMemoryPersistence, DISCONNECT, type GatewayClient } from './mqtt/index.ts'
+import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, rememberKeptSessions, createMemoryPersistence, countMemoryStore, drainClients, DISCONNECT, type GatewayClient } from './mqtt/index.ts'
 import { GatewayControlPlane, PolicyVersions, ensureBootstrapToken } from './control/index.ts'
 import { CertificateService } from './pki/index.ts'
 import { buildAdminApi, type AdminApi, type AdminSettings } from '../admin-api/index.ts'
@@ -34,16 +34,20 @@ interface Mode {
   sharedUspAudit: SharedUspAudit | undefined
   /** aedes' persistence and (cluster) emitter */
   aedes: { persistence: unknown, mq?: unknown }
+  /** Retained / queued message counts of that persistence (metrics) */
+  storeCounts: { retained: () => number | Promise<number>, queued: () => number | Promise<number> }
 }
 
 function buildMode (config: GatewayConfig, nodeId: string, log: Logger, metrics: Metrics): Mode {
   if (config.redis === undefined) {
+    const persistence = createMemoryPersistence()
     return {
       cluster: undefined,
       store: new FileStateStore(config.dataDir),
       endpoints: new EndpointRegistry(config.dataDir, nodeId),
       sharedUspAudit: undefined,
-      aedes: { persistence: createMemoryPersistence() }
+      aedes: { persistence },
+      storeCounts: countMemoryStore(persistence)
     }
   }
   // the shared CA needs the same master key on every node: refused before any connection is opened
@@ -55,7 +59,8 @@ function buildMode (config: GatewayConfig, nodeId: string, log: Logger, metrics:
     // cluster mode: endpoints and the USP audit trail are cluster-wide in Redis (the NDJSON files stay per node)
     endpoints: new RedisEndpointRegistry(cluster, log),
     sharedUspAudit: new RedisUspAudit(cluster, log),
-    aedes: { persistence: cluster.persistence, mq: cluster.mq }
+    aedes: { persistence: cluster.persistence, mq: cluster.mq },
+    storeCounts: cluster.storeCounts
   }
 }
 
@@ -82,9 +87,12 @@ export class Gateway {
   private readonly throttle: AuthThrottle
   private readonly listeners: MqttListeners
   private admin: AdminApi | undefined
+  private probe: ProbeListener | undefined
   private started = false
   private closing: Promise<void> | undefined
   mqttPort = 0
+  /** The probe + metrics listener's port (USPGATE_PROBE_PORT), 0 when off. */
+  probePort = 0
   adminPort = 0
   /** Ports of the WebSocket listeners (0 while off). */
   get wsPort (): number { return this.listeners.wsPort }
@@ -93,12 +101,14 @@ export class Gateway {
 
   constructor (readonly config: GatewayConfig, private readonly options: GatewayOptions = {}) {
     // cluster mode needs an id that survives restarts (aedes broker id, will ownership, heartbeats)
-    this.nodeId = config.redis ? clusterNodeId(config.nodeId) : config.nodeId ?? `${hostname()}-${process.pid}`
+    // (the metrics' `node` label too: the host name, not <host>-<pid>, so series survive a restart)
+    this.nodeId = config.redis ? clusterNodeId(config.nodeId) : config.nodeId ?? hostname()
     this.log = options.logger ?? createLogger(config.logLevel, this.nodeId)
     this.metrics = new Metrics(this.nodeId)
     this.events = new SecurityEvents(config.dataDir, this.nodeId, this.log)
     const eventCounter = this.metrics.securityEvents
-    this.events.onEvent = code => eventCounter.labels(code).inc()
+    // tenant label only for tenants in the store: a tenant named in a refused CONNECT is attacker-chosen
+    this.events.onEvent = (code, tenant) => eventCounter.labels(code, tenant !== undefined && this.store.getTenant(tenant) !== undefined ? tenant : '').inc()
     const mode = buildMode(config, this.nodeId, this.log, this.metrics)
     this.cluster = mode.cluster
     this.store = mode.store
@@ -112,7 +122,8 @@ export class Gateway {
     this.policy = new PolicyEngine({
       onError: (err, input) => emit({ code: 'policy.error', tenant: input.client.tenant, principal: input.client.principal, action: input.action, topic: input.topic, reason: err.message.slice(0, 200) }),
       guard: { maxDenyMultiple: canaryDenyMultipleFromEnv() },
-      onCanaryTripped: trip => this.policyVersions.onCanaryTripped(trip)
+      onCanaryTripped: trip => this.policyVersions.onCanaryTripped(trip),
+      onEvaluated: (action, seconds) => this.metrics.decisionSeconds.labels(action).observe(seconds)
     })
     this.events.revision = () => this.policy.revision || undefined
     this.policyVersions = new PolicyVersions({
@@ -235,6 +246,22 @@ export class Gateway {
       requireWritable: () => this.control.requireWritable()
     })
     this.control = new GatewayControlPlane(this)
+    const persistence = mode.aedes.persistence as { countOffline: () => Promise<{ clientsCount: number }> }
+    this.metrics.brokerCounts = {
+      connectedSessions: () => this.sessions.size,
+      storedSessions: async () => (await persistence.countOffline()).clientsCount,
+      subscriptions: () => {
+        let n = 0
+        for (const c of this.clients()) n += Object.keys((c as unknown as { subscriptions?: object }).subscriptions ?? {}).length
+        return n
+      },
+      retainedMessages: async () => await mode.storeCounts.retained(),
+      queuedMessages: async () => await mode.storeCounts.queued()
+    }
+  }
+
+  private clients (): Client[] {
+    return Object.values((this.broker as unknown as { clients: Record<string, Client> }).clients)
   }
 
   async start (): Promise<void> {
@@ -278,6 +305,10 @@ export class Gateway {
     this.adminUrl = `${this.admin.scheme}://${adminHost}:${this.adminPort}`
     // device certificates name where their CRL is fetched without a token
     this.certificates.crlBaseUrl = config.crlBaseUrl ?? this.adminUrl
+    if (config.probe) {
+      this.probe = new ProbeListener({ nodeId: this.nodeId, metrics: this.metrics, ready: () => this.ready }, err => this.log.error({ err }, 'probe listener error'))
+      this.probePort = await this.probe.listen(config.probe.host, config.probe.port)
+    }
     // Lets the CLI find a running gateway from the data dir alone.
     await writeFileAtomic(join(config.dataDir, 'admin.json'), JSON.stringify({ url: this.adminUrl, node: this.nodeId }) + '\n')
     this.log.info({ mqtt: `${config.mqttHost}:${this.mqttPort}`, admin: this.adminUrl, dataDir: config.dataDir }, 'uspgate started')
@@ -323,17 +354,18 @@ export class Gateway {
     this.closing = (async () => {
       this.log.info('uspgate shutting down')
       await this.certify.close() // running certification runs are cancelled and put back what they changed
+      // drain: /readyz answers 503 from here on (closing is set), no new connection is accepted,
+      // MQTT 5 clients are told why (0x8B) and get up to half the drain time to go before a cut
       this.listeners.stopAccepting()
       this.certificates.close()
-      // MQTT 5 clients are told why (0x8B) before the sockets close.
-      for (const client of Object.values((this.broker as unknown as { clients: Record<string, Client> }).clients)) {
-        try { client.disconnect({ reasonCode: DISCONNECT.SERVER_SHUTTING_DOWN }) } catch { /* already closing */ }
-      }
+      const cut = await drainClients(this.clients(), (this.config.drainSeconds ?? 10) * 500)
+      if (cut > 0) this.log.warn({ connections: cut }, 'drain: connections still open were closed')
       await new Promise<void>(resolve => this.broker.close(() => resolve()))
       this.listeners.destroyAll()
       await this.endpoints.flush() // the last offline marks, before the Redis connections close
       await this.cluster?.close()
       await this.admin?.close()
+      await this.probe?.close()
       this.throttle.close()
       await this.uspAudit.close()
       await this.events.close()

@@ -27,6 +27,7 @@ import type { Metrics } from '../core/index.ts'
 import type { ClusterAccess, ClusterView, NodeHeartbeat } from '../control/index.ts'
 import { RouteTableEmitter } from './routing/index.ts'
 import { batchPersistenceSetup, type SetupConnection } from './patches/index.ts'
+import { RedisStoreCounts, type CountingConnection } from './store-counts.ts'
 
 const require = createRequire(import.meta.url)
 const redisPersistence = require('aedes-persistence-redis') as (opts: Record<string, unknown>) => any
@@ -116,6 +117,8 @@ export class Cluster implements ClusterAccess {
   readonly sub: Redis
   /** Blocking XREAD of the event stream. */
   private readonly tail: Redis
+  /** Retained / queued message counts of the shared store (metrics). */
+  readonly storeCounts: RedisStoreCounts
   private readonly persistenceConn: NodeJS.EventEmitter & PersistenceConnection & { disconnect(): void }
   readonly persistence: ReturnType<typeof redisPersistence>
   /** aedes' emitter: local subscribers, and the route table for the other nodes. */
@@ -168,6 +171,7 @@ export class Cluster implements ClusterAccess {
     this.persistenceConn = new PersistenceRedis({ ...this.options, keyPrefix: `${p}aedes:`, retryStrategy, connectionName: `uspgate:${nodeId}:persistence` })
     this.persistenceConn.on('error', (err: Error) => { if (!this.closed) this.log.debug({ err }, 'persistence redis error') })
     guardRedisSocketErrors(this.persistenceConn)
+    this.storeCounts = new RedisStoreCounts(this.persistenceConn as unknown as CountingConnection, `${p}aedes:`)
     // wrapped with the QoS 2 fix, the fix that keeps a duplicate acknowledgement from deleting a message
     // other subscribers still queue, and start-up loading of stored subscriptions in pipelines (patches/batched-persistence-setup.ts).
     const persistence = batchPersistenceSetup(redisPersistence({ conn: this.persistenceConn }), this.persistenceConn as unknown as SetupConnection)

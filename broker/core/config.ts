@@ -30,6 +30,10 @@ export interface GatewayConfig {
   proxyTrusted?: string[]
   /** Base URL of the CRL endpoint written into device certificates (default: the admin listener's URL). */
   crlBaseUrl?: string
+  /** Probe + metrics listener (USPGATE_PROBE_PORT): /healthz, /readyz, /metrics without the admin API's auth; absent = off. */
+  probe?: { host: string, port: number }
+  /** Seconds a SIGTERM drain may take before the process exits anyway (USPGATE_DRAIN_SECONDS). */
+  drainSeconds?: number
   /** Cluster mode (USPGATE_REDIS_URL): state, sessions and routing on Redis (broker/cluster.ts). Absent = embedded. */
   redis?: { url: string, prefix: string, eventStreamMax?: number, tls?: { ca?: string, cert?: string, key?: string } }
 }
@@ -122,6 +126,9 @@ const settings = {
   'wss-port': 'USPGATE_WSS_PORT',
   'proxy-protocol-trusted': 'USPGATE_PROXY_PROTOCOL_TRUSTED',
   'crl-base-url': 'USPGATE_CRL_BASE_URL',
+  'probe-host': 'USPGATE_PROBE_HOST',
+  'probe-port': 'USPGATE_PROBE_PORT',
+  'drain-seconds': 'USPGATE_DRAIN_SECONDS',
   'redis-url': 'USPGATE_REDIS_URL',
   'redis-prefix': 'USPGATE_REDIS_PREFIX',
   'redis-tls-ca': 'USPGATE_REDIS_TLS_CA',
@@ -216,8 +223,11 @@ export function loadConfig (flags: Record<string, string> = {}, env: NodeJS.Proc
     adminHost: read('admin-host', '127.0.0.1', host),
     adminPort: read('admin-port', 8080, port),
     logLevel,
-    limits
+    limits,
+    drainSeconds: read('drain-seconds', 10, (n, r) => positiveInt(n, r, 1, 600))
   }
+  const probePort = read('probe-port', 'off' as number | 'off', (n, r) => r === 'off' ? 'off' : port(n, r))
+  if (probePort !== 'off') config.probe = { host: read('probe-host', '127.0.0.1', host), port: probePort }
   if (adminToken !== undefined) config.adminToken = adminToken
   if (nodeId !== undefined) config.nodeId = nodeId
   // MQTTS: on by default; USPGATE_MQTTS_PORT=off disables the listener (the CA and its API stay available).

@@ -1,8 +1,43 @@
-// Prometheus metrics (prefix uspgate_). One registry per gateway instance so
-// several gateways can run in one process (tests, benchmarks). Labels are
-// bounded: never a client id, topic or tenant (cardinality); per-tenant views
-// come from the admin API.
+// Prometheus metrics (prefix uspgate_, plus the standard unprefixed process_* / nodejs_* metrics so stock
+// Node dashboards work). One registry per gateway instance so several gateways can run in one process
+// (tests, benchmarks); every series carries `node` (the stable node id). Labels are bounded: never a
+// client id or topic; `tenant` only for tenants that exist in the store (an unknown tenant named in a
+// CONNECT is attacker-chosen, so it counts as tenant="").
+// Series whose label values are known up front are created at zero, so rate()/increase() and alerts see
+// the first event instead of a series appearing from nothing.
+import { readFileSync } from 'node:fs'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { EVENT_CODES } from './event-codes.ts'
+
+/** Listener names of the gateway's MQTT sockets, and the MQTT protocol levels (3 = 3.1, 4 = 3.1.1, 5). */
+const LISTENERS = ['mqtt', 'mqtts'] as const
+const PROTOCOLS = ['3', '4', '5'] as const
+/** Reasons a message is dropped (uspgate_messages_dropped_total): the codes mqtt hooks count. */
+export const DROP_REASONS = ['acl.cross_tenant', 'acl.denied', 'acl.reserved_topic', 'acl.invalid_topic', 'limits.rate_limited', 'limits.slow_consumer', 'session.before_connack'] as const
+/** Actions the policy engine decides. */
+const ACTIONS = ['connect', 'publish', 'subscribe', 'deliver'] as const
+
+/** What the scrape-time gauges read from the running broker (set by the gateway once it is wired). */
+export interface BrokerCounts {
+  /** MQTT sessions with a live connection on this node. */
+  connectedSessions: () => number
+  /** Persistent sessions in the session store (embedded: this node; cluster: every node's, in Redis). */
+  storedSessions: () => Promise<number>
+  /** Subscriptions held by the clients connected to this node. */
+  subscriptions: () => number
+  /** Retained messages in the store (cluster: the shared Redis store). */
+  retainedMessages: () => Promise<number>
+  /** QoS 1/2 messages held in the store for subscribers until they acknowledge them. */
+  queuedMessages: () => Promise<number>
+}
+
+function packageVersion (): string {
+  // broker/metrics.ts and dist/broker/metrics.js both sit one folder below a package.json with the version
+  for (const rel of ['../package.json', '../../package.json']) {
+    try { return (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown' } catch { /* next */ }
+  }
+  return 'unknown'
+}
 
 export class Metrics {
   readonly registry = new Registry()
@@ -18,6 +53,9 @@ export class Metrics {
   readonly securityEvents: Counter
   readonly policyInfo: Gauge
   readonly uspRecords: Counter
+  readonly buildInfo: Gauge
+  /** Set by the gateway; until then the broker gauges read 0. */
+  brokerCounts: BrokerCounts | undefined
 
   /**
    * Per-message counts on the hot path are plain numbers, folded into the
@@ -39,25 +77,55 @@ export class Metrics {
   constructor (nodeId: string) {
     const registers = [this.registry]
     this.registry.setDefaultLabels({ node: nodeId })
-    collectDefaultMetrics({ register: this.registry, prefix: 'uspgate_' })
+    // unprefixed: process_cpu_seconds_total, nodejs_eventloop_lag_seconds, process_open_fds ... as every Node exporter names them
+    collectDefaultMetrics({ register: this.registry })
+    // prom-client's three gauges named *_total break the exposition conventions (promtool check metrics:
+    // 'non-counter metrics should not have "_total" suffix'); nodejs_active_{handles,requests,resources}{type}
+    // carry the same numbers by type (sum them for the total)
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name)
+    this.buildInfo = new Gauge({ name: 'uspgate_build_info', help: 'Gateway build (value 1): version and Node.js runtime', labelNames: ['version', 'nodejs_version'], registers })
+    this.buildInfo.labels(packageVersion(), process.version).set(1)
     this.connections = new Gauge({ name: 'uspgate_connections', help: 'Connected MQTT clients', labelNames: ['listener', 'protocol'], registers })
+    for (const l of LISTENERS) for (const p of PROTOCOLS) this.connections.labels(l, p).set(0)
     this.connectResults = new Counter({ name: 'uspgate_connect_total', help: 'CONNECT outcomes', labelNames: ['result', 'reason'], registers })
+    this.connectResults.labels('accepted', 'ok').inc(0)
+    for (const code of Object.keys(EVENT_CODES)) if (code.startsWith('auth.')) this.connectResults.labels('refused', code).inc(0)
     this.decisions = new Counter({ name: 'uspgate_decisions_total', help: 'Authorization decisions', labelNames: ['action', 'result', 'reason', 'revision'], registers })
     this.decisionSeconds = new Histogram({
       name: 'uspgate_decision_seconds',
-      help: 'Time to decide one uncached authorization',
+      help: 'Time to decide one uncached authorization (one policy evaluation; cache hits are not timed)',
       labelNames: ['action'],
       buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01],
       registers
     })
+    for (const a of ACTIONS) this.decisionSeconds.zero({ action: a })
     this.messagesIn = new Counter({ name: 'uspgate_messages_received_total', help: 'PUBLISH packets accepted from clients', labelNames: ['qos'], registers })
     this.messagesOut = new Counter({ name: 'uspgate_messages_sent_total', help: 'PUBLISH packets delivered to subscribers', labelNames: ['qos'], registers })
+    for (const q of ['0', '1', '2']) { this.messagesIn.labels(q).inc(0); this.messagesOut.labels(q).inc(0) }
     this.bytesIn = new Counter({ name: 'uspgate_bytes_received_total', help: 'Payload bytes accepted from clients', registers })
     this.bytesOut = new Counter({ name: 'uspgate_bytes_sent_total', help: 'Payload bytes delivered to subscribers', registers })
     this.drops = new Counter({ name: 'uspgate_messages_dropped_total', help: 'Messages not accepted or not delivered', labelNames: ['reason'], registers })
-    this.securityEvents = new Counter({ name: 'uspgate_security_events_total', help: 'Security events by code', labelNames: ['code'], registers })
+    for (const r of DROP_REASONS) this.drops.labels(r).inc(0)
+    this.securityEvents = new Counter({ name: 'uspgate_security_events_total', help: 'Security events by code and tenant (tenant="" when none or not a known tenant)', labelNames: ['code', 'tenant'], registers })
+    for (const code of Object.keys(EVENT_CODES)) this.securityEvents.labels(code, '').inc(0)
     this.uspRecords = new Counter({ name: 'uspgate_usp_records_total', help: 'USP Records on inbox topics', labelNames: ['record_type', 'msg_type', 'result'], registers })
     this.policyInfo = new Gauge({ name: 'uspgate_policy_active_info', help: 'Active policy revision per slot (value 1)', labelNames: ['revision', 'slot'], registers })
+
+    const metrics = this
+    new Gauge({
+      name: 'uspgate_sessions',
+      help: 'MQTT sessions: state="connected" (live on this node), state="stored" (persistent sessions in the session store)',
+      labelNames: ['state'],
+      registers,
+      async collect () {
+        const c = metrics.brokerCounts
+        this.labels('connected').set(c?.connectedSessions() ?? 0)
+        this.labels('stored').set(c ? await c.storedSessions() : 0)
+      }
+    })
+    new Gauge({ name: 'uspgate_subscriptions', help: 'Subscriptions of the clients connected to this node', registers, collect () { this.set(metrics.brokerCounts?.subscriptions() ?? 0) } })
+    new Gauge({ name: 'uspgate_retained_messages', help: 'Retained messages in the store (cluster: shared by every node)', registers, async collect () { this.set(metrics.brokerCounts ? await metrics.brokerCounts.retainedMessages() : 0) } })
+    new Gauge({ name: 'uspgate_queued_messages', help: 'QoS 1/2 messages held in the store for subscribers until they acknowledge them (cluster: shared by every node)', registers, async collect () { this.set(metrics.brokerCounts ? await metrics.brokerCounts.queuedMessages() : 0) } })
   }
 
   async render (): Promise<string> {

@@ -87,7 +87,7 @@ export class SecurityEvents {
   private floodTimer: NodeJS.Timeout | undefined
   readonly path: string
   /** Hook for metrics; called for every event, including suppressed ones. */
-  onEvent: (code: EventCode) => void = () => {}
+  onEvent: (code: EventCode, tenant: string | undefined) => void = () => {}
   /** Every event written (cluster mode appends it to the shared Redis stream). */
   onWritten: (ev: SecurityEvent) => void = () => {}
   /** Current policy revision, stamped on events that do not name one. */
@@ -132,7 +132,7 @@ export class SecurityEvents {
   }
 
   emit (input: SecurityEventInput): SecurityEvent | undefined {
-    this.onEvent(input.code)
+    this.onEvent(input.code, input.tenant)
     // Admin actions are audit records: never suppressed (they are rate-limited at the API instead).
     if (input.actor !== undefined) return this.write(input)
     // Flood control: an attacker hammering denied topics must not be able to
@@ -157,7 +157,7 @@ export class SecurityEvents {
    * change is on file. Its volume is bounded by the admin API's rate limits instead.
    */
   record (input: SecurityEventInput): SecurityEvent {
-    this.onEvent(input.code)
+    this.onEvent(input.code, input.tenant)
     return this.write(input)
   }
 

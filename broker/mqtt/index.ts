@@ -12,3 +12,5 @@ export { MqttListeners, WS_PATH, WS_SUBPROTOCOL, type Handoff, type OnConnection
 export { trackSessions, reportBrokerErrors, type SessionEvents } from './broker-events.ts'
 export { ProxyProtocolGate, parseTrustedNetworks, frameProxyHeader, prefacedStream } from './proxy-protocol.ts'
 export { SharedSubscriptions } from './shared-subscriptions.ts'
+export { drainClients, type DrainableClient } from './drain.ts'
+export { countMemoryStore, type StoreCounts } from './store-counts.ts'

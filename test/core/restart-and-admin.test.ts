@@ -95,7 +95,7 @@ test('probes and Prometheus metrics', async () => {
   const text = await (await fetch(t.adminUrl + '/metrics')).text()
   for (const name of ['uspgate_connections', 'uspgate_connect_total', 'uspgate_decisions_total', 'uspgate_messages_received_total',
     'uspgate_messages_sent_total', 'uspgate_bytes_received_total', 'uspgate_messages_dropped_total', 'uspgate_security_events_total',
-    'uspgate_process_cpu_seconds_total', 'uspgate_nodejs_eventloop_lag_seconds']) {
+    'process_cpu_seconds_total', 'nodejs_eventloop_lag_seconds']) {
     assert.ok(text.includes(name), `missing ${name}`)
   }
   assert.match(text, /uspgate_connect_total\{result="refused",reason="auth.bad_credentials",node="test-node"\} \d+/)

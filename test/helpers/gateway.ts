@@ -62,6 +62,8 @@ export interface MtlsOptions {
 }
 
 export interface StartOptions {
+  /** Serve /healthz, /readyz, /metrics on their own listener (USPGATE_PROBE_PORT) on a free port. */
+  probe?: boolean
   limits?: Partial<Limits>
   dataDir?: string
   logLines?: string[]
@@ -95,7 +97,10 @@ export async function startGateway (opts: StartOptions = {}): Promise<TestGatewa
     adminToken: ADMIN_TOKEN,
     nodeId: opts.nodeId ?? 'test-node',
     logLevel: 'info',
-    limits: { ...defaultLimits, ...opts.limits }
+    limits: { ...defaultLimits, ...opts.limits },
+    // a close waits up to half of it for clients to go: keep tests with frozen clients quick
+    drainSeconds: 2,
+    ...(opts.probe ? { probe: { host: '127.0.0.1', port: 0 } } : {})
   }
   if (opts.mtls !== undefined && opts.mtls !== false) {
     const m = opts.mtls === true ? {} : opts.mtls
