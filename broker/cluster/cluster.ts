@@ -89,7 +89,8 @@ export function redactRedisUrl (url: string): string {
 }
 
 /** Messages on the control channel. */
-export type ControlMessage = { origin: string } & (
+/** `sent`: the publisher's clock (ms) when it published, for uspgate_control_lag_seconds. */
+export type ControlMessage = { origin: string, sent?: number } & (
   | StoreChange
   | { kind: 'policy' }
   /** The shared PKI (hash `<prefix>pki`) changed; handled by broker/cluster-pki.ts, not here. */
@@ -137,7 +138,7 @@ export class Cluster implements ClusterAccess {
   private tailId = '$'
   private readonly upGauge: Gauge
 
-  constructor (readonly nodeId: string, readonly settings: RedisSettings, private readonly log: Logger, metrics: Metrics) {
+  constructor (readonly nodeId: string, readonly settings: RedisSettings, private readonly log: Logger, private readonly metrics: Metrics) {
     const p = settings.prefix
     this.keys = {
       control: `${p}control`,
@@ -253,7 +254,7 @@ export class Cluster implements ClusterAccess {
   // ---- control channel
 
   async publish (change: StoreChange | { kind: 'policy' }): Promise<void> {
-    const msg: ControlMessage = { origin: this.instance, ...change }
+    const msg: ControlMessage = { origin: this.instance, sent: Date.now(), ...change }
     try {
       await this.cmd.publish(this.keys.control, JSON.stringify(msg))
     } catch (err) {
@@ -266,6 +267,8 @@ export class Cluster implements ClusterAccess {
     let msg: ControlMessage
     try { msg = JSON.parse(text) as ControlMessage } catch { return }
     if (msg.origin === this.instance || this.hooks === undefined || this.store === undefined) return
+    // publish-to-receipt time across nodes (their clocks are NTP-synced; a skew below zero counts as 0)
+    if (typeof msg.sent === 'number') this.metrics.controlLagSeconds.observe(Math.max(0, Date.now() - msg.sent) / 1000)
     const store = this.store
     const hooks = this.hooks
     const refresh = (p: Promise<void>): void => { p.catch(err => this.resyncNeeded(err)) }

@@ -280,6 +280,7 @@ export class PolicyVersions {
 
   /** The engine already switched the canary off (synchronously); record it and tell. */
   onCanaryTripped (trip: CanaryTrip): void {
+    this.deps.metrics.policyAutoRollbacks.inc()
     this.change(async () => {
       const a = this.active()
       if (a.canary?.revision !== trip.revision) return

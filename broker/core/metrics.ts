@@ -54,6 +54,8 @@ export class Metrics {
   readonly policyInfo: Gauge
   readonly uspRecords: Counter
   readonly buildInfo: Gauge
+  readonly policyAutoRollbacks: Counter
+  readonly controlLagSeconds: Histogram
   /** Set by the gateway; until then the broker gauges read 0. */
   brokerCounts: BrokerCounts | undefined
 
@@ -111,6 +113,13 @@ export class Metrics {
     this.uspRecords = new Counter({ name: 'uspgate_usp_records_total', help: 'USP Records on inbox topics', labelNames: ['record_type', 'msg_type', 'result'], registers })
     this.policyInfo = new Gauge({ name: 'uspgate_policy_active_info', help: 'Active policy revision per slot (value 1)', labelNames: ['revision', 'slot'], registers })
 
+    this.policyAutoRollbacks = new Counter({ name: 'uspgate_policy_auto_rollbacks_total', help: 'Canary revisions switched off by the rollback guard (not by an operator)', registers })
+    this.controlLagSeconds = new Histogram({
+      name: 'uspgate_control_lag_seconds',
+      help: 'Cluster mode: time from a control message (revocation, policy change ...) being published by one node to its receipt here',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers
+    })
     const metrics = this
     new Gauge({
       name: 'uspgate_sessions',
