@@ -92,3 +92,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "could not install ${missing[*]} (apt-get failed)" >&2; exit 1; }
 fi
 echo "podman: $(podman --version), promtool: $(promtool --version 2>&1 | head -1)"
+# podman-compose (PyPI, pinned) runs docker/compose.yml with podman (docker/test/stack.test.ts); Debian's
+# docker-compose v1 does not: it rejects the Compose-spec file (top-level `name`, variables in env_file
+# paths) and talks to the Docker API. Installed into a virtualenv under .ci/bin (git-ignored). Idempotent.
+PODMAN_COMPOSE_VERSION=1.6.0
+pc_venv=.ci/bin/compose-venv
+if [ "$("$pc_venv/bin/podman-compose" --version 2>/dev/null | head -1 || true)" != "podman-compose version $PODMAN_COMPOSE_VERSION" ]; then
+  echo "installing podman-compose $PODMAN_COMPOSE_VERSION into $pc_venv"
+  rm -rf "$pc_venv"
+  python3 -m venv "$pc_venv" && "$pc_venv/bin/pip" install -q --disable-pip-version-check "podman-compose==$PODMAN_COMPOSE_VERSION" || {
+    echo "could not install podman-compose $PODMAN_COMPOSE_VERSION from PyPI" >&2; exit 1; }
+fi
+echo "podman-compose: $("$pc_venv/bin/podman-compose" --version 2>/dev/null | head -1)"
