@@ -92,11 +92,11 @@ after(async () => {
 test('local base images and the gateway image build with podman (Dockerfile, BASE = the local Node 22 image)', async () => {
   await run('bash', [join(DOCKER, 'local-images', 'build.sh')], 1_200_000)
   await run('podman', ['build', '--format', 'docker', '--network', 'host', '-f', join(DOCKER, 'Dockerfile'), '--build-arg', `BASE=${LOCAL}/node:22-bookworm-slim`, '-t', IMAGE, REPO], 1_200_000)
-  const config = JSON.parse(await run('podman', ['image', 'inspect', IMAGE]))[0].Config as { User: string, Entrypoint: string[], Volumes: Record<string, unknown>, Healthcheck?: { Test: string[] } }
-  assert.equal(config.User, 'node')
-  assert.deepEqual(config.Entrypoint, ['tini', '--', 'node', 'dist/bin/uspgate.js'])
-  assert.ok('/data' in config.Volumes)
-  assert.match(config.Healthcheck?.Test.join(' ') ?? '', /\/readyz/)
+  const image = JSON.parse(await run('podman', ['image', 'inspect', IMAGE]))[0] as { Config: { User: string, Entrypoint: string[], Volumes: Record<string, unknown> }, Healthcheck?: { Test: string[] } }
+  assert.equal(image.Config.User, 'node')
+  assert.deepEqual(image.Config.Entrypoint, ['tini', '--', 'node', 'dist/bin/uspgate.js'])
+  assert.ok('/data' in image.Config.Volumes)
+  assert.match(image.Healthcheck?.Test.join(' ') ?? '', /\/readyz/)
 })
 
 test('compose: both nodes become ready on Redis; node as PID 1\'s child under tini, non-root', async () => {
