@@ -88,8 +88,7 @@ export function redactRedisUrl (url: string): string {
   } catch { return 'redis://?' }
 }
 
-/** Messages on the control channel. */
-/** `sent`: the publisher's clock (ms) when it published, for uspgate_control_lag_seconds. */
+/** Messages on the control channel; `sent` is the publisher's clock (ms), for uspgate_control_lag_seconds. */
 export type ControlMessage = { origin: string, sent?: number } & (
   | StoreChange
   | { kind: 'policy' }
