@@ -83,7 +83,7 @@ echo "node 22: $("$node22" --version)"
 # on this kernel's hybrid cgroups), debootstrap to build base images locally (no container registry is
 # reachable), Debian's prometheus package for promtool and the Prometheus image of the compose test.
 missing=()
-for t in podman:podman runc:runc debootstrap:debootstrap promtool:prometheus tini:tini; do
+for t in podman:podman runc:runc debootstrap:debootstrap promtool:prometheus; do
   command -v "${t%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${t%%:*}" ] || missing+=("${t#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

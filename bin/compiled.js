@@ -1,5 +1,5 @@
-// Whether dist/ (scripts/build.mjs) is current: built, and no .ts file under the source folders has
-// changed since. Used by the `uspgate` launcher (a stale dist/ must never run instead of the sources)
+// Whether dist/ (scripts/build.mjs) is current: built, and no file under the source folders (TypeScript
+// or an asset it reads: .proto, the policy bundle, the console's sources) has changed since. Used by the `uspgate` launcher (a stale dist/ must never run instead of the sources)
 // and by `npm start` (build only when needed). Plain JS so it runs before anything is compiled.
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -15,7 +15,8 @@ function changedSince (time, dir) {
   try { entries = readdirSync(dir, { withFileTypes: true }) } catch { return false }
   for (const e of entries) {
     const p = join(dir, e.name)
-    if (e.isDirectory() ? changedSince(time, p) : e.name.endsWith('.ts') && statSync(p).mtimeMs > time) return true
+    // a dist/ folder inside a source folder (admin-api/console/dist) is build output, not a source
+    if (e.isDirectory() ? e.name !== 'dist' && changedSince(time, p) : statSync(p).mtimeMs > time) return true
   }
   return false
 }

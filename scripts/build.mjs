@@ -1,6 +1,7 @@
 // `npm run build`: compiles the gateway and the CLI to dist/ with tsc (one .js per .ts, same tree),
-// then copies the files the code reads next to itself (USP .proto schemas, the committed policy bundle,
-// golden decisions, OPA_VERSION ...) and writes dist/package.json (module type and version), so
+// builds the web console (admin-api/console/build.ts, esbuild) when stale, then copies the files the code
+// reads next to itself (USP .proto schemas, the committed policy bundle, golden decisions, OPA_VERSION,
+// the console's built assets ...) and writes dist/package.json (module type and version), so
 // `node dist/bin/uspgate.js` runs without tsx and compiles nothing at start.
 // `--if-stale` (npm start): does nothing when dist/ is current. The new tree is built beside dist/ and
 // swapped in by rename, so a CLI running meanwhile sees the old tree or the new one, never half of one.
@@ -23,10 +24,24 @@ if (r.status !== 0) {
   process.exit(r.status ?? 1)
 }
 
-// Everything that is not TypeScript (nor bin/'s plain-JS launcher) is an asset some module may read at run time.
+// The console's assets (admin-api/console/dist, served by admin-api/plugins/console.ts) come from its own build.
+const consoleBuild = join(root, 'admin-api', 'console', 'build.ts')
+if (existsSync(consoleBuild)) {
+  const c = spawnSync(process.execPath, ['--import', 'tsx', consoleBuild, '--if-stale'], { stdio: 'inherit', cwd: root })
+  if (c.status !== 0) {
+    rmSync(next, { recursive: true, force: true })
+    console.error('build: the console build failed')
+    process.exit(c.status ?? 1)
+  }
+}
+
+// Everything that is not TypeScript (nor bin/'s plain-JS launcher, nor the console's browser sources,
+// bundled into console/dist) is an asset some module may read at run time.
+const NOT_SHIPPED = new Set([join('admin-api', 'console', 'src')])
 function copyAssets (dir) {
   for (const name of readdirSync(join(root, dir))) {
     const rel = join(dir, name)
+    if (NOT_SHIPPED.has(rel)) continue
     if (statSync(join(root, rel)).isDirectory()) { copyAssets(rel); continue }
     if (name.endsWith('.ts') || (dir === 'bin' && name.endsWith('.js'))) continue
     mkdirSync(join(next, dir), { recursive: true })
