@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { EVENT_CODES } from './event-codes.ts'
 
-/** Listener names of the gateway's MQTT sockets, and the MQTT protocol levels (3 = 3.1, 4 = 3.1.1, 5). */
-const LISTENERS = ['mqtt', 'mqtts'] as const
+/** Listener names of the gateway's MQTT sockets (TCP, TLS, WebSocket, secure WebSocket), and the MQTT protocol levels (3 = 3.1, 4 = 3.1.1, 5). */
+const LISTENERS = ['mqtt', 'mqtts', 'ws', 'wss'] as const
 const PROTOCOLS = ['3', '4', '5'] as const
 /** Reasons a message is dropped (uspgate_messages_dropped_total): the codes mqtt hooks count. */
 export const DROP_REASONS = ['acl.cross_tenant', 'acl.denied', 'acl.reserved_topic', 'acl.invalid_topic', 'limits.rate_limited', 'limits.slow_consumer', 'session.before_connack'] as const
