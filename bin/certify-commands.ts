@@ -2,7 +2,6 @@
 // printed as it comes), the device matrix, and the offline verification of an evidence bundle.
 import { readFile } from 'node:fs/promises'
 import { call, CliError, getText, resolveAdmin } from './cli-client.ts'
-import { verifyEvidence } from '../broker/index.ts'
 
 export const CERTIFY_USAGE = `  uspgate certify <tenant> <endpoint-id> [--level integration-ready|certified] [--workflows set-preview,operate,reboot] [--online-timeout SECONDS]
   uspgate matrix [--format table|json|csv|markdown]
@@ -66,6 +65,8 @@ async function evidenceVerify (positional: string[], flags: Record<string, strin
       pinned = 'pinned to the gateway root CA (GET /v1/ca)'
     } catch { /* offline: signature only */ }
   }
+  // loaded on use: the other CLI commands must not load the broker (uspgate --help answers in a fraction of a second)
+  const { verifyEvidence } = await import('../broker/index.ts')
   const r = await verifyEvidence(positional[1]!, root)
   if (json) process.stdout.write(JSON.stringify({ ...r, signer: pinned }, null, 2) + '\n')
   else {
