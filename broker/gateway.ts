@@ -11,7 +11,7 @@ import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMas
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
-import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, rememberKeptSessions, createMemoryPersistence, countMemoryStore, drainClients, DISCONNECT, type GatewayClient } from './mqtt/index.ts'
+import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, rememberKeptSessions, createMemoryPersistence, countMemoryStore, drainClients, type GatewayClient } from './mqtt/index.ts'
 import { GatewayControlPlane, PolicyVersions, ensureBootstrapToken } from './control/index.ts'
 import { CertificateService } from './pki/index.ts'
 import { buildAdminApi, type AdminApi, type AdminSettings } from '../admin-api/index.ts'
