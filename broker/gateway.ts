@@ -11,7 +11,7 @@ import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMas
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
-import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, rememberKeptSessions, createMemoryPersistence, countMemoryStore, drainClients, type GatewayClient } from './mqtt/index.ts'
+import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, rememberKeptSessions, createMemoryPersistence, countMemoryStore, drainClients, storeGrantedSubscriptionsOnly, discardOfflineState, pendingClientIds, type GatewayClient, type ClientState } from './mqtt/index.ts'
 import { GatewayControlPlane, PolicyVersions, ensureBootstrapToken } from './control/index.ts'
 import { CertificateService } from './pki/index.ts'
 import { buildAdminApi, type AdminApi, type AdminSettings } from '../admin-api/index.ts'
@@ -150,12 +150,14 @@ export class Gateway {
       policy: this.policy,
       uspSettings: tenant => this.store.getTenant(tenant)?.usp ?? DEFAULT_USP_SETTINGS,
       ...(mode.cluster ? { unavailable: () => mode.cluster!.unavailableReason() } : {}),
+      identityRevoked: st => this.identityRevoked(st),
       onUspRecord: uspRecordObserver({ records: this.metrics.uspRecords, audit: this.uspAudit, endpoints: this.endpoints })
     })
     const limits = config.limits
     this.broker = new Aedes({
       id: this.nodeId,
       ...mode.aedes,
+      persistence: storeGrantedSubscriptionsOnly(mode.aedes.persistence),
       connectTimeout: limits.connectTimeoutSeconds * 1000,
       // No global cap on messages in flight (aedes' default is 100, the cluster emitter has none):
       // with a cap, 100 deliveries waiting for one subscriber that stopped reading held up routing
@@ -188,6 +190,13 @@ export class Gateway {
       ...hooks
     } as ConstructorParameters<typeof Aedes>[0])
     rememberKeptSessions(this.broker) // Session Present for kept sessions without subscriptions [MQTT-3.2.2-2]
+    // Revocation reaches what a connection left behind (delayed will, persistent session, queue).
+    this.sessions.pendingIds = () => pendingClientIds(this.broker)
+    this.sessions.discardOffline = ids => {
+      discardOfflineState(this.broker, ids).then(
+        n => { if (n > 0) this.log.info({ sessions: n }, 'offline state of revoked sessions discarded') },
+        err => this.log.warn({ err }, 'discarding offline state of revoked sessions failed'))
+    }
     this.listeners = new MqttListeners({
       broker: this.broker,
       limits,
@@ -341,6 +350,16 @@ export class Gateway {
       },
       emit: e => { this.events.emit(e) }
     })
+  }
+
+  /** Why a session's identity is no longer trusted now (asked when a will fires after its connection ended). */
+  private identityRevoked (st: ClientState): string | undefined {
+    if (this.store.getTenant(st.tenant) === undefined) return 'tenant no longer exists'
+    const cred = this.store.getCredential(st.tenant, st.principal)
+    if (cred?.revokedAt !== undefined) return `credential revoked at ${cred.revokedAt}`
+    if (st.auth === 'password' && cred === undefined) return 'credential no longer exists'
+    if (st.auth === 'certificate' && (st.certPeer === undefined || !this.certificates.peerTrusted(st.certPeer))) return 'client certificate (or its CA) no longer trusted'
+    return undefined
   }
 
   /** Cuts every live session of one identity (credential revocation) and drops its cached decisions. */

@@ -28,6 +28,7 @@ export const EVENT_CODES = {
   'limits.keepalive': { severity: 'info', meaning: 'Client keep-alive expired or keep-alive outside the allowed range.' },
   'proxy.untrusted': { severity: 'warning', meaning: 'A connection from outside the trusted networks (USPGATE_PROXY_PROTOCOL_TRUSTED) started with a PROXY protocol header, i.e. tried to choose the address the gateway sees; closed.' },
   'proxy.malformed': { severity: 'warning', meaning: 'A PROXY protocol header that could not be parsed (or too long); connection closed.' },
+  'protocol.unexpected_packet': { severity: 'warning', meaning: 'A client sent a packet type it may not send: AUTH (no enhanced authentication or re-authentication is offered, [MQTT-4.12.0-7]) or a server-to-client packet; connection closed.' },
   'protocol.error': { severity: 'warning', meaning: 'Malformed MQTT packet or protocol violation; connection closed.' },
   'credential.issued': { severity: 'info', meaning: 'A device credential was issued.' },
   'credential.imported': { severity: 'info', meaning: 'A bulk credential import ran: how many were created, skipped (already present or revoked) and failed (the secrets are never recorded).' },

@@ -12,6 +12,8 @@ import { EVENT_CODES, type EventCode, type Severity } from './event-codes.ts'
 export interface SecurityEventInput {
   code: EventCode
   tenant?: string | undefined
+  /** Cross-tenant attempts: the tenant that was targeted, so its security team sees the attempt too. */
+  targetTenant?: string | undefined
   principal?: string | undefined
   clientId?: string | undefined
   remoteAddress?: string | undefined
@@ -73,7 +75,18 @@ function matchesCode (code: string, wanted: readonly string[]): boolean {
   return wanted.some(w => code === w || (w.endsWith('.') && code.startsWith(w)))
 }
 
-/** Per (client, code), at most this many events per window reach the log and file. */
+/**
+ * Flood-control key. Before authentication every field but the remote address is chosen by the
+ * attacker (a fresh client id or username per attempt would open a fresh window), so connect-time
+ * and unauthenticated events are keyed by (code, remote address); events of an authenticated
+ * session by (code, tenant, principal, client id).
+ */
+function floodKey (e: SecurityEventInput): string {
+  if (e.action === 'connect' || e.principal === undefined || e.tenant === undefined) return `${e.code}|addr|${e.remoteAddress ?? ''}`
+  return `${e.code}|id|${e.tenant}|${e.principal}|${e.clientId ?? ''}`
+}
+
+/** Per flood key (see floodKey), at most this many events per window reach the log and file. */
 const FLOOD_LIMIT = 20
 const FLOOD_WINDOW_MS = 1000
 const INDEX_SIZE = 100_000
@@ -137,7 +150,7 @@ export class SecurityEvents {
     if (input.actor !== undefined) return this.write(input)
     // Flood control: an attacker hammering denied topics must not be able to
     // fill the disk or drown the log. Metrics above still count every event.
-    const key = `${input.code}|${input.tenant ?? ''}|${input.clientId ?? input.remoteAddress ?? ''}`
+    const key = floodKey(input)
     const now = Date.now()
     let f = this.flood.get(key)
     if (!f || now - f.windowStart >= FLOOD_WINDOW_MS) {

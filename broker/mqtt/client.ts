@@ -37,6 +37,8 @@ export interface CertIdentity {
   principal: string
   role: 'agent' | 'controller'
   serial: string
+  /** DER of the certificate: re-checked when a will fires after the connection is gone. */
+  peer?: Buffer
 }
 
 /** Separates the identity from the wire client id in aedes' internal client id. */

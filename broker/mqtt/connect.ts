@@ -6,10 +6,10 @@ import { parseUsername, isTenantId, usernameOf, verifySecret, TokenBucket, type 
 import { inboxTopic } from '../usp/index.ts'
 import { checkClientId, checkTopicName, checkUsername } from './invariants.ts'
 import type { ClientState } from './sessions.ts'
-import { setConnackUserProperties, resumeQueuedMessages, resumeSessionPresent } from './patches/index.ts'
+import { setConnackUserProperties, setConnackRefusalReason, resumeQueuedMessages, resumeSessionPresent } from './patches/index.ts'
 import { connectError, remoteOf, INTERNAL_ID_SEPARATOR, type CertIdentity, type GatewayClient } from './client.ts'
 import { newClientState, policyDenial, type PipelineContext } from './context.ts'
-import { CONNACK } from './reason-codes.ts'
+import { CONNACK, CONNACK_V5 } from './reason-codes.ts'
 
 /** What is known about one CONNECT as the steps run. */
 interface ConnectAttempt {
@@ -23,6 +23,8 @@ interface ConnectAttempt {
   role?: Role
   auth?: 'password' | 'certificate'
   state?: ClientState
+  /** Seconds the (username, address) is still in authentication back-off (0: not locked). */
+  lockedFor: number
 }
 
 interface Refusal {
@@ -32,6 +34,8 @@ interface Refusal {
   /** a credential failure: counts toward the throttle of (username, address) */
   authFailure?: boolean
   extra?: Partial<SecurityEventInput>
+  /** MQTT 5 reason code when it is more precise than the 3.1.1 return code (see CONNACK_V5). */
+  reasonV5?: number
 }
 
 type ConnectStep = (a: ConnectAttempt, ctx: PipelineContext) => Refusal | undefined
@@ -46,12 +50,30 @@ const serverAvailable: ConnectStep = (_a, ctx) => {
   return reason === undefined ? undefined : { code: 'cluster.connect_refused', reason, returnCode: CONNACK.SERVER_UNAVAILABLE }
 }
 
-/** Password logins are throttled per (username, address) after repeated failures. */
-const notThrottled: ConnectStep = (a, ctx) => {
+/**
+ * Password logins are throttled per (username, address) after repeated failures. The lock is only
+ * noted here: the secret is still checked (a microsecond; secrets are 256 random bits, so checking
+ * them during a lock reveals nothing guessable), so a device whose secret was fixed gets back in at
+ * once, and a failing attempt during the lock is answered as throttled (see throttledRefusal).
+ */
+const noteThrottle: ConnectStep = (a, ctx) => {
   if (a.client.gwCertIdentity !== undefined || a.username === undefined) return undefined
-  const wait = ctx.deps.throttle.lockedFor(a.username, a.address)
-  if (wait > 0) return { code: 'auth.throttled', reason: `too many failed logins; retry in ${wait}s`, returnCode: CONNACK.BAD_USERNAME_OR_PASSWORD, extra: { principal: a.username } }
+  a.lockedFor = ctx.deps.throttle.lockedFor(a.username, a.address)
   return undefined
+}
+
+/**
+ * A credential failure while locked: a distinct answer from a wrong password (MQTT 5 0x9F Connection
+ * rate exceeded, MQTT 3.1.1 3 Server unavailable), carrying the tenant and principal like every auth event.
+ */
+function throttledRefusal (a: ConnectAttempt, failed: Refusal): Refusal {
+  return {
+    code: 'auth.throttled',
+    reason: `too many failed logins from this address; retry in ${a.lockedFor}s`,
+    returnCode: CONNACK.SERVER_UNAVAILABLE,
+    reasonV5: CONNACK_V5.CONNECTION_RATE_EXCEEDED,
+    extra: { tenant: failed.extra?.tenant, principal: failed.extra?.principal }
+  }
 }
 
 /** With a client certificate the identity comes from the certificate; a username, if sent, must name the same identity (TR-369 R-SEC.4b). */
@@ -141,7 +163,13 @@ const keepAliveInRange: ConnectStep = (a, ctx) => {
 const noTakeover: ConnectStep = (a, ctx) => {
   const holder = ctx.deps.sessions.heldByOther(a.wire, usernameOf(a.tenant!, a.principal!))
   if (holder === undefined) return undefined
-  return { code: 'session.takeover_blocked', reason: `client id is in use by another identity (${holder.split(':')[0] === a.tenant ? holder : 'another tenant'})`, returnCode: CONNACK.IDENTIFIER_REJECTED }
+  const holderTenant = holder.split(':')[0]
+  return {
+    code: 'session.takeover_blocked',
+    reason: `client id is in use by another identity (${holderTenant === a.tenant ? holder : 'another tenant'})`,
+    returnCode: CONNACK.IDENTIFIER_REJECTED,
+    extra: holderTenant !== a.tenant ? { targetTenant: holderTenant } : {}
+  }
 }
 
 /** TR-369 R-MQTT.13: an MQTT 5 endpoint names its Endpoint ID in CONNECT; it must be the authenticated one. */
@@ -173,7 +201,7 @@ const buildState: ConnectStep = (a, ctx) => {
     auth: a.auth!,
     remoteAddress: a.address,
     cleanStart: c._cleanStart === true,
-    ...(a.auth === 'certificate' && c.gwCertIdentity ? { certSerial: c.gwCertIdentity.serial } : {}),
+    ...(a.auth === 'certificate' && c.gwCertIdentity ? { certSerial: c.gwCertIdentity.serial, ...(c.gwCertIdentity.peer ? { certPeer: c.gwCertIdentity.peer } : {}) } : {}),
     bucket: limits.publishRatePerSecond > 0 ? new TokenBucket(limits.publishRatePerSecond, limits.publishBurst) : undefined
   })
   return undefined
@@ -198,7 +226,7 @@ const policyAllowsWill: ConnectStep = (a, ctx) => {
 /** The CONNECT pipeline, in order. */
 export const connectSteps: readonly ConnectStep[] = [
   serverAvailable,
-  notThrottled,
+  noteThrottle,
   certificateIdentity,
   passwordIdentity,
   validClientId,
@@ -244,11 +272,13 @@ export function connectHooks (ctx: PipelineContext): Required<Pick<AedesOptions,
 
     authenticate (client: Client, username, password, done) {
       const c = client as GatewayClient
-      const a: ConnectAttempt = { client: c, username, password, address: remoteOf(client), wire: c.gwWireId ?? client.id }
+      const a: ConnectAttempt = { client: c, username, password, address: remoteOf(client), wire: c.gwWireId ?? client.id, lockedFor: 0 }
       for (const step of connectSteps) {
-        const r = step(a, ctx)
+        let r = step(a, ctx)
         if (r === undefined) continue
-        if (r.authFailure && username !== undefined) throttle.recordFailure(username, a.address)
+        if (r.authFailure && a.lockedFor > 0) r = throttledRefusal(a, r) // not counted again: the lock does not grow while locked
+        else if (r.authFailure && username !== undefined) throttle.recordFailure(username, a.address)
+        if (r.reasonV5 !== undefined && client.version === 5) setConnackRefusalReason(client, r.reasonV5)
         metrics.connectResults.labels('refused', r.code).inc()
         const who = a.tenant !== undefined ? { tenant: a.tenant, principal: a.principal } : {}
         emit({ code: r.code, reason: r.reason, remoteAddress: a.address, clientId: a.wire, action: 'connect', ...who, ...r.extra })

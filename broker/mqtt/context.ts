@@ -2,7 +2,7 @@
 // with its metric, and the per-turn delivery byte count used by the slow-consumer guard.
 import type { Client, PublishPacket } from 'aedes'
 import type { Limits, SecurityEventInput, Metrics } from '../core/index.ts'
-import { usernameOf } from '../core/index.ts'
+import { usernameOf, isTenantId } from '../core/index.ts'
 import type { TenantUspSettings, StateStore } from '../store/index.ts'
 import type { UspInspection } from '../usp/index.ts'
 import type { PolicyEngine, PolicyInput, Decision } from '../../policies/index.ts'
@@ -26,6 +26,11 @@ export interface HookDeps {
   uspSettings: (tenant: string) => TenantUspSettings
   /** Cluster mode: why new connections must be refused now (undefined: admit). */
   unavailable?: () => string | undefined
+  /**
+   * Why an identity is no longer trusted (credential revoked or removed, tenant gone, certificate or
+   * its CA no longer accepted), or undefined. Asked for wills that fire after their connection ended.
+   */
+  identityRevoked?: (st: ClientState) => string | undefined
   /** Called for every PUBLISH to a USP inbox that was inspected (metrics, audit trail, registry). */
   onUspRecord: (st: ClientState, topic: string, inspection: UspInspection) => void
 }
@@ -53,9 +58,22 @@ export class PipelineContext {
       principal: st?.principal,
       clientId: st?.wireClientId ?? (client as GatewayClient | null)?.gwWireId,
       remoteAddress: st?.remoteAddress ?? (client ? remoteOf(client) : undefined),
+      targetTenant: e.targetTenant ?? this.targetTenantOf(st?.tenant, e.topic),
       // the revision that decides for this tenant (a canary tenant's is the canary's)
       policyRevision: e.policyRevision ?? (st !== undefined ? this.deps.policy.revisionFor(st.tenant) : this.deps.revision())
     }
+  }
+
+  /**
+   * The other tenant a topic or filter names (its first level), when that tenant exists: a cross-tenant
+   * attempt is then also the victim tenant's event (its tenant-scoped token sees it).
+   */
+  targetTenantOf (actorTenant: string | undefined, topic: string | undefined): string | undefined {
+    if (topic === undefined) return undefined
+    const slash = topic.indexOf('/')
+    const first = slash < 0 ? topic : topic.slice(0, slash)
+    if (first === actorTenant || !isTenantId(first) || this.deps.store.getTenant(first) === undefined) return undefined
+    return first
   }
 
   decisionMetric (action: string, result: 'allow' | 'deny', reason: string, revision = this.deps.revision()): void {
@@ -126,7 +144,7 @@ export function policyDenial (d: Decision): Denial {
 }
 
 /** The one way a session's state is built (CONNECT and orphan wills). */
-export function newClientState (s: Pick<ClientState, 'tenant' | 'principal' | 'role' | 'wireClientId' | 'internalId' | 'protocol' | 'listener' | 'auth' | 'remoteAddress' | 'cleanStart' | 'bucket' | 'certSerial'>): ClientState {
+export function newClientState (s: Pick<ClientState, 'tenant' | 'principal' | 'role' | 'wireClientId' | 'internalId' | 'protocol' | 'listener' | 'auth' | 'remoteAddress' | 'cleanStart' | 'bucket' | 'certSerial' | 'certPeer'>): ClientState {
   return {
     ...s,
     identity: usernameOf(s.tenant, s.principal),

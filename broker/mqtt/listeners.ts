@@ -32,6 +32,16 @@ export type OnConnection = (socket: Socket, remoteAddress: string, rest: Buffer 
 export const WS_PATH = '/mqtt'
 export const WS_SUBPROTOCOL = 'mqtt'
 
+/** Packet types a client may send [MQTT-2.1.2]; aedes handles these. */
+const SERVER_BOUND = new Set(['connect', 'publish', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'unsubscribe', 'pingreq', 'disconnect'])
+
+function unexpectedPacketReason (cmd: string): string {
+  // [MQTT-4.12.0-7] a client that sent no Authentication Method in CONNECT must not send AUTH; the
+  // gateway offers no enhanced authentication or re-authentication, so AUTH is a protocol error.
+  if (cmd === 'auth') return 'AUTH packet: enhanced authentication and re-authentication are not offered [MQTT-4.12.0-7]; connection closed'
+  return `${cmd.toUpperCase()} is a server-to-client packet [MQTT-2.1.2]; connection closed`
+}
+
 export interface ListenerDeps {
   broker: Aedes
   limits: Limits
@@ -90,6 +100,9 @@ export class MqttListeners {
           if (client.version === 5) client.disconnect({ reasonCode: DISCONNECT.RECEIVE_MAXIMUM_EXCEEDED })
           else conn.destroy()
         }
+      } else if (!SERVER_BOUND.has(packet.cmd)) {
+        // aedes closes the socket on any other packet type without a word; each refusal is an event.
+        emit({ code: 'protocol.unexpected_packet', tenant: st?.tenant, principal: st?.principal, clientId: st?.wireClientId ?? client.gwWireId, remoteAddress: st?.remoteAddress ?? client.gwRemote, action: packet.cmd, reason: unexpectedPacketReason(packet.cmd) })
       } else if (packet.cmd === 'pubrel' && st) {
         st.inflightQos2?.delete(packet.messageId!)
       } else if (packet.cmd === 'unsubscribe') {

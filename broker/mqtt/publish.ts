@@ -21,6 +21,17 @@ type PublishStep = (a: PublishAttempt, ctx: PipelineContext) => Denial | Handled
 
 const notRevoked: PublishStep = a => a.st.revoked ? { ok: false, code: 'auth.revoked', reason: 'credential revoked' } : undefined
 
+/**
+ * A will published after its connection ended (Will Delay Interval, or a dropped socket) carries the
+ * session state of when it connected: the identity is checked again now — a revocation between the
+ * drop and the will (credential, certificate, CA) keeps the will from being published [MQTT-3.1.3-9].
+ */
+const identityStillTrusted: PublishStep = (a, ctx) => {
+  if (a.client !== null && (a.client as GatewayClient & { closed?: boolean }).closed !== true) return undefined
+  const why = ctx.deps.identityRevoked?.(a.st)
+  return why === undefined ? undefined : { ok: false, code: 'auth.revoked', reason: `will not published: ${why}` }
+}
+
 /** Tenant prefix, no `$`, bounded and clean topic (code, before any policy). */
 const topicInsideTenant: PublishStep = (a, ctx) => {
   const check = checkTopicName(a.st.tenant, a.packet.topic, ctx.deps.limits)
@@ -68,6 +79,7 @@ const uspEnvelope: PublishStep = (a, ctx) => {
 /** The PUBLISH pipeline, in order. */
 export const publishSteps: readonly PublishStep[] = [
   notRevoked,
+  identityStillTrusted,
   topicInsideTenant,
   withinRate,
   policyAllowsPublish,

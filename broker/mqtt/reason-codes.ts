@@ -17,6 +17,14 @@ export const CONNACK = {
   NOT_AUTHORIZED: 5
 } as const
 
+/** MQTT 5 CONNACK reason codes that have no MQTT 3.1.1 equivalent, §3.2.2.2 (set by the connack patch). */
+export const CONNACK_V5 = {
+  /** 0x9F Connection rate exceeded: the (username, address) is in authentication back-off. */
+  CONNECTION_RATE_EXCEEDED: 0x9f,
+  /** 0x97 Quota exceeded: the tenant's connection quota is used up. */
+  QUOTA_EXCEEDED: 0x97
+} as const
+
 /** MQTT 5 DISCONNECT reason codes the server sends, §3.14.2.1. */
 export const DISCONNECT = {
   NOT_AUTHORIZED: 0x87,

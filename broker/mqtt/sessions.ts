@@ -21,6 +21,8 @@ export interface ClientState {
   auth: 'password' | 'certificate'
   /** Serial of the client certificate that authenticated this session (mTLS). */
   certSerial?: string
+  /** DER of that certificate: a will published after the connection is gone re-checks it. */
+  certPeer?: Buffer
   remoteAddress: string
   connectedAt: string
   revoked: boolean
@@ -61,6 +63,21 @@ export interface SessionHandle {
 
 /** A cut peer that does not read its DISCONNECT and go is cut off at the socket after this. */
 const CUT_BACKSTOP_MS = 500
+/** aedes ends a destroyed connection (unsubscribe, will, session expiry) within a few turns. */
+const DISCARD_AFTER_CLOSE_MS = 100
+
+/** What is remembered of a session whose connection ended on this node (it may still have a delayed will, subscriptions, a queue). */
+export interface OfflineSession {
+  internalId: string
+  identity: string
+  tenant: string
+  auth: 'password' | 'certificate' | 'unknown'
+  certSerial?: string | undefined
+  certPeer?: Buffer | undefined
+}
+
+/** Offline sessions remembered per node (oldest forgotten first); a forgotten one's will is still re-checked when it fires. */
+const MAX_OFFLINE_REMEMBERED = 200_000
 
 export class SessionIndex {
   private readonly byInternalId = new Map<string, SessionHandle>()
@@ -68,10 +85,20 @@ export class SessionIndex {
   private readonly byIdentity = new Map<string, OneOrMore<SessionHandle>>()
   private readonly byWireId = new Map<string, OneOrMore<SessionHandle>>()
 
+  private readonly offline = new Map<string, OfflineSession>()
+  /**
+   * Set by the gateway: drops what the broker still keeps for these client ids after their
+   * connection ended — the delayed will, the persistent session's subscriptions and queued messages.
+   */
+  discardOffline: (internalIds: string[]) => void = () => {}
+  /** Set by the gateway: client ids the broker holds a delayed will or an expiring session for. */
+  pendingIds: () => Iterable<string> = () => []
+
   constructor (private readonly node: string) {}
 
   add (h: SessionHandle): void {
     const s = h.state
+    this.offline.delete(s.internalId)
     this.byInternalId.set(s.internalId, h)
     addTo(this.byIdentity, s.identity, h)
     addTo(this.byWireId, s.wireClientId, h)
@@ -79,7 +106,11 @@ export class SessionIndex {
 
   remove (h: SessionHandle): void {
     const s = h.state
-    if (this.byInternalId.get(s.internalId) === h) this.byInternalId.delete(s.internalId)
+    if (this.byInternalId.get(s.internalId) === h) {
+      this.byInternalId.delete(s.internalId)
+      this.offline.set(s.internalId, { internalId: s.internalId, identity: s.identity, tenant: s.tenant, auth: s.auth, certSerial: s.certSerial, certPeer: s.certPeer })
+      if (this.offline.size > MAX_OFFLINE_REMEMBERED) this.offline.delete(this.offline.keys().next().value!)
+    }
     removeFrom(this.byIdentity, s.identity, h)
     removeFrom(this.byWireId, s.wireClientId, h)
   }
@@ -105,14 +136,40 @@ export class SessionIndex {
   cut (h: SessionHandle): void {
     h.state.revoked = true
     h.disconnect(DISCONNECT.NOT_AUTHORIZED)
-    setTimeout(() => h.destroy(), CUT_BACKSTOP_MS).unref()
+    const id = h.state.internalId
+    setTimeout(() => {
+      h.destroy()
+      // once the connection is gone (aedes has scheduled its will and kept its session by then),
+      // nothing it left behind may stay
+      setTimeout(() => this.revokeOffline(s => s.internalId === id), DISCARD_AFTER_CLOSE_MS).unref()
+    }, CUT_BACKSTOP_MS).unref()
   }
 
-  /** Cuts every live session of one identity ("<tenant>:<principal>"); returns how many. */
+  /**
+   * Cuts every live session of one identity ("<tenant>:<principal>") and discards the offline state
+   * of its sessions that already ended (delayed wills, persistent sessions); returns how many live ones.
+   */
   cutIdentity (identity: string): number {
     const handles = this.ofIdentity(identity)
     for (const h of handles) this.cut(h)
+    this.revokeOffline(s => s.identity === identity)
     return handles.length
+  }
+
+  /** Discards the offline state of every remembered or pending session matching `pred`; returns how many. */
+  revokeOffline (pred: (s: OfflineSession) => boolean): number {
+    const ids = new Set<string>()
+    for (const s of this.offline.values()) if (pred(s)) ids.add(s.internalId)
+    // delayed wills and expiring sessions the broker holds that this node no longer remembers: identity only
+    for (const id of this.pendingIds()) {
+      if (ids.has(id) || this.offline.has(id) || this.byInternalId.has(id)) continue
+      const sep = id.indexOf('|')
+      const identity = sep < 0 ? '' : id.slice(0, sep)
+      if (pred({ internalId: id, identity, tenant: identity.split(':')[0] ?? '', auth: 'unknown' })) ids.add(id)
+    }
+    for (const id of ids) this.offline.delete(id)
+    if (ids.size > 0) this.discardOffline([...ids])
+    return ids.size
   }
 
   ofIdentity (identity: string): SessionHandle[] {

@@ -2,6 +2,7 @@
 // restores for a persistent session). A refusal answers that filter only (SUBACK 0x87 / 0x80).
 import type { AedesOptions, Subscription } from 'aedes'
 import { checkTopicFilter } from './invariants.ts'
+import { markGranted } from './patches/index.ts'
 import type { ClientState } from './sessions.ts'
 import type { GatewayClient } from './client.ts'
 import { policyDenial, type Denial, type PipelineContext } from './context.ts'
@@ -40,6 +41,7 @@ export function subscribeHook (ctx: PipelineContext): Required<Pick<AedesOptions
       if (r !== undefined) return deny(r)
     }
     // MQTT 5 subscription options only ever narrow delivery; nothing to rewrite.
+    markGranted(sub) // only granted filters are stored in a persistent session (patches/granted-subscriptions.ts)
     done(null, sub as Subscription)
   }
 }

@@ -114,6 +114,9 @@ export class CertificateService {
     this.listener?.revalidate()
   }
 
+  /** Whether a client certificate (DER) is still accepted (false without an MQTTS listener: no certificate session exists then). */
+  peerTrusted (peer: Buffer): boolean { return this.listener?.peerTrusted(peer) ?? false }
+
   private cutCount (tenant: string): number { return this.listener?.cutCount(tenant) ?? 0 }
 
   // ------------------------------------------------- admin operations (API)

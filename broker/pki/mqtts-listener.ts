@@ -132,7 +132,7 @@ export class MqttsListener {
       setTimeout(() => socket.destroy(), REFUSE_BACKSTOP_MS).unref()
       return
     }
-    const certIdentity: CertIdentity = { tenant: identity.tenant, principal: identity.principal, role: identity.role, serial: identity.serial }
+    const certIdentity: CertIdentity = { tenant: identity.tenant, principal: identity.principal, role: identity.role, serial: identity.serial, peer: peer!.raw }
     const client = this.deps.handoff(socket, MQTTS_LISTENER, remoteAddress)
     // Set before aedes reads CONNECT (its first read is on a later tick): the
     // hooks then take the identity from the certificate.
@@ -173,12 +173,21 @@ export class MqttsListener {
       if (state.auth !== 'certificate' || state.certSerial === undefined || (tenant !== undefined && state.tenant !== tenant)) return false
       return doomed.some(c => c.identity.tenant === state.tenant && c.identity.serial === state.certSerial)
     })
+    // sessions whose connection already ended keep nothing either (delayed will, subscriptions, queue)
+    this.deps.sessions.revokeOffline(s => s.certPeer !== undefined && (tenant === undefined || s.tenant === tenant) && !ca.identifyPeer(s.certPeer).ok)
+  }
+
+  /** Whether a certificate (DER) is still accepted now (a will re-checks its connection's certificate). */
+  peerTrusted (peer: Buffer): boolean {
+    return this.ca?.identifyPeer(peer).ok === true
   }
 
   /** Cuts every live session of one certificate serial (on any listener); returns how many. */
   cutSerial (tenant: string, serial: string): number {
     const conns = [...this.connections].filter(c => c.identity.tenant === tenant && c.identity.serial === serial)
-    return this.cut(conns, s => s.auth === 'certificate' && s.tenant === tenant && s.certSerial === serial)
+    const cut = this.cut(conns, s => s.auth === 'certificate' && s.tenant === tenant && s.certSerial === serial)
+    this.deps.sessions.revokeOffline(s => s.tenant === tenant && s.certSerial === serial)
+    return cut
   }
 
   cutCount (tenant: string): number { return this.cutsByTenant.get(tenant) ?? 0 }

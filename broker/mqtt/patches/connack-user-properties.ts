@@ -7,6 +7,7 @@
 import mqttPacket from 'mqtt-packet'
 
 const STEERING = Symbol.for('uspgate.connackUserProperties')
+const REFUSAL_REASON = Symbol.for('uspgate.connackRefusalReason')
 let installed = false
 
 type Writer = (packet: { cmd: string, properties?: Record<string, unknown> }, stream: unknown, opts?: unknown) => boolean
@@ -18,13 +19,24 @@ export function installConnackSteering (): void {
   const original = mp.writeToStream
   mp.writeToStream = function writeToStream (packet, stream, opts) {
     if (packet.cmd === 'connack') {
-      const extra = (stream as { client?: { [STEERING]?: Record<string, string | string[]> } } | null)?.client?.[STEERING]
-      if (extra !== undefined && (packet as { reasonCode?: number }).reasonCode === 0) {
+      const client = (stream as { client?: { [STEERING]?: Record<string, string | string[]>, [REFUSAL_REASON]?: number } } | null)?.client
+      const extra = client?.[STEERING]
+      const p = packet as { reasonCode?: number }
+      if (extra !== undefined && p.reasonCode === 0) {
         packet.properties = { ...(packet.properties ?? {}), userProperties: extra }
       }
+      // aedes maps an authenticate error only to the MQTT 3.1.1 codes 2-5; a refusal that has a more
+      // precise MQTT 5 reason (0x9F Connection rate exceeded) gets it here.
+      const refusal = client?.[REFUSAL_REASON]
+      if (refusal !== undefined && p.reasonCode !== undefined && p.reasonCode >= 0x80) p.reasonCode = refusal
     }
     return original(packet, stream, opts)
   }
+}
+
+/** MQTT 5: the refusing CONNACK of this connection carries this reason code instead of aedes' mapped one. */
+export function setConnackRefusalReason (client: object, reasonCode: number): void {
+  (client as { [REFUSAL_REASON]?: number })[REFUSAL_REASON] = reasonCode
 }
 
 /** Marks a connection's CONNACK to carry these user properties (MQTT 5 only; aedes sets conn.client). */

@@ -1,9 +1,10 @@
 // Fixes of aedes 2.0.0-beta.1, aedes-persistence 10 and aedes-persistence-redis 11, one file per
 // fix area, each naming the upstream bug it closes.
-export { installConnackSteering, setConnackUserProperties } from './connack-user-properties.ts'
+export { installConnackSteering, setConnackUserProperties, setConnackRefusalReason } from './connack-user-properties.ts'
 export { hardenPersistence, createMemoryPersistence, countEachAckOnce, type PersistenceConnection } from './persistence.ts'
 export { indexRetained, RetainedIndex } from './retained-index.ts'
 export { resumeQueuedMessages } from './session-resume-queue.ts'
 export { enforceOutboundLimits, type OutboundDrop } from './outbound-limits.ts'
 export { deliverPerMatchingSubscriptions, topicMatches } from './matching-subscriptions.ts'
 export { rememberKeptSessions, resumeSessionPresent } from './session-present.ts'
+export { markGranted, storeGrantedSubscriptionsOnly } from './granted-subscriptions.ts'

@@ -33,8 +33,17 @@ export function hardenPersistence<T extends AnyPersistence> (persistence: T): T 
 }
 
 export function createMemoryPersistence (): AnyPersistence {
+  const persistence = (memoryPersistence as unknown as () => AnyPersistence)()
+  // aedes-persistence 10 has no call that empties a session's queue (cleanSubscriptions keeps it, and the
+  // hardened clear below needs a message id): remove every queued entry with the library's own clear, by id.
+  const clear = persistence.outgoingClearMessageId.bind(persistence) as (client: unknown, packet: { messageId?: number }) => Promise<unknown>
+  persistence.dropOutgoingQueue = async (client: { id: string }) => {
+    const queued: Array<{ messageId?: number }> = []
+    for await (const p of persistence.outgoingStream(client) as AsyncIterable<{ messageId?: number }>) queued.push(p)
+    for (const p of queued) await clear(client, p.messageId === undefined ? {} : { messageId: p.messageId })
+  }
   // retained messages looked up by topic level, not by testing each one (retained-index.ts)
-  return indexRetained(hardenPersistence((memoryPersistence as unknown as () => AnyPersistence)()))
+  return indexRetained(hardenPersistence(persistence))
 }
 
 /** The subset of an ioredis connection (with the persistence's keyPrefix) the fix below needs. */
