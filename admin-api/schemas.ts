@@ -112,6 +112,7 @@ export const securityEvent = {
     severity: { type: 'string' },
     node: { type: 'string' },
     tenant: { type: 'string' },
+    targetTenant: { type: 'string', description: 'Cross-tenant attempts: the tenant that was targeted (its tenant-scoped tokens see the event).' },
     principal: { type: 'string' },
     clientId: { type: 'string' },
     remoteAddress: { type: 'string' },

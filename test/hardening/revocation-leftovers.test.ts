@@ -97,7 +97,7 @@ test('cluster: revoked on another node, the delayed will is not published and no
   const keysOf = async (): Promise<string[]> => (await db.keys(`${prefix}aedes:*`)).filter(k => k.includes(encodeURIComponent(INTERNAL_ID)))
 
   await agentDropsWithDelayedWill(A, ag.secret)
-  await waitFor(async () => (await keysOf()).some(k => k.includes('sub:client') || k.includes('client:')), 3000, 'session in Redis')
+  await waitFor(async () => (await keysOf()).some(k => k.startsWith(`${prefix}aedes:client:`)), 3000, 'session in Redis')
   assert.ok((await keysOf()).some(k => k.startsWith(`${prefix}aedes:will:`)), 'the control: the will is stored in Redis')
 
   assert.equal((await B.api('DELETE', `/v1/tenants/${TENANT}/credentials/${encodeURIComponent(AGENT)}`)).status, 200)
