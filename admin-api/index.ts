@@ -2,11 +2,12 @@
 // and out, problem+json errors, an admin audit record for every change, rate
 // limits, optional TLS / mutual TLS, and an OpenAPI document generated from
 // the routes. It drives the gateway only through the ControlPlane.
+import type { Socket } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { TLS_MIN_VERSION } from '../certs/index.ts'
 import { ControlError, type ControlPlane } from '../broker/control/index.ts'
-import { adminSettingsFromEnv, checkAdminSettings, type AdminSettings } from '../broker/control/index.ts'
+import { adminSettingsFromEnv, checkAdminSettings, HandshakeDeadline, type AdminSettings } from '../broker/control/index.ts'
 import { sendProblem } from './plugins/problem.ts'
 import { installAccess, requestIdOf } from './plugins/access.ts'
 import { buildOpenApi, collectRoutes, type CollectedRoute } from './openapi.ts'
@@ -79,6 +80,15 @@ export async function buildAdminApi (control: ControlPlane, opts: { logger?: Log
       control.admin.authFailed({ remoteAddress: socket.remoteAddress ?? 'unknown', requestId: '-', action: 'tls.handshake', target: '-', reason: `TLS handshake refused: ${err.message.slice(0, 200)}` })
     })
   }
+
+  // Every socket must finish its opening (TLS handshake, first request) in time, or it is closed with an event.
+  const openings = new HandshakeDeadline({
+    timeoutMs: settings.openingTimeoutSeconds * 1000,
+    onExpired: ({ phase, remoteAddress }) => control.admin.openingTimedOut({ remoteAddress, phase, seconds: settings.openingTimeoutSeconds })
+  })
+  openings.watch(app.server, 'admin', https !== undefined ? 'tls' : 'request')
+  if (https !== undefined) app.server.on('secureConnection', (socket: Socket) => openings.progress(socket, 'request'))
+  app.server.on('request', (req: { socket: Socket }) => openings.done(req.socket))
 
   app.setErrorHandler((err: Error & { statusCode?: number, validation?: unknown, code?: string }, req, reply) => {
     if (err instanceof ControlError) return sendProblem(reply, err.status, err.title, err.message)

@@ -157,6 +157,11 @@ export class AdminAccess {
     this.events.emit({ code: 'admin.auth_failed', ...a, result: 'denied', status: 401 })
   }
 
+  /** A socket that opened the admin listener and did not finish its TLS handshake / first request in time (closed). */
+  openingTimedOut (a: { remoteAddress: string, phase: string, seconds: number }): void {
+    this.events.emit({ code: 'limits.handshake_timeout', remoteAddress: a.remoteAddress, action: 'admin', reason: `${a.phase === 'tls' ? 'TLS handshake' : 'first HTTP request'} not completed within ${a.seconds}s; socket closed` })
+  }
+
   rateLimited (a: { remoteAddress: string, requestId: string, action: string, target: string, reason: string, actor?: AdminPrincipal | undefined }): void {
     const { actor, ...rest } = a
     this.events.emit({ code: 'admin.rate_limited', ...rest, actor: actor?.id, role: actor?.role, result: 'denied', status: 429 })

@@ -23,7 +23,7 @@ export type CertificateOperations = Pick<CertificateService, 'issue' | 'signCsr'
 export type PolicyOperations = Pick<PolicyVersions, 'view' | 'upload' | 'startShadow' | 'startCanary' | 'promote' | 'rollback' | 'diff'>
 
 /** Admin tokens, roles and the admin audit trail. */
-export type AdminOperations = Pick<AdminAccess, 'authenticate' | 'listTokens' | 'createToken' | 'revokeToken' | 'audit' | 'authFailed' | 'rateLimited'>
+export type AdminOperations = Pick<AdminAccess, 'authenticate' | 'listTokens' | 'createToken' | 'revokeToken' | 'audit' | 'authFailed' | 'rateLimited' | 'openingTimedOut'>
 
 export interface ControlPlane {
   readonly nodeId: string

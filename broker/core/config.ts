@@ -356,6 +356,8 @@ export interface AdminSettings {
   /** Failed authentications per address per minute before the address is refused (429) for `authLockSeconds`; 0 disables. */
   authFailuresPerMinute: number
   authLockSeconds: number
+  /** A socket must finish its TLS handshake (https) and send its first request within this (slow-loris guard). */
+  openingTimeoutSeconds: number
 }
 
 export const DEFAULT_ADMIN_SETTINGS: AdminSettings = {
@@ -363,7 +365,8 @@ export const DEFAULT_ADMIN_SETTINGS: AdminSettings = {
   tokenRate: 50,
   addressRate: 100,
   authFailuresPerMinute: 10,
-  authLockSeconds: 60
+  authLockSeconds: 60,
+  openingTimeoutSeconds: 10
 }
 
 function count (name: string, raw: string, max: number): number {

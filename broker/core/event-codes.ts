@@ -25,6 +25,7 @@ export const EVENT_CODES = {
   'limits.slow_consumer': { severity: 'warning', meaning: 'A subscriber is not reading: more than the client buffer limit is waiting for it, so live deliveries are dropped (a persistent session keeps QoS 1/2 messages queued).' },
   'limits.qos2_inflight': { severity: 'warning', meaning: 'Too many QoS 2 PUBLISHes awaiting PUBREL (PUBREL flood); connection closed.' },
   'limits.connect_timeout': { severity: 'info', meaning: 'Socket opened but no CONNECT in time (slow-loris guard).' },
+  'limits.handshake_timeout': { severity: 'info', meaning: 'A socket on the MQTTS or admin listener did not complete its TLS handshake (or, admin, send its first HTTP request) in time; closed.' },
   'limits.keepalive': { severity: 'info', meaning: 'Client keep-alive expired or keep-alive outside the allowed range.' },
   'proxy.untrusted': { severity: 'warning', meaning: 'A connection from outside the trusted networks (USPGATE_PROXY_PROTOCOL_TRUSTED) started with a PROXY protocol header, i.e. tried to choose the address the gateway sees; closed.' },
   'proxy.malformed': { severity: 'warning', meaning: 'A PROXY protocol header that could not be parsed (or too long); connection closed.' },

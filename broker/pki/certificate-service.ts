@@ -72,7 +72,7 @@ export class CertificateService {
   constructor (private readonly host: CertificateHost, listeners: Pick<MqttListeners, 'accept' | 'guardedServer'>) {
     this.holder = new AuthorityHolder(host.config, host.events, host.metrics)
     const mqtts = host.config.mqtts
-    this.listener = mqtts === undefined ? undefined : new MqttsListener({ settings: mqtts, log: host.log, events: host.events, metrics: host.metrics, sessions: host.sessions, handoff: listeners.accept, frontServer: (name, next) => listeners.guardedServer(name, next, host.log) })
+    this.listener = mqtts === undefined ? undefined : new MqttsListener({ settings: mqtts, log: host.log, events: host.events, metrics: host.metrics, sessions: host.sessions, handoff: listeners.accept, handshakeTimeoutMs: host.config.limits.connectTimeoutSeconds * 1000, frontServer: (name, next) => listeners.guardedServer(name, next, host.log) })
     this.holder.onTrustChange = ca => this.listener?.trustChanged(ca)
   }
 

@@ -36,6 +36,8 @@ export interface MqttsListenerDeps {
   handoff: Handoff
   /** The listening socket in front of TLS (reads PROXY protocol headers when configured; broker/mqtt/listeners.ts). */
   frontServer: (listener: string, next: OnConnection) => NetServer
+  /** TLS handshake deadline (default TLS_HANDSHAKE_TIMEOUT_MS; the gateway passes its connect timeout). */
+  handshakeTimeoutMs?: number | undefined
 }
 
 export class MqttsListener {
@@ -78,7 +80,12 @@ export class MqttsListener {
     })
     this.handshaking.add(raw)
     const done = (): void => { clearTimeout(timer); this.handshaking.delete(raw) }
-    const timer = setTimeout(() => { socket.destroy(); raw.destroy() }, TLS_HANDSHAKE_TIMEOUT_MS)
+    const timer = setTimeout(() => {
+      // a peer that never completes the handshake holds a file descriptor: closed, and reported (issue 14)
+      this.deps.events.emit({ code: 'limits.handshake_timeout', remoteAddress: remote, action: MQTTS_LISTENER, reason: `TLS handshake not completed within ${(this.deps.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS) / 1000}s; socket closed` })
+      socket.destroy()
+      raw.destroy()
+    }, this.deps.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS)
     timer.unref()
     raw.once('close', done)
     // Failed handshakes (TLS < 1.2, no shared cipher, timeout, port scans) are not MQTT clients: logged only.
