@@ -10,6 +10,9 @@ import { ENTRYPOINT, type GoldenCase, type PolicyInput, type PolicyResult } from
 export const DEFAULT_BUNDLE_PATH = fileURLToPath(new URL('./bundle/bundle.tar.gz', import.meta.url))
 export const DEFAULT_GOLDEN_PATH = fileURLToPath(new URL('./golden.json', import.meta.url))
 
+/** Upper bound of a policy's wasm linear memory: 4,096 pages of 64 KiB = 256 MiB. */
+export const MAX_WASM_MEMORY_PAGES = 4096
+
 export type PolicyBundleErrorCode =
   | 'bad_archive' | 'bad_manifest' | 'bad_data' | 'bad_wasm' | 'missing_entrypoint' | 'bad_output' | 'golden_failed'
 
@@ -87,7 +90,8 @@ export async function loadBundle (bytes: Uint8Array, opts: LoadBundleOptions = {
   }
   let wasm: OpaWasmPolicy
   try {
-    wasm = await loadPolicy(wasmBytes)
+    // the linear memory is bounded: a module cannot grow the process without limit
+    wasm = await loadPolicy(wasmBytes, { initial: 5, maximum: MAX_WASM_MEMORY_PAGES })
   } catch (err) {
     throw new PolicyBundleError('bad_wasm', `policy bundle ${manifest.revision}: /policy.wasm is not a loadable OPA wasm module: ${message(err)}`)
   }

@@ -14,8 +14,9 @@ export {
 } from './engine.ts'
 export {
   loadBundle, loadDefaultBundle, loadGolden, PolicyBundleError, DEFAULT_BUNDLE_PATH, DEFAULT_GOLDEN_PATH,
-  type LoadedPolicy, type LoadBundleOptions, type BundleManifest, type PolicyBundleErrorCode
+  type LoadedPolicy, type LoadBundleOptions, type BundleManifest, type PolicyBundleErrorCode, MAX_WASM_MEMORY_PAGES
 } from './bundle.ts'
+export { validateBundleOffThread, DEFAULT_VALIDATION_LIMITS, type ValidationLimits } from './bundle-validation.ts'
 export {
   ENTRYPOINT, type PolicyInput, type PolicyClient, type PolicyAction, type PolicyResult, type Decision, type GoldenCase
 } from './types.ts'

@@ -8,7 +8,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import {
-  PolicyBundleError, loadBundle, loadGolden, DEFAULT_BUNDLE_PATH, readTarGz, writeTarGz,
+  PolicyBundleError, loadBundle, loadGolden, validateBundleOffThread, DEFAULT_BUNDLE_PATH, readTarGz, writeTarGz,
   type GoldenCase, type LoadedPolicy, type PolicyEngine, type CanaryTrip, type ShadowDiff
 } from '../../policies/index.ts'
 import { writeFileAtomic, type PolicySharedStore } from '../store/index.ts'
@@ -157,9 +157,12 @@ export class PolicyVersions {
       if (bytes.length === 0) throw new ControlError(400, 'invalid policy bundle', 'bad_archive: the request body is empty (send the bytes of opa build -t wasm)')
       let policy: LoadedPolicy
       try {
-        policy = await loadBundle(bytes, { golden: this.golden })
+        policy = await this.loadUntrusted(bytes)
       } catch (err) {
-        if (err instanceof PolicyBundleError) throw new ControlError(400, 'invalid policy bundle', `${err.code}: ${err.message}`)
+        if (err instanceof PolicyBundleError) {
+          this.deps.emit({ code: 'policy.rejected', actor, action: 'policy.upload', reason: `${err.code}: ${err.message.slice(0, 300)}` })
+          throw new ControlError(400, 'invalid policy bundle', `${err.code}: ${err.message}`)
+        }
         throw err
       }
       const revision = policy.revision
@@ -301,6 +304,15 @@ export class PolicyVersions {
     return this.index.versions.find(v => v.revision === revision)
   }
 
+  /**
+   * A bundle from outside (an upload, or a copy another node stored): validated in a worker with a
+   * heap limit and a deadline first, so a hostile module never runs on the event loop; only then loaded here.
+   */
+  private async loadUntrusted (bytes: Buffer): Promise<LoadedPolicy> {
+    await validateBundleOffThread(bytes, this.golden)
+    return await loadBundle(bytes, { golden: this.golden })
+  }
+
   private async require (revision: string): Promise<LoadedPolicy> {
     if (!this.find(revision)) throw new ControlError(404, 'policy revision not found', `no policy revision ${revision}`)
     return await this.policy(revision)
@@ -315,7 +327,7 @@ export class PolicyVersions {
     const bytes = await this.readBundle(revision)
     const sha = createHash('sha256').update(bytes).digest('hex')
     if (sha !== v.sha256) throw new Error(`${this.bundlePath(revision)}: sha256 ${sha} differs from the recorded ${v.sha256}`)
-    const p = await loadBundle(bytes, { golden: this.golden })
+    const p = await this.loadUntrusted(bytes)
     if (p.revision !== revision) throw new Error(`${this.bundlePath(revision)} holds revision ${p.revision}`)
     this.loaded.set(revision, p)
     return p

@@ -64,6 +64,7 @@ export const EVENT_CODES = {
   'policy.canary_started': { severity: 'info', meaning: 'A canary policy revision started for some tenants.' },
   'policy.rolled_back': { severity: 'warning', meaning: 'Policy rolled back to the previous revision.' },
   'policy.uploaded': { severity: 'info', meaning: 'A policy bundle was uploaded and validated (loads, golden decisions pass); it decides nothing until activated.' },
+  'policy.rejected': { severity: 'warning', meaning: 'An uploaded policy bundle was refused (not loadable, no entry point, golden decisions fail, or validation in the worker overran its deadline or memory limit); nothing changed.' },
   'policy.shadow_started': { severity: 'info', meaning: 'A policy revision is evaluated in shadow beside stable: disagreements are counted, it decides nothing.' },
   'policy.promoted': { severity: 'warning', meaning: 'A policy revision became the stable revision for every tenant.' },
   'cluster.redis_down': { severity: 'critical', meaning: 'Cluster mode: this node lost Redis; new CONNECTs are refused (server unavailable) and admin writes fail (503) until it has resynchronised.' },
