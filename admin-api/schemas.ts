@@ -16,11 +16,22 @@ export const uspSettings = {
   }
 } as const
 
+/** Per-node fairness quotas of a tenant (0 = no limit). */
+export const tenantQuotas = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    maxConnections: { type: 'integer', minimum: 0, maximum: 10_000_000, description: 'Live MQTT connections of the tenant per node; a CONNECT above it gets CONNACK 0x97 (3.1.1: 3).' },
+    maxSubscriptions: { type: 'integer', minimum: 0, maximum: 100_000_000, description: 'Subscriptions held by the tenant\'s live clients per node; new filters above it are refused in the SUBACK.' }
+  }
+} as const
+
 export const tenant = {
   type: 'object',
   required: ['id', 'name', 'createdAt'],
   additionalProperties: false,
-  properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'string' }, usp: uspSettings }
+  properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'string' }, usp: uspSettings, quotas: tenantQuotas }
 } as const
 
 export const endpoint = {

@@ -11,7 +11,7 @@ import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMas
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
-import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, rememberKeptSessions, createMemoryPersistence, countMemoryStore, drainClients, storeGrantedSubscriptionsOnly, discardOfflineState, pendingClientIds, type GatewayClient, type ClientState } from './mqtt/index.ts'
+import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, rememberKeptSessions, createMemoryPersistence, countMemoryStore, drainClients, storeGrantedSubscriptionsOnly, discardOfflineState, pendingClientIds, Fairness, type GatewayClient, type ClientState } from './mqtt/index.ts'
 import { GatewayControlPlane, PolicyVersions, ensureBootstrapToken } from './control/index.ts'
 import { CertificateService } from './pki/index.ts'
 import { buildAdminApi, type AdminApi, type AdminSettings } from '../admin-api/index.ts'
@@ -197,12 +197,16 @@ export class Gateway {
         n => { if (n > 0) this.log.info({ sessions: n }, 'offline state of revoked sessions discarded') },
         err => this.log.warn({ err }, 'discarding offline state of revoked sessions failed'))
     }
+    const fairness = new Fairness({ limits, store: this.store, sessions: this.sessions, metrics: this.metrics, emit })
+    this.broker.on('subscribe', (_subs: unknown, client: Client) => fairness.recount(client as GatewayClient))
+    this.broker.on('unsubscribe', (_subs: unknown, client: Client) => fairness.recount(client as GatewayClient))
     this.listeners = new MqttListeners({
       broker: this.broker,
       limits,
       metrics: this.metrics,
       emit,
       shared,
+      fairness,
       ...(config.proxyTrusted ? { proxyGate: new ProxyProtocolGate({ trusted: parseTrustedNetworks(config.proxyTrusted), emit, timeoutMs: limits.connectTimeoutSeconds * 1000 }) } : {})
     })
     const presence = new Presence(

@@ -4,7 +4,7 @@
 import type { Registry } from 'prom-client'
 import type { CertificateAuthority } from '../../certs/index.ts'
 import type { Actor, EventQuery, SecurityEvent, TenantEventStats } from '../core/index.ts'
-import type { CredentialView, EndpointRecord, TenantRecord, TenantUspSettings } from '../store/index.ts'
+import type { CredentialView, EndpointRecord, TenantQuotas, TenantRecord, TenantUspSettings } from '../store/index.ts'
 import type { SessionView } from '../mqtt/index.ts'
 import type { UspAuditEntry } from '../usp/index.ts'
 import type { CertificateService } from '../pki/index.ts'
@@ -38,7 +38,7 @@ export interface ControlPlane {
   clusterView(): Promise<ClusterView>
   listTenants(): TenantRecord[]
   addTenant(input: { id: string, name?: string | undefined }, actor: Actor): Promise<TenantRecord>
-  updateTenant(tenant: string, patch: { name?: string | undefined, usp?: Partial<TenantUspSettings> | undefined }, actor: Actor): Promise<TenantRecord>
+  updateTenant(tenant: string, patch: { name?: string | undefined, usp?: Partial<TenantUspSettings> | undefined, quotas?: TenantQuotas | undefined }, actor: Actor): Promise<TenantRecord>
   listEndpoints(tenant: string): Promise<EndpointRecord[]>
   getEndpoint(tenant: string, endpointId: string): Promise<EndpointRecord>
   uspAuditTrail(tenant: string, limit?: number): Promise<UspAuditEntry[]>

@@ -13,7 +13,7 @@ import type { Endpoints } from '../usp/index.ts'
 import type { UspAuditEntry, UspAuditTrail } from '../usp/index.ts'
 import type { CertificateService } from '../pki/index.ts'
 import type { PolicyVersions } from './policy-versions.ts'
-import { DEFAULT_USP_SETTINGS, type EndpointRecord, type TenantUspSettings } from '../store/index.ts'
+import { DEFAULT_USP_SETTINGS, type EndpointRecord, type TenantQuotas, type TenantUspSettings } from '../store/index.ts'
 import { AdminAccess } from './admin-access.ts'
 import { ControlError, type Actor } from '../core/index.ts'
 import type { ControlPlane } from './api.ts'
@@ -99,12 +99,13 @@ export class GatewayControlPlane implements ControlPlane {
     }
   }
 
-  async updateTenant (tenant: string, patch: { name?: string | undefined, usp?: Partial<TenantUspSettings> | undefined }, actor: Actor): Promise<TenantRecord> {
+  async updateTenant (tenant: string, patch: { name?: string | undefined, usp?: Partial<TenantUspSettings> | undefined, quotas?: TenantQuotas | undefined }, actor: Actor): Promise<TenantRecord> {
     this.requireWritable()
     this.requireTenant(tenant)
     const current = this.gw.store.getTenant(tenant)!
-    const update: { name?: string, usp?: TenantUspSettings } = {}
+    const update: { name?: string, usp?: TenantUspSettings, quotas?: TenantQuotas } = {}
     if (patch.name !== undefined) update.name = patch.name
+    if (patch.quotas !== undefined) update.quotas = { ...(current.quotas ?? {}), ...patch.quotas }
     if (patch.usp !== undefined) update.usp = { ...(current.usp ?? DEFAULT_USP_SETTINGS), ...patch.usp }
     const t = await this.gw.store.updateTenant(tenant, update)
     this.gw.events.emit({ code: 'tenant.updated', tenant, actor: actor.id, action: 'tenant.update', reason: JSON.stringify(update) })

@@ -73,6 +73,15 @@ export interface Limits {
   /** Per-client publish rate (messages/second, token bucket); 0 disables. */
   publishRatePerSecond: number
   publishBurst: number
+  /** Filters in one SUBSCRIBE; above it the connection is closed before any filter is decided (0 = no limit). */
+  maxFiltersPerSubscribe: number
+  /** Subscriptions one client may hold; further new filters are refused (0 = no limit). */
+  maxSubscriptionsPerClient: number
+  /**
+   * Subscription decisions (tenant invariants + policy) made per event-loop turn across all clients;
+   * the rest wait for the next turn, so a huge SUBSCRIBE never blocks other tenants' traffic.
+   */
+  subscribeDecisionsPerTurn: number
   /** Auth failures per (username, address) before back-off starts. */
   authFailuresBeforeBackoff: number
   /** Longest back-off lock, so an attacker can never lock a device out for good. */
@@ -93,7 +102,10 @@ export const defaultLimits: Limits = {
   publishRatePerSecond: 1000,
   publishBurst: 2000,
   authFailuresBeforeBackoff: 5,
-  authMaxBackoffSeconds: 300
+  authMaxBackoffSeconds: 300,
+  maxFiltersPerSubscribe: 32,
+  maxSubscriptionsPerClient: 256,
+  subscribeDecisionsPerTurn: 256
 }
 
 export class ConfigError extends Error {
@@ -115,6 +127,9 @@ const settings = {
   'max-packet-bytes': 'USPGATE_MAX_PACKET_BYTES',
   'publish-rate': 'USPGATE_PUBLISH_RATE',
   'max-client-buffer-bytes': 'USPGATE_MAX_CLIENT_BUFFER_BYTES',
+  'connect-timeout': 'USPGATE_CONNECT_TIMEOUT',
+  'max-filters-per-subscribe': 'USPGATE_MAX_FILTERS_PER_SUBSCRIBE',
+  'max-subscriptions-per-client': 'USPGATE_MAX_SUBSCRIPTIONS_PER_CLIENT',
   'mqtts-host': 'USPGATE_MQTTS_HOST',
   'mqtts-port': 'USPGATE_MQTTS_PORT',
   'mqtts-client-cert': 'USPGATE_MQTTS_CLIENT_CERT',
@@ -198,6 +213,10 @@ export function loadConfig (flags: Record<string, string> = {}, env: NodeJS.Proc
   limits.publishBurst = Math.max(limits.publishBurst, limits.publishRatePerSecond * 2)
   // at least one packet of the largest size must fit, or a big message could never be delivered
   limits.maxClientBufferBytes = read('max-client-buffer-bytes', Math.max(limits.maxClientBufferBytes, limits.maxPacketBytes), (n, r) => positiveInt(n, r, limits.maxPacketBytes, 1024 * 1024 * 1024))
+
+  limits.connectTimeoutSeconds = read('connect-timeout', limits.connectTimeoutSeconds, (n, r) => positiveInt(n, r, 1, 600))
+  limits.maxFiltersPerSubscribe = read('max-filters-per-subscribe', limits.maxFiltersPerSubscribe, (n, r) => positiveInt(n, r, 0, 100_000))
+  limits.maxSubscriptionsPerClient = read('max-subscriptions-per-client', limits.maxSubscriptionsPerClient, (n, r) => positiveInt(n, r, 0, 1_000_000))
 
   const adminToken = read('admin-token', undefined as string | undefined, (n, r) => {
     if (r.length < 32) throw new ConfigError(n, 'must be at least 32 characters (use a generated secret)')

@@ -26,6 +26,11 @@ export class TokenBucket {
     return Math.max(1, Math.ceil((1 - this.tokens) / this.ratePerSecond))
   }
 
+  /** Milliseconds until the next token (at least 1); call after take() returned false. */
+  get waitMs (): number {
+    return Math.max(1, Math.ceil((1 - this.tokens) * 1000 / this.ratePerSecond))
+  }
+
   /** Time of the last take(). */
   get lastUsed (): number { return this.last }
 }

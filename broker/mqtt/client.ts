@@ -6,6 +6,8 @@ import type { ClientState } from './sessions.ts'
 /** aedes' Client plus the private fields this folder reads or sets (pinned aedes 2.0.0-beta.1). */
 export type GatewayClient = Client & {
   gw?: ClientState
+  /** aedes: the client's live subscriptions by filter */
+  subscriptions: Record<string, unknown>
   /** set by aedes init() from CONNECT: the Clean Start flag */
   _cleanStart?: boolean
   /** aedes reports this as the MQTT 5 Assigned Client Identifier */

@@ -172,6 +172,15 @@ const noTakeover: ConnectStep = (a, ctx) => {
   }
 }
 
+/** The tenant's connection quota on this node (a takeover by the same identity replaces a connection, it adds none). */
+const withinTenantConnections: ConnectStep = (a, ctx) => {
+  const quota = ctx.deps.store.getTenant(a.tenant!)?.quotas?.maxConnections ?? 0
+  if (quota <= 0 || ctx.deps.sessions.tenantUsage(a.tenant!).connections < quota) return undefined
+  if (ctx.deps.sessions.ofIdentity(usernameOf(a.tenant!, a.principal!)).some(h => h.state.wireClientId === a.wire)) return undefined
+  ctx.deps.metrics.drops.labels('limits.tenant_connections').inc()
+  return { code: 'limits.tenant_connections', reason: `tenant ${a.tenant!} holds its quota of ${quota} connections on this node`, returnCode: CONNACK.SERVER_UNAVAILABLE, reasonV5: CONNACK_V5.QUOTA_EXCEEDED }
+}
+
 /** TR-369 R-MQTT.13: an MQTT 5 endpoint names its Endpoint ID in CONNECT; it must be the authenticated one. */
 const endpointIdMatches: ConnectStep = a => {
   const claimed = a.client.gwUspEndpointId
@@ -233,6 +242,7 @@ export const connectSteps: readonly ConnectStep[] = [
   resumableClientId,
   keepAliveInRange,
   noTakeover,
+  withinTenantConnections,
   endpointIdMatches,
   willInsideTenant,
   buildState,

@@ -156,6 +156,7 @@ export function newClientState (s: Pick<ClientState, 'tenant' | 'principal' | 'r
     policyClient: { tenant: s.tenant, principal: s.principal, role: s.role, client_id: s.wireClientId, protocol: s.protocol, auth: s.auth, listener: s.listener },
     deliverMemo: Object.assign(new Map<string, Decision>(), { revision: '' }),
     deliveringTurn: -1,
-    deliveringBytes: 0
+    deliveringBytes: 0,
+    subscriptionCount: 0
   }
 }

@@ -14,6 +14,7 @@ import type { Limits, Metrics, SecurityEventInput } from '../core/index.ts'
 import { listen } from '../core/index.ts'
 import type { GatewayClient } from './client.ts'
 import { coalesceWrites } from './socket-writes.ts'
+import type { Fairness } from './fairness.ts'
 import { DISCONNECT } from './reason-codes.ts'
 import { prefacedStream, type ProxyProtocolGate } from './proxy-protocol.ts'
 import { deliverPerMatchingSubscriptions, enforceOutboundLimits } from './patches/index.ts'
@@ -51,6 +52,8 @@ export interface ListenerDeps {
   shared: SharedSubscriptions
   /** Trusted load balancers: PROXY protocol headers are read from their connections. */
   proxyGate?: ProxyProtocolGate
+  /** Per-packet fairness checks (filters, subscription quotas, publish rate) before aedes. */
+  fairness?: Fairness
 }
 
 export class MqttListeners {
@@ -87,6 +90,7 @@ export class MqttListeners {
     client._parser.prependListener('packet', (packet: { cmd: string, qos?: number, messageId?: number, subscriptions?: Array<{ topic: string }>, unsubscriptions?: string[] }) => {
       const st = client.gw
       if (overLimit) return
+      this.deps.fairness?.onPacket(client, packet)
       if (packet.cmd === 'publish' && packet.qos === 2 && st) {
         // GHSA-5jvp-3p2v-5qgf: a client sending QoS 2 PUBLISHes and withholding
         // PUBREL grew the broker's incoming store without bound (aedes 1.1.3

@@ -4,6 +4,7 @@
 import type { Aedes, AedesOptions, Client, PublishPacket } from 'aedes'
 import { inspectUspPublish, isUspInbox } from '../usp/index.ts'
 import { checkTopicName } from './invariants.ts'
+import { rateVerdict } from './fairness.ts'
 import type { ClientState } from './sessions.ts'
 import { DeniedError, type GatewayClient } from './client.ts'
 import { policyDenial, type Denial, type PipelineContext } from './context.ts'
@@ -40,7 +41,9 @@ const topicInsideTenant: PublishStep = (a, ctx) => {
 
 const withinRate: PublishStep = (a, ctx) => {
   const { st, packet } = a
-  if (st.bucket === undefined || st.bucket.take()) return undefined
+  // taken by the packet guard before aedes read the packet (fairness.ts); a will takes it here
+  const verdict = rateVerdict(packet)
+  if (st.bucket === undefined || verdict === true || (verdict === undefined && st.bucket.take())) return undefined
   const { metrics, emit, limits } = ctx.deps
   metrics.drops.labels('limits.rate_limited').inc()
   emit(ctx.eventFor(st, a.client, { code: 'limits.rate_limited', action: 'publish', topic: packet.topic, reason: `above ${limits.publishRatePerSecond} messages/s` }))

@@ -32,6 +32,8 @@ export interface ClientState {
   /** QoS 2 message ids first used on this connection (clean-start dedup fix; created on first use). */
   seenQos2: Set<number> | undefined
   bucket: { take(): boolean } | undefined
+  /** Subscriptions this live client holds (aedes' client.subscriptions), as last counted (fairness.ts). */
+  subscriptionCount: number
   /** The client part of every policy input, built once per session. */
   policyClient: PolicyClient
   /** Delivery decisions of this session for one policy revision (see authorizeForward). */
@@ -86,6 +88,8 @@ export class SessionIndex {
   private readonly byWireId = new Map<string, OneOrMore<SessionHandle>>()
 
   private readonly offline = new Map<string, OfflineSession>()
+  /** Live connections and the subscriptions they hold, per tenant (tenant quotas, fairness.ts). */
+  private readonly perTenant = new Map<string, { connections: number, subscriptions: number }>()
   /**
    * Set by the gateway: drops what the broker still keeps for these client ids after their
    * connection ended — the delayed will, the persistent session's subscriptions and queued messages.
@@ -99,6 +103,7 @@ export class SessionIndex {
   add (h: SessionHandle): void {
     const s = h.state
     this.offline.delete(s.internalId)
+    this.tenantUsage(s.tenant).connections++
     this.byInternalId.set(s.internalId, h)
     addTo(this.byIdentity, s.identity, h)
     addTo(this.byWireId, s.wireClientId, h)
@@ -108,11 +113,30 @@ export class SessionIndex {
     const s = h.state
     if (this.byInternalId.get(s.internalId) === h) {
       this.byInternalId.delete(s.internalId)
+      const usage = this.tenantUsage(s.tenant)
+      usage.connections--
+      usage.subscriptions -= s.subscriptionCount
+      s.subscriptionCount = 0
+      if (usage.connections <= 0) this.perTenant.delete(s.tenant)
       this.offline.set(s.internalId, { internalId: s.internalId, identity: s.identity, tenant: s.tenant, auth: s.auth, certSerial: s.certSerial, certPeer: s.certPeer })
       if (this.offline.size > MAX_OFFLINE_REMEMBERED) this.offline.delete(this.offline.keys().next().value!)
     }
     removeFrom(this.byIdentity, s.identity, h)
     removeFrom(this.byWireId, s.wireClientId, h)
+  }
+
+  /** Live connections and subscriptions of a tenant on this node. */
+  tenantUsage (tenant: string): { connections: number, subscriptions: number } {
+    let u = this.perTenant.get(tenant)
+    if (u === undefined) { u = { connections: 0, subscriptions: 0 }; this.perTenant.set(tenant, u) }
+    return u
+  }
+
+  /** A live client's subscription count changed (SUBSCRIBE / UNSUBSCRIBE done). */
+  subscriptionsCounted (st: ClientState, count: number): void {
+    if (!this.byInternalId.has(st.internalId)) return
+    this.tenantUsage(st.tenant).subscriptions += count - st.subscriptionCount
+    st.subscriptionCount = count
   }
 
   /** The identity (other than `identity`) currently holding this wire client id, if any. */

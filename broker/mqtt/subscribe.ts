@@ -3,6 +3,7 @@
 import type { AedesOptions, Subscription } from 'aedes'
 import { checkTopicFilter } from './invariants.ts'
 import { markGranted } from './patches/index.ts'
+import { DecisionBudget, overQuota } from './fairness.ts'
 import type { ClientState } from './sessions.ts'
 import type { GatewayClient } from './client.ts'
 import { policyDenial, type Denial, type PipelineContext } from './context.ts'
@@ -10,6 +11,12 @@ import { policyDenial, type Denial, type PipelineContext } from './context.ts'
 type SubscribeStep = (st: ClientState, sub: Subscription, ctx: PipelineContext) => Denial | undefined
 
 const notRevoked: SubscribeStep = st => st.revoked ? { ok: false, code: 'auth.revoked', reason: 'credential revoked' } : undefined
+
+/** Subscriptions per client and per tenant (marked by the packet guard in fairness.ts before aedes). */
+const withinQuota: SubscribeStep = (_st, sub) => {
+  const over = overQuota(sub)
+  return over === undefined ? undefined : { ok: false, code: over.code as Denial['code'], reason: over.reason }
+}
 
 /** Tenant prefix, no `$` (so no `$share` and no `$SYS`), bounded and clean filter (code, before any policy). */
 const filterInsideTenant: SubscribeStep = (st, sub, ctx) => {
@@ -23,11 +30,16 @@ const policyAllowsSubscribe: SubscribeStep = (st, sub, ctx) => {
 }
 
 /** The SUBSCRIBE pipeline, in order, per filter. */
-export const subscribeSteps: readonly SubscribeStep[] = [notRevoked, filterInsideTenant, policyAllowsSubscribe]
+export const subscribeSteps: readonly SubscribeStep[] = [notRevoked, withinQuota, filterInsideTenant, policyAllowsSubscribe]
 
 export function subscribeHook (ctx: PipelineContext): Required<Pick<AedesOptions, 'authorizeSubscribe'>>['authorizeSubscribe'] {
   const { emit } = ctx.deps
+  const budget = new DecisionBudget(ctx.deps.limits.subscribeDecisionsPerTurn)
   return function authorizeSubscribe (client, sub, done) {
+    budget.run(() => decideSubscription(client, sub, done))
+  }
+
+  function decideSubscription (client: Parameters<Required<AedesOptions>['authorizeSubscribe']>[0], sub: Subscription, done: (err: Error | null, sub: Subscription | null) => void): void {
     const c = client as GatewayClient
     const st = c.gw
     const deny = (check: Denial): void => {

@@ -18,6 +18,15 @@ export interface TenantRecord {
   name: string
   createdAt: string
   usp?: TenantUspSettings
+  /** Fairness quotas of this tenant, per gateway node (absent or 0: no limit). */
+  quotas?: TenantQuotas
+}
+
+export interface TenantQuotas {
+  /** Live MQTT connections of the tenant on one node; a CONNECT above it is refused (0x97). */
+  maxConnections?: number
+  /** Subscriptions held by the tenant's live clients on one node; new filters above it are refused. */
+  maxSubscriptions?: number
 }
 
 export interface EndpointRecord {

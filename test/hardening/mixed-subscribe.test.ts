@@ -4,7 +4,6 @@
 // filter. The cross-tenant attempt is also the victim's event: a token scoped to globex sees it.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import mqtt from 'mqtt'
 import { Redis } from 'ioredis'
 import { startGateway, provision, connect, closeClient, removeDir, waitFor, waitForEvent, sleep, adminRequest, type TestGateway } from '../helpers/gateway.ts'
 import { startRedis } from '../helpers/redis.ts'

@@ -1,6 +1,6 @@
 // Admin API v1: tenants (create, list, update USP settings).
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { ControlPlane, TenantUspSettings } from '../../../broker/control/index.ts'
+import type { ControlPlane, TenantQuotas, TenantUspSettings } from '../../../broker/control/index.ts'
 import { visibleTenants } from '../../plugins/access.ts'
 import { problems } from '../../plugins/problem.ts'
 import * as S from '../../schemas.ts'
@@ -30,12 +30,12 @@ export function registerTenantsRoutes (v1: FastifyInstance<any, any, any, any>, 
   v1.patch('/tenants/:tenant', {
     config: { access: { permission: 'tenant.write', scope: 'tenant-param', action: 'tenant.update' } },
     schema: {
-      summary: 'Change a tenant\'s name or USP inspection / audit settings',
+      summary: 'Change a tenant\'s name, USP inspection / audit settings or fairness quotas (per node; 0 = no limit)',
       params: S.tenantParams,
-      body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, usp: S.uspSettings } },
+      body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, usp: S.uspSettings, quotas: S.tenantQuotas } },
       response: { 200: S.tenant }
     }
-  }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { name?: string, usp?: Partial<TenantUspSettings> } }>) =>
+  }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { name?: string, usp?: Partial<TenantUspSettings>, quotas?: TenantQuotas } }>) =>
     await control.updateTenant(req.params.tenant, req.body, req.actor!))
 
 }
