@@ -22,6 +22,8 @@
 //                                      K idle agents on node 2, K = 0, 1,000, 5,000, 15,000
 //                                      (--fleet-levels=0,1000 --label=NAME --no-startup --quick;
 //                                      --startup-only=15000: only node start-up with 15,000 stored sessions)
+//   npm run bench -- --no-noisy        skip the noisy-neighbour scenario (bench/noisy-neighbour.ts: another
+//                                      tenant's QoS 1 round trip while one tenant floods)
 //   other flags: --no-storm --no-decision --rounds=N --window=N
 //
 // Targets are informational: the exit code is 0 whatever the ratios, 1 only when the run itself
@@ -42,6 +44,7 @@ import { runFleetCluster, runStartupOnly, type FleetOptions as FleetClusterOptio
 import { runProvisioningBench, formatProvisioning } from './provisioning.ts'
 import { runFleetBench, formatFleetReport, type FleetOptions, type FleetTargetName } from './fleet-node.ts'
 import { runImportBench, formatImport } from './import.ts'
+import { runNoisyNeighbour } from './noisy-neighbour.ts'
 
 export { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, clusterGateway, type Target, type TargetFactory } from './targets.ts'
 
@@ -499,10 +502,14 @@ export async function writeReport (r: BenchReport, dir: string): Promise<string>
   return file
 }
 
+/** The noisy-neighbour scenario (bench/noisy-neighbour.ts) runs after the side-by-side table unless --no-noisy. */
+let noisy = true
+
 function parseArgs (argv: string[]): Partial<BenchOptions> {
   const o: Partial<BenchOptions> = {}
   let cluster = true
   let controls = false
+  noisy = true
   for (const a of argv) {
     if (a === '--cpu-prof') o.profile = true
     else if (a === '--no-cluster') cluster = false
@@ -512,7 +519,8 @@ function parseArgs (argv: string[]): Partial<BenchOptions> {
     else if (a === '--no-decision') o.decision = false
     else if (a.startsWith('--window=')) o.window = Number(a.slice(9))
     else if (a === '--no-storm') o.stormClients = 0
-    else throw new Error(`unknown argument ${a} (use --quick, --cpu-prof, --controls, --no-cluster, --no-decision, --no-storm, --window=N, --rounds=N)`)
+    else if (a === '--no-noisy') noisy = false
+    else throw new Error(`unknown argument ${a} (use --quick, --cpu-prof, --controls, --no-cluster, --no-decision, --no-storm, --no-noisy, --window=N, --rounds=N)`)
   }
   o.targets = [plainAedes, singleGateway, ...(cluster ? [clusterGateway] : []), ...(controls ? [aedesNoDelay, aedesNoDelayCork] : [])]
   return o
@@ -601,6 +609,7 @@ async function main (): Promise<void> {
     const file = await writeReport(report, report.meta.options.resultsDir)
     console.log(`\nresults: ${file} (${(report.meta.durationMs / 1000).toFixed(0)} s run)`)
   }
+  if (noisy) console.log('\n' + await runNoisyNeighbour())
   if (report.problems.length > 0) process.exitCode = 1
 }
 
