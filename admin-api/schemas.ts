@@ -123,7 +123,6 @@ export const securityEvent = {
     severity: { type: 'string' },
     node: { type: 'string' },
     tenant: { type: 'string' },
-    targetTenant: { type: 'string', description: 'Cross-tenant attempts: the tenant that was targeted (its tenant-scoped tokens see the event).' },
     principal: { type: 'string' },
     clientId: { type: 'string' },
     remoteAddress: { type: 'string' },

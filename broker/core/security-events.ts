@@ -12,8 +12,6 @@ import { EVENT_CODES, type EventCode, type Severity } from './event-codes.ts'
 export interface SecurityEventInput {
   code: EventCode
   tenant?: string | undefined
-  /** Cross-tenant attempts: the tenant that was targeted, so its security team sees the attempt too. */
-  targetTenant?: string | undefined
   principal?: string | undefined
   clientId?: string | undefined
   remoteAddress?: string | undefined

@@ -2,7 +2,6 @@
 // CONNECT, no HTTP request) are closed on every listener — MQTT, MQTTS, admin over HTTP and HTTPS —
 // each with an event, so an unauthenticated peer cannot exhaust file descriptors.
 import { test, after } from 'node:test'
-import assert from 'node:assert/strict'
 import { connect as netConnect, type Socket } from 'node:net'
 import { startGateway, removeDir, waitFor, type TestGateway } from '../helpers/gateway.ts'
 
