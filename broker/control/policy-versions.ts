@@ -305,8 +305,8 @@ export class PolicyVersions {
   }
 
   /**
-   * A bundle from outside (an upload, or a copy another node stored): validated in a worker with a
-   * heap limit and a deadline first, so a hostile module never runs on the event loop; only then loaded here.
+   * An uploaded bundle: validated in a worker with a heap limit and a deadline first, so a hostile module
+   * never runs on the event loop; only then loaded here (and stored for the other nodes).
    */
   private async loadUntrusted (bytes: Buffer): Promise<LoadedPolicy> {
     await validateBundleOffThread(bytes, this.golden)
@@ -327,7 +327,8 @@ export class PolicyVersions {
     const bytes = await this.readBundle(revision)
     const sha = createHash('sha256').update(bytes).digest('hex')
     if (sha !== v.sha256) throw new Error(`${this.bundlePath(revision)}: sha256 ${sha} differs from the recorded ${v.sha256}`)
-    const p = await this.loadUntrusted(bytes)
+    // stored bundles (sha256-checked above) were validated off the event loop when they were uploaded
+    const p = await loadBundle(bytes, { golden: this.golden })
     if (p.revision !== revision) throw new Error(`${this.bundlePath(revision)} holds revision ${p.revision}`)
     this.loaded.set(revision, p)
     return p
