@@ -82,9 +82,10 @@ export async function buildAdminApi (control: ControlPlane, opts: { logger?: Log
   }
 
   // Every socket must finish its opening (TLS handshake, first request) in time, or it is closed with an event.
+  const openingSeconds = settings.openingTimeoutSeconds ?? 10
   const openings = new HandshakeDeadline({
-    timeoutMs: settings.openingTimeoutSeconds * 1000,
-    onExpired: ({ phase, remoteAddress }) => control.admin.openingTimedOut({ remoteAddress, phase, seconds: settings.openingTimeoutSeconds })
+    timeoutMs: openingSeconds * 1000,
+    onExpired: ({ phase, remoteAddress }) => control.admin.openingTimedOut({ remoteAddress, phase, seconds: openingSeconds })
   })
   openings.watch(app.server, 'admin', https !== undefined ? 'tls' : 'request')
   if (https !== undefined) app.server.on('secureConnection', (socket: Socket) => openings.progress(socket, 'request'))

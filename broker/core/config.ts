@@ -376,7 +376,7 @@ export interface AdminSettings {
   authFailuresPerMinute: number
   authLockSeconds: number
   /** A socket must finish its TLS handshake (https) and send its first request within this (slow-loris guard). */
-  openingTimeoutSeconds: number
+  openingTimeoutSeconds?: number
 }
 
 export const DEFAULT_ADMIN_SETTINGS: AdminSettings = {
