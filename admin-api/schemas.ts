@@ -162,6 +162,13 @@ export const createdAdminToken = {
 } as const
 
 /** { <key>: [items] } list replies. */
+export const eventPage = {
+  type: 'object',
+  required: ['events'],
+  additionalProperties: false,
+  properties: { events: { type: 'array', items: securityEvent }, next: { type: 'string' } }
+} as const
+
 export function listOf<K extends string, T> (key: K, items: T): { type: 'object', required: [K], additionalProperties: false, properties: Record<K, { type: 'array', items: T }> } {
   return { type: 'object', required: [key], additionalProperties: false, properties: { [key]: { type: 'array', items } } as Record<K, { type: 'array', items: T }> }
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { hostname } from 'node:os'
 import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
-import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
+import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, unknownSettings, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
@@ -279,6 +279,10 @@ export class Gateway {
 
   private async startServices (): Promise<void> {
     const config = this.config
+    // a misspelled setting would otherwise be silently ignored (USPGATE_PUBLISH_RAET)
+    for (const u of unknownSettings(process.env)) {
+      this.log.warn({ setting: u.name, ...(u.suggestion ? { suggestion: u.suggestion } : {}) }, `unknown setting ${u.name} is ignored${u.suggestion ? `; did you mean ${u.suggestion}?` : ''}`)
+    }
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
     if (this.cluster) await this.cluster.connect(this.store as RedisStateStore)
     await this.store.load()

@@ -47,7 +47,8 @@ export interface ControlPlane {
   revokeCredential(tenant: string, principal: string, actor: Actor): Promise<CredentialView & { disconnected: number }>
   importCredentials(tenant: string, rows: ImportRow[], actor: Actor): Promise<ImportResult>
   listSessions(tenant?: string): SessionView[]
-  queryEvents(q: EventQuery): SecurityEvent[]
+  /** One page of events, newest first; `next` is the cursor of the older page. Throws ControlError 400 on a bad cursor. */
+  queryEvents(q: EventQuery): { events: SecurityEvent[], next?: string }
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
   securityStats(since: string, tenants?: readonly string[]): TenantEventStats[]
   /** Certification runs (broker/certify): start (202, in the background), list, get, cancel, evidence. */

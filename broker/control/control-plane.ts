@@ -5,7 +5,7 @@ import { generateSecret, hashSecret } from '../core/index.ts'
 import { credentialView, StoreError, type CredentialView, type TenantRecord } from '../store/index.ts'
 import type { StateStore } from '../store/index.ts'
 import type { ClusterAccess, ClusterView } from './cluster-view.ts'
-import type { EventQuery, SecurityEvent, SecurityEvents, TenantEventStats } from '../core/index.ts'
+import { InvalidCursorError, type EventQuery, type SecurityEvent, type SecurityEvents, type TenantEventStats } from '../core/index.ts'
 import type { SessionIndex, SessionView } from '../mqtt/index.ts'
 import type { Metrics } from '../core/index.ts'
 import type { Logger } from 'pino'
@@ -248,7 +248,14 @@ export class GatewayControlPlane implements ControlPlane {
   /** Where evidence bundles are filed (the CLI verifies them locally). */
   get evidenceRoot (): string { return this.certifyService.evidenceRoot }
 
-  queryEvents (q: EventQuery): SecurityEvent[] { return this.gw.events.query(q) }
+  queryEvents (q: EventQuery): { events: SecurityEvent[], next?: string } {
+    try {
+      return this.gw.events.page(q)
+    } catch (err) {
+      if (err instanceof InvalidCursorError) throw new ControlError(400, 'invalid cursor', err.message)
+      throw err
+    }
+  }
 
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
   securityStats (since: string, tenants?: readonly string[]): TenantEventStats[] { return this.gw.events.stats(since, tenants) }

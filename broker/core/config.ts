@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { resolve } from 'node:path'
+import { distance } from 'fastest-levenshtein'
 
 export interface GatewayConfig {
   dataDir: string
@@ -137,6 +138,44 @@ const settings = {
 } as const
 
 export type SettingFlag = keyof typeof settings
+
+/**
+ * Every USPGATE_* variable anything reads: the start-up flags above plus the settings read by the
+ * services that use them (below) and by the CLI (USPGATE_ADMIN_URL). A variable not in this list is a
+ * typo or a setting of another version, and start-up warns about it (unknownSettings).
+ */
+export const KNOWN_SETTINGS: readonly string[] = [
+  ...Object.values(settings),
+  'USPGATE_POLICY_HISTORY', 'USPGATE_CANARY_MAX_DENY_MULTIPLE',
+  'USPGATE_ADMIN_TLS', 'USPGATE_ADMIN_CLIENT_CA', 'USPGATE_ADMIN_TOKEN_RATE', 'USPGATE_ADMIN_ADDRESS_RATE', 'USPGATE_ADMIN_AUTH_FAILURES',
+  'USPGATE_ADMIN_URL'
+]
+
+export interface UnknownSetting {
+  name: string
+  /** The known setting with the smallest edit distance, when it is close enough to be a typo. */
+  suggestion?: string
+}
+
+/** USPGATE_* variables in `env` that no part of uspgate reads, each with the setting it most likely meant. */
+export function unknownSettings (env: NodeJS.ProcessEnv = process.env, known: readonly string[] = KNOWN_SETTINGS): UnknownSetting[] {
+  const out: UnknownSetting[] = []
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('USPGATE_') || known.includes(name)) continue
+    let best: string | undefined
+    let bestDistance = Infinity
+    for (const k of known) {
+      const d = distance(name, k)
+      if (d < bestDistance) { best = k; bestDistance = d }
+    }
+    // a third of the name that follows USPGATE_ may be wrong (RAET for RATE is 2 of 12): beyond that a
+    // suggestion would be a guess, not a typo fix
+    const close = best !== undefined && bestDistance <= Math.max(2, Math.floor((name.length - 'USPGATE_'.length) / 3))
+    out.push(close ? { name, suggestion: best } : { name })
+  }
+  return out
+}
+
 
 export function parseFlags (argv: string[]): Record<string, string> {
   const flags: Record<string, string> = {}

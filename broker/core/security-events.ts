@@ -49,6 +49,10 @@ export interface EventQuery {
   since?: string | undefined
   /** Only events strictly older than this time (paging backwards: pass the oldest time seen). */
   until?: string | undefined
+  /** This severity or higher (info < warning < critical). */
+  minSeverity?: Severity | undefined
+  /** Paging: the `next` cursor of the previous page; events older than its last one. */
+  cursor?: string | undefined
   limit?: number | undefined
   /** Admin token id; `action` matches exactly, or as a prefix when it ends with '.'. */
   actor?: string | undefined
@@ -72,6 +76,13 @@ const CROSS_TENANT_CODES = new Set(['acl.cross_tenant', 'usp.reply_to_cross_tena
 function matchesCode (code: string, wanted: readonly string[]): boolean {
   return wanted.some(w => code === w || (w.endsWith('.') && code.startsWith(w)))
 }
+
+/** A cursor that no page of this API produced. */
+export class InvalidCursorError extends Error {
+  constructor () { super('cursor is not one returned by a previous page') }
+}
+
+const SEVERITY_RANK: Record<string, number> = { info: 1, warning: 2, critical: 3 }
 
 /** Per (client, code), at most this many events per window reach the log and file. */
 const FLOOD_LIMIT = 20
@@ -192,7 +203,8 @@ export class SecurityEvents {
     this.remember(ev)
     this.stream?.write(JSON.stringify(ev) + '\n')
     this.onWritten(ev)
-    const level = def.severity === 'info' ? 'info' : 'warn'
+    // log levels follow severities, so "level >= error" alerting sees every critical event
+    const level = def.severity === 'critical' ? 'error' : def.severity === 'warning' ? 'warn' : 'info'
     this.log[level]({ securityEvent: ev }, ev.code)
     return ev
   }
@@ -211,27 +223,51 @@ export class SecurityEvents {
 
   /** Newest first. */
   query (q: EventQuery): SecurityEvent[] {
+    return this.page(q).events
+  }
+
+  /**
+   * One page, newest first, and the cursor of the next (older) page when there may be one. The cursor
+   * names the last event returned, so paging is stable while new events arrive.
+   */
+  page (q: EventQuery): { events: SecurityEvent[], next?: string } {
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000)
     const since = q.since !== undefined ? Date.parse(q.since) : undefined
     const until = q.until !== undefined ? Date.parse(q.until) : undefined
     const codes = q.code?.split(',').filter(c => c.length > 0)
     const severities = q.severity?.split(',').filter(c => c.length > 0)
+    const minRank = q.minSeverity !== undefined ? SEVERITY_RANK[q.minSeverity] ?? 0 : 0
     const out: SecurityEvent[] = []
-    for (let i = this.index.length - 1; i >= 0 && out.length < limit; i--) {
+    let i = q.cursor !== undefined ? this.cursorStart(q.cursor) : this.index.length - 1
+    for (; i >= 0 && out.length < limit; i--) {
       const ev = this.index[i]!
       const t = Date.parse(ev.time)
-      if (since !== undefined && t < since) break
+      if (since !== undefined && t < since) { i = -1; break }
       if (until !== undefined && t >= until) continue
       if (q.tenant !== undefined && ev.tenant !== q.tenant && ev.targetTenant !== q.tenant) continue
       if (codes !== undefined && !matchesCode(ev.code, codes)) continue
       if (severities !== undefined && !severities.includes(ev.severity)) continue
       if (q.principal !== undefined && ev.principal !== q.principal) continue
+      if (minRank > 0 && (SEVERITY_RANK[ev.severity] ?? 0) < minRank) continue
       if (q.actor !== undefined && ev.actor !== q.actor) continue
       if (q.action !== undefined && ev.action !== q.action && !(q.action.endsWith('.') && ev.action?.startsWith(q.action) === true)) continue
       if (q.tenants !== undefined && !visibleTo(ev, q.tenants)) continue
       out.push(ev)
     }
-    return out
+    const last = out[out.length - 1]
+    return i >= 0 && last !== undefined ? { events: out, next: Buffer.from(`${last.time}|${last.id}`).toString('base64url') } : { events: out }
+  }
+
+  /** Index position just older than the cursor's event (by time if that event has left the index). */
+  private cursorStart (cursor: string): number {
+    const [time, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|')
+    if (time === undefined || id === undefined || Number.isNaN(Date.parse(time))) throw new InvalidCursorError()
+    for (let i = this.index.length - 1; i >= 0; i--) {
+      const ev = this.index[i]!
+      if (ev.id === id && ev.time === time) return i - 1
+      if (ev.time < time) return i
+    }
+    return -1
   }
 
   /**
