@@ -87,18 +87,3 @@ export function table (rows: Array<Record<string, unknown>>, cols: string[]): st
   const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()
   return [line(cols), ...rows.map(r => line(cols.map(c => String(r[c] ?? ''))))].join('\n')
 }
-
-/** What a `uspgate <group> <action>` admin command gets. */
-export interface AdminCommand {
-  conn: Admin
-  action: string | undefined
-  args: string[]
-  flags: Record<string, string>
-  /** Prints `value` as JSON with --json, else the human text. */
-  out: (value: unknown, human: () => string) => void
-}
-
-/** Throws the usage line unless exactly `n` positional arguments were given. */
-export function needArgs (cmd: AdminCommand, group: string, n: number, what: string): void {
-  if (cmd.args.length !== n) throw new CliError(`usage: uspgate ${group} ${cmd.action ?? ''} ${what}`)
-}

@@ -139,6 +139,9 @@ const settings = {
 
 export type SettingFlag = keyof typeof settings
 
+/** The start-up flags (`uspgate start --mqtt-port 1883`) and the variable each one overrides. */
+export const SETTING_FLAGS: Readonly<Record<SettingFlag, string>> = settings
+
 /**
  * Every USPGATE_* variable anything reads: the start-up flags above plus the settings read by the
  * services that use them (below) and by the CLI (USPGATE_ADMIN_URL). A variable not in this list is a
