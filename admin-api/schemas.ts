@@ -20,8 +20,11 @@ export const tenant = {
   type: 'object',
   required: ['id', 'name', 'createdAt'],
   additionalProperties: false,
-  properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'string' }, usp: uspSettings }
+  properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'string' }, usp: uspSettings, disabled: { type: 'boolean' } }
 } as const
+
+/** PATCH /v1/tenants/:tenant: the tenant, and how many live sessions a disable cut on this node. */
+export const updatedTenant = { ...tenant, properties: { ...tenant.properties, disconnected: { type: 'integer' } } } as const
 
 export const endpoint = {
   type: 'object',

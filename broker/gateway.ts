@@ -335,8 +335,11 @@ export class Gateway {
         for (const h of this.sessions.matching(() => true)) {
           if (store.getCredential(h.state.tenant, h.state.principal)?.revokedAt !== undefined) this.disconnectIdentity(h.state.tenant, h.state.principal)
         }
+        // tenants disabled while away
+        for (const t of store.listTenants()) if (t.disabled === true) this.disconnectTenant(t.id)
       },
       onRevoked: (tenant, principal) => { this.disconnectIdentity(tenant, principal) },
+      onTenantChanged: tenant => { if (store.getTenant(tenant)?.disabled === true) this.disconnectTenant(tenant) },
       onPolicyChanged: async () => { await this.policyVersions.resync() },
       onRemoteEvent: ev => this.events.ingest(ev),
       heartbeat: () => {
@@ -351,6 +354,11 @@ export class Gateway {
   disconnectIdentity (tenant: string, principal: string): number {
     this.policy.invalidateIdentity(tenant, principal)
     return this.sessions.cutIdentity(`${tenant}:${principal}`)
+  }
+
+  /** Cuts every live session of a disabled tenant on this node (its CONNECTs are refused by the connect step). */
+  disconnectTenant (tenant: string): number {
+    return this.sessions.cutTenant(tenant)
   }
 
   async close (): Promise<void> {

@@ -10,6 +10,7 @@ import type { UspAuditEntry } from '../usp/index.ts'
 import type { CertificateService } from '../pki/index.ts'
 import type { ClusterView } from './cluster-view.ts'
 import type { AdminAccess } from './admin-access.ts'
+import type { TenantPatch } from './control-plane.ts'
 import type { PolicyVersions } from './policy-versions.ts'
 import type { ImportRow, ImportResult } from './credential-import.ts'
 import type { RunView, VerifyResult } from '../certify/index.ts'
@@ -38,7 +39,8 @@ export interface ControlPlane {
   clusterView(): Promise<ClusterView>
   listTenants(): TenantRecord[]
   addTenant(input: { id: string, name?: string | undefined }, actor: Actor): Promise<TenantRecord>
-  updateTenant(tenant: string, patch: { name?: string | undefined, usp?: Partial<TenantUspSettings> | undefined }, actor: Actor): Promise<TenantRecord>
+  /** `disabled: true` cuts the tenant's live sessions (here; other nodes through the cluster) and refuses its CONNECTs. */
+  updateTenant(tenant: string, patch: TenantPatch, actor: Actor): Promise<TenantRecord & { disconnected?: number }>
   listEndpoints(tenant: string): Promise<EndpointRecord[]>
   getEndpoint(tenant: string, endpointId: string): Promise<EndpointRecord>
   uspAuditTrail(tenant: string, limit?: number): Promise<UspAuditEntry[]>

@@ -38,6 +38,13 @@ interface GatewayLike {
   readonly certificates?: CertificateService
   readonly certify?: CertificationService
   disconnectIdentity(tenant: string, principal: string): number
+  disconnectTenant(tenant: string): number
+}
+
+export interface TenantPatch {
+  name?: string | undefined
+  usp?: Partial<TenantUspSettings> | undefined
+  disabled?: boolean | undefined
 }
 
 export class GatewayControlPlane implements ControlPlane {
@@ -99,15 +106,25 @@ export class GatewayControlPlane implements ControlPlane {
     }
   }
 
-  async updateTenant (tenant: string, patch: { name?: string | undefined, usp?: Partial<TenantUspSettings> | undefined }, actor: Actor): Promise<TenantRecord> {
+  async updateTenant (tenant: string, patch: TenantPatch, actor: Actor): Promise<TenantRecord & { disconnected?: number }> {
     this.requireWritable()
     this.requireTenant(tenant)
     const current = this.gw.store.getTenant(tenant)!
-    const update: { name?: string, usp?: TenantUspSettings } = {}
+    const update: { name?: string, usp?: TenantUspSettings, disabled?: boolean } = {}
     if (patch.name !== undefined) update.name = patch.name
     if (patch.usp !== undefined) update.usp = { ...(current.usp ?? DEFAULT_USP_SETTINGS), ...patch.usp }
+    if (patch.disabled !== undefined) update.disabled = patch.disabled
     const t = await this.gw.store.updateTenant(tenant, update)
-    this.gw.events.emit({ code: 'tenant.updated', tenant, actor: actor.id, action: 'tenant.update', reason: JSON.stringify(update) })
+    const { disabled, ...settings } = update
+    if (Object.keys(settings).length > 0) this.gw.events.emit({ code: 'tenant.updated', tenant, actor: actor.id, action: 'tenant.update', reason: JSON.stringify(settings) })
+    if (disabled === true) {
+      // stored first, so a device that reconnects at once meets the CONNECT step that refuses it;
+      // other nodes cut their sessions when the control channel tells them (cluster mode)
+      const disconnected = this.gw.disconnectTenant(tenant)
+      this.gw.events.emit({ code: 'tenant.disabled', tenant, actor: actor.id, action: 'tenant.disable', reason: `${disconnected} live session(s) disconnected on ${this.gw.nodeId}` })
+      return { ...t, disconnected }
+    }
+    if (disabled === false && current.disabled === true) this.gw.events.emit({ code: 'tenant.enabled', tenant, actor: actor.id, action: 'tenant.enable' })
     return t
   }
 

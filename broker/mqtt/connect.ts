@@ -96,6 +96,12 @@ const passwordIdentity: ConnectStep = (a, ctx) => {
   return undefined
 }
 
+/** A disabled tenant's devices are refused until the tenant is enabled again (PATCH /v1/tenants/:tenant). */
+const tenantEnabled: ConnectStep = (a, ctx) => {
+  if (ctx.deps.store.getTenant(a.tenant!)?.disabled !== true) return undefined
+  return { code: 'auth.tenant_disabled', reason: 'tenant is disabled', returnCode: CONNACK.NOT_AUTHORIZED, extra: { tenant: a.tenant, principal: a.principal } }
+}
+
 const validClientId: ConnectStep = (a, ctx) => {
   const idCheck = checkClientId(a.wire, ctx.deps.limits)
   return idCheck.ok ? undefined : { code: idCheck.code, reason: idCheck.reason, returnCode: CONNACK.IDENTIFIER_REJECTED }
@@ -201,6 +207,7 @@ export const connectSteps: readonly ConnectStep[] = [
   notThrottled,
   certificateIdentity,
   passwordIdentity,
+  tenantEnabled,
   validClientId,
   resumableClientId,
   keepAliveInRange,

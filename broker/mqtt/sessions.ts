@@ -115,6 +115,13 @@ export class SessionIndex {
     return handles.length
   }
 
+  /** Cuts every live session of a tenant (tenant disabled); returns how many. */
+  cutTenant (tenant: string): number {
+    const handles = this.matching(s => s.tenant === tenant)
+    for (const h of handles) this.cut(h)
+    return handles.length
+  }
+
   ofIdentity (identity: string): SessionHandle[] {
     return [...each(this.byIdentity.get(identity))]
   }
