@@ -4,7 +4,7 @@
 import type { Registry } from 'prom-client'
 import type { CertificateAuthority } from '../../certs/index.ts'
 import type { Actor, EventQuery, SecurityEvent, TenantEventStats } from '../core/index.ts'
-import type { CredentialView, EndpointRecord, TenantRecord, TenantUspSettings } from '../store/index.ts'
+import type { CredentialView, EndpointRecord, TenantRecord } from '../store/index.ts'
 import type { SessionView } from '../mqtt/index.ts'
 import type { UspAuditEntry } from '../usp/index.ts'
 import type { CertificateService } from '../pki/index.ts'
