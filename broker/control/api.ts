@@ -21,7 +21,7 @@ export type CertificateOperations = Pick<CertificateService, 'issue' | 'signCsr'
 }
 
 /** Policy versions: upload, shadow, canary, promote, rollback, and what the engine runs. */
-export type PolicyOperations = Pick<PolicyVersions, 'view' | 'upload' | 'startShadow' | 'startCanary' | 'promote' | 'rollback' | 'diff'>
+export type PolicyOperations = Pick<PolicyVersions, 'view' | 'upload' | 'startShadow' | 'startCanary' | 'promote' | 'rollback' | 'diff' | 'history' | 'bundle' | 'compare' | 'evaluate' | 'goldenCases' | 'setGolden'>
 
 /** Admin tokens, roles and the admin audit trail. */
 export type AdminOperations = Pick<AdminAccess, 'authenticate' | 'listTokens' | 'createToken' | 'revokeToken' | 'audit' | 'authFailed' | 'rateLimited'>

@@ -66,6 +66,7 @@ export const EVENT_CODES = {
   'policy.rolled_back': { severity: 'warning', meaning: 'Policy rolled back to the previous revision.' },
   'policy.uploaded': { severity: 'info', meaning: 'A policy bundle was uploaded and validated (loads, golden decisions pass); it decides nothing until activated.' },
   'policy.shadow_started': { severity: 'info', meaning: 'A policy revision is evaluated in shadow beside stable: disagreements are counted, it decides nothing.' },
+  'policy.golden_changed': { severity: 'warning', meaning: 'The deployment\'s golden decisions (what every policy bundle must reproduce) were replaced or reset to the shipped ones.' },
   'policy.promoted': { severity: 'warning', meaning: 'A policy revision became the stable revision for every tenant.' },
   'cluster.redis_down': { severity: 'critical', meaning: 'Cluster mode: this node lost Redis; new CONNECTs are refused (server unavailable) and admin writes fail (503) until it has resynchronised.' },
   'cluster.redis_up': { severity: 'info', meaning: 'Cluster mode: Redis is back and this node reloaded its state from it; new connections are accepted again.' },
