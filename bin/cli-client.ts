@@ -76,6 +76,21 @@ export async function callRaw (admin: Admin, method: string, path: string, bytes
   return parseJson(await request(admin, method, path, { bytes, contentType }))
 }
 
+/** GET of binary content (a policy bundle). */
+export async function getBytes (admin: Admin, path: string): Promise<Buffer> {
+  let res: Response
+  try {
+    res = await fetch(admin.url + path, { headers: { authorization: `Bearer ${admin.token}` } })
+  } catch (err) {
+    throw new CliError(`cannot reach the admin API at ${admin.url}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`)
+  }
+  if (!res.ok) {
+    const p = await res.json().catch(() => undefined) as { title?: string, detail?: string } | undefined
+    throw new CliError(`${res.status} ${p?.title ?? res.statusText}${p?.detail ? `: ${p.detail}` : ''}`)
+  }
+  return Buffer.from(await res.arrayBuffer())
+}
+
 /** GET of a text document (PEM). */
 export async function getText (admin: Admin, path: string): Promise<string> {
   return await request(admin, 'GET', path)
