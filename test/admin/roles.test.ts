@@ -148,7 +148,7 @@ test('every /v1 operation × every role: allowed → never 401/403/5xx and audit
       }
     }
   }
-  assert.equal(forbiddenCount, 45) // 21 viewer + 16 security + 8 noc + 0 admin
+  assert.equal(forbiddenCount, 50) // 24 viewer + 18 security + 8 noc + 0 admin
 })
 
 test('tenant-scoped tokens see and act on only their tenants; cross-tenant calls are 403 whether or not the tenant exists', async () => {
