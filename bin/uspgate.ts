@@ -51,6 +51,8 @@ async function startCommand (): Promise<CommandSpec> {
       }
       process.on('SIGTERM', () => stop('SIGTERM'))
       process.on('SIGINT', () => stop('SIGINT'))
+      // logrotate moved the audit file: continue in a new one (no event lost)
+      process.on('SIGHUP', () => { gateway.events.reopen() })
       try {
         await gateway.start()
       } catch (err) {

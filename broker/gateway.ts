@@ -7,7 +7,11 @@ import { join } from 'node:path'
 import { hostname } from 'node:os'
 import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
+<<<<<<< HEAD
 import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, unknownSettings, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
+=======
+import { createLogger, Metrics, SecurityEvents, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, unknownSettings, eventExportFromEnv, attachEventSinks, type EventExportSettings, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
+>>>>>>> 333ea9d (Event export: syslog sink (RFC 5424 over UDP/TCP/TLS), webhook sink (batched, back-off, bounded buffer, dropped metric + events.export_dropped), audit file rotation by size and reopen on SIGHUP; settings USPGATE_AUDIT_*/SYSLOG_*/WEBHOOK_*)
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
@@ -24,6 +28,8 @@ export interface GatewayOptions {
   logger?: Logger
   /** Admin listener settings (TLS, rate limits); default: from USPGATE_ADMIN_* (broker/core/config.ts). */
   adminSettings?: AdminSettings
+  /** Audit file rotation, syslog and webhook export; default: from USPGATE_AUDIT_* / _SYSLOG_* / _WEBHOOK_*. */
+  eventExport?: EventExportSettings
 }
 
 /** What differs between the embedded default and cluster mode: built once, at construction. */
@@ -105,7 +111,9 @@ export class Gateway {
     this.nodeId = config.redis ? clusterNodeId(config.nodeId) : config.nodeId ?? hostname()
     this.log = options.logger ?? createLogger(config.logLevel, this.nodeId)
     this.metrics = new Metrics(this.nodeId)
-    this.events = new SecurityEvents(config.dataDir, this.nodeId, this.log)
+    const eventExport = options.eventExport ?? eventExportFromEnv()
+    this.events = new SecurityEvents(config.dataDir, this.nodeId, this.log, eventExport.audit)
+    attachEventSinks(this.events, eventExport, { dropped: this.metrics.eventExportDropped, log: this.log })
     const eventCounter = this.metrics.securityEvents
     // tenant label only for tenants in the store: a tenant named in a refused CONNECT is attacker-chosen
     this.events.onEvent = (code, tenant) => eventCounter.labels(code, tenant !== undefined && this.store.getTenant(tenant) !== undefined ? tenant : '').inc()

@@ -45,6 +45,7 @@ export const EVENT_CODES = {
   'ca.removed': { severity: 'warning', meaning: 'An imported vendor CA is no longer trusted; live sessions authenticated by it were disconnected.' },
   'ca.revoked': { severity: 'critical', meaning: 'A tenant\'s issuing CA was revoked: all its certificates are refused and their live sessions disconnected.' },
   'tenant.updated': { severity: 'info', meaning: 'Tenant settings (name, USP inspection or audit level) changed.' },
+  'events.export_dropped': { severity: 'critical', meaning: 'Security events were dropped by an export sink (webhook) whose receiver failed while its buffer was full; count says how many.' },
   'tenant.disabled': { severity: 'warning', meaning: 'A tenant was disabled: its live sessions were cut and its CONNECTs are refused.' },
   'tenant.enabled': { severity: 'info', meaning: 'A disabled tenant was enabled again.' },
   'tenant.created': { severity: 'info', meaning: 'A tenant was created.' },

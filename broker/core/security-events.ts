@@ -1,13 +1,15 @@
 // Security events: every deny and every security-relevant change becomes one
 // event with a stable code. Events go to an append-only NDJSON audit file in
-// the data dir, to the log, to metrics, and to a bounded in-memory index that
+// the data dir (rotated by size, reopened on SIGHUP), to the log, to metrics,
+// to the export sinks (syslog, webhook), and to a bounded in-memory index that
 // serves GET /v1/security-events. The file survives restarts; the index is
 // rebuilt from its tail on start.
-import { createWriteStream, type WriteStream } from 'node:fs'
+import { createWriteStream, existsSync, renameSync, statSync, type WriteStream } from 'node:fs'
 import { mkdir, open, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { EVENT_CODES, type EventCode, type Severity } from './event-codes.ts'
+import type { EventSink } from './webhook-sink.ts'
 
 export interface SecurityEventInput {
   code: EventCode
@@ -90,8 +92,19 @@ const FLOOD_WINDOW_MS = 1000
 const INDEX_SIZE = 100_000
 const TAIL_BYTES = 32 * 1024 * 1024
 
+export interface AuditFileSettings {
+  /** Rotate the audit file once it reaches this size; 0 = never (rotate it outside, then SIGHUP). */
+  maxBytes: number
+  /** Rotated files kept: security-events.ndjson.1 (newest) … .N. */
+  keep: number
+}
+
+export const DEFAULT_AUDIT_FILE: AuditFileSettings = { maxBytes: 100 * 1024 * 1024, keep: 10 }
+
 export class SecurityEvents {
   private stream: WriteStream | undefined
+  private bytes = 0
+  private readonly sinks: EventSink[] = []
   private readonly index: SecurityEvent[] = []
   private seq = 0
   private readonly flood = new Map<string, { windowStart: number, count: number, suppressed: number, sample: SecurityEventInput }>()
@@ -104,17 +117,57 @@ export class SecurityEvents {
   /** Current policy revision, stamped on events that do not name one. */
   revision: () => string | undefined = () => undefined
 
-  constructor (dataDir: string, private readonly node: string, private readonly log: Logger) {
+  constructor (dataDir: string, private readonly node: string, private readonly log: Logger, private readonly file: AuditFileSettings = DEFAULT_AUDIT_FILE) {
     this.path = join(dataDir, 'audit', 'security-events.ndjson')
+  }
+
+  /** An export sink (syslog, webhook): gets every event written on this node, started with open(), closed with close(). */
+  addSink (sink: EventSink): void {
+    this.sinks.push(sink)
   }
 
   async open (): Promise<void> {
     await mkdir(join(this.path, '..'), { recursive: true, mode: 0o700 })
     await this.loadTail()
-    this.stream = createWriteStream(this.path, { flags: 'a', mode: 0o600 })
-    this.stream.on('error', err => this.log.error({ err }, 'audit file write failed'))
+    this.openStream()
+    for (const s of this.sinks) s.start()
     this.floodTimer = setInterval(() => this.flushSuppressed(), FLOOD_WINDOW_MS * 5)
     this.floodTimer.unref()
+  }
+
+  /** A new stream on the path; the old one (if any) finishes its queued writes into the file it had open. */
+  private openStream (): void {
+    const old = this.stream
+    try { this.bytes = statSync(this.path).size } catch { this.bytes = 0 }
+    const s = createWriteStream(this.path, { flags: 'a', mode: 0o600 })
+    s.on('error', err => this.log.error({ err }, 'audit file write failed'))
+    this.stream = s
+    old?.end()
+  }
+
+  /**
+   * SIGHUP: the file was moved away (logrotate); continue in a new file at the path. Events already
+   * queued go to the moved file, later ones to the new file: none is lost, none is written twice.
+   */
+  reopen (): void {
+    if (this.stream === undefined) return
+    this.openStream()
+    this.log.info({ path: this.path }, 'audit file reopened')
+  }
+
+  /** Size rotation: .N-1 → .N … the file → .1, then a new file (renames are synchronous, between two writes). */
+  private rotate (): void {
+    try {
+      for (let i = this.file.keep - 1; i >= 1; i--) {
+        if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`)
+      }
+      renameSync(this.path, `${this.path}.1`)
+    } catch (err) {
+      this.log.error({ err }, 'audit file rotation failed; writing on in the same file')
+      this.bytes = 0
+      return
+    }
+    this.openStream()
   }
 
   private async loadTail (): Promise<void> {
@@ -201,8 +254,14 @@ export class SecurityEvents {
       if (rev !== undefined) ev.policyRevision = rev
     }
     this.remember(ev)
-    this.stream?.write(JSON.stringify(ev) + '\n')
+    if (this.stream !== undefined) {
+      const line = JSON.stringify(ev) + '\n'
+      this.stream.write(line)
+      this.bytes += Buffer.byteLength(line)
+      if (this.file.maxBytes > 0 && this.bytes >= this.file.maxBytes) this.rotate()
+    }
     this.onWritten(ev)
+    for (const s of this.sinks) s.send(ev)
     // log levels follow severities, so "level >= error" alerting sees every critical event
     const level = def.severity === 'critical' ? 'error' : def.severity === 'warning' ? 'warn' : 'info'
     this.log[level]({ securityEvent: ev }, ev.code)
@@ -306,6 +365,7 @@ export class SecurityEvents {
     this.flushSuppressed()
     const s = this.stream
     this.stream = undefined
+    await Promise.all(this.sinks.map(async sink => { await sink.close().catch(err => this.log.warn({ err, sink: sink.name }, 'event sink close failed')) }))
     if (s) await new Promise<void>(resolve => s.end(resolve))
   }
 }

@@ -84,7 +84,7 @@ test('tenant update / disable / enable, sessions and endpoints from the CLI', as
   const sessions = await cli(['sessions', '--tenant', 'acme'])
   assert.equal(sessions.code, 0, sessions.stderr)
   assert.match(sessions.stdout, /^tenant +principal +role +clientId/)
-  assert.match(sessions.stdout, /\nacme +os::00256D-0C10 +agent +cli-router +5 +mqtt +password +127\.0\.0\.1 /)
+  assert.match(sessions.stdout, /\nacme +os::00256D-0C10 +agent +cli-router +mqtt5 +mqtt +password +127\.0\.0\.1 /)
   const eps = await cli(['endpoints', 'acme'])
   assert.match(eps.stdout, /\nos::00256D-0C10 +agent +true +\S+ /)
   const one = JSON.parse((await cli(['endpoints', 'acme', 'os::00256D-0C10', '--json'])).stdout)
