@@ -4,7 +4,7 @@
 // to the export sinks (syslog, webhook), and to a bounded in-memory index that
 // serves GET /v1/security-events. The file survives restarts; the index is
 // rebuilt from its tail on start.
-import { createWriteStream, existsSync, renameSync, statSync, type WriteStream } from 'node:fs'
+import { createWriteStream, existsSync, fstatSync, openSync, renameSync, type WriteStream } from 'node:fs'
 import { mkdir, open, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
@@ -138,8 +138,11 @@ export class SecurityEvents {
   /** A new stream on the path; the old one (if any) finishes its queued writes into the file it had open. */
   private openStream (): void {
     const old = this.stream
-    try { this.bytes = statSync(this.path).size } catch { this.bytes = 0 }
-    const s = createWriteStream(this.path, { flags: 'a', mode: 0o600 })
+    // opened here, synchronously: the file exists at once, so the next rotation (possibly in this
+    // same tick) renames the file this stream writes to, never a path not yet created
+    const fd = openSync(this.path, 'a', 0o600)
+    this.bytes = fstatSync(fd).size
+    const s = createWriteStream(this.path, { fd })
     s.on('error', err => this.log.error({ err }, 'audit file write failed'))
     this.stream = s
     old?.end()
