@@ -69,6 +69,7 @@ export class SyslogSink implements EventSink {
       this.udp = createSocket(this.url.hostname.includes(':') || this.url.hostname.startsWith('[') ? 'udp6' : 'udp4')
       this.udp.on('error', err => this.onError(err))
       this.udp.unref()
+      for (const msg of this.queue.splice(0)) this.sendDatagram(msg) // events from before start
       return
     }
     this.connect()
@@ -76,14 +77,14 @@ export class SyslogSink implements EventSink {
 
   send (ev: SecurityEvent): void {
     const msg = formatRfc5424(ev, this.settings.facility)
-    if (this.udp) {
-      const buf = Buffer.from(msg)
-      this.udp.send(buf, Number(this.url.port), this.url.hostname.replace(/^\[|\]$/g, ''), err => { if (err) { this.onDrop(1); this.onError(err) } })
-      return
-    }
+    if (this.udp) { this.sendDatagram(msg); return }
     if (this.connected && this.socket && this.queue.length === 0) { this.write(msg); return }
     if (this.queue.length >= this.settings.queue) { this.onDrop(1); return }
     this.queue.push(msg)
+  }
+
+  private sendDatagram (msg: string): void {
+    this.udp!.send(Buffer.from(msg), Number(this.url.port), this.url.hostname.replace(/^\[|\]$/g, ''), err => { if (err) { this.onDrop(1); this.onError(err) } })
   }
 
   private write (msg: string): void {
