@@ -314,7 +314,7 @@ export class PolicyVersions {
       const a = this.active()
       if (a.canary?.revision !== trip.revision) return
       const { canary, ...rest } = a
-      await this.commit(rest, { action: 'guard_rollback', actor: 'guard', revision: canary.revision, tenants: canary.tenants, reason: `tenant ${trip.tenant}: ${trip.reason}` })
+      await this.commit(rest, { action: 'guard_rollback', actor: 'guard', revision: canary.revision, tenants: canary.tenants, reason: trip.reason })
       this.deps.emit({ code: 'policy.rolled_back', actor: 'guard', tenant: trip.tenant, policyRevision: a.stable, action: 'policy.rollback', reason: `canary ${canary.revision} off for ${canary.tenants.join(', ')}: ${trip.reason}` })
     }).catch(err => this.deps.log.error({ err }, 'recording the automatic canary rollback failed'))
   }

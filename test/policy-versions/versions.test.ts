@@ -235,7 +235,7 @@ test('the guard rolls back a bad canary by itself', async () => {
   assert.equal(history[0].actor, 'guard')
   assert.equal(history[0].revision, D.revision)
   assert.deepEqual(history[0].tenants, ['tg'])
-  assert.match(history[0].reason, /^tenant tg: deny rate 100\.0%/)
+  assert.match(history[0].reason, /^canary \S+ deny rate 100\.0% for tenant tg/)
   assert.equal(history[1].action, 'canary')
   assert.equal(history[1].actor, 'bootstrap')
 })
