@@ -64,6 +64,9 @@ const diffView = {
   }
 } as const
 
+/** A deployment's golden decisions may be many: more than the 64 KiB of other admin requests. */
+const GOLDEN_MAX_BYTES = 4 * 1024 * 1024
+
 const reasonBody = { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', minLength: 1, maxLength: 500 } } } as const
 /** The body is optional (a bare POST works); a JSON null is refused like any non-object. */
 const optionalBody = async (req: { body: unknown }): Promise<void> => { if (req.body === undefined) req.body = {} }
@@ -97,7 +100,7 @@ const policyInput = {
       additionalProperties: false,
       properties: { tenant: shortText, principal: shortText, role: shortText, client_id: shortText, protocol: { type: 'integer', enum: [3, 4, 5] }, auth: shortText, listener: shortText }
     },
-    topic: { type: 'string', minLength: 1, maxLength: 65535 },
+    topic: { type: 'string', minLength: 1, maxLength: 4096 },
     qos: { type: 'integer', enum: [0, 1, 2] },
     retain: { type: 'boolean' },
     target: { type: 'object', required: ['tenant', 'principal', 'role'], additionalProperties: false, properties: { tenant: shortText, principal: shortText, role: shortText } }
@@ -105,13 +108,15 @@ const policyInput = {
   examples: [{ action: 'publish', client: { tenant: 'acme', principal: 'os::00256D-0001', role: 'agent', client_id: 'os::00256D-0001', protocol: 5, auth: 'password', listener: 'mqtt' }, topic: 'acme/bulkdata/os::00256D-0001/1', qos: 1, retain: false }]
 } as const
 
+/** A golden case may ask about any action (the shipped ones check that an unknown action is denied). */
+const goldenInput = { ...policyInput, properties: { ...policyInput.properties, action: shortText } } as const
 const goldenCase = {
   type: 'object',
   required: ['input', 'expect'],
   additionalProperties: false,
   properties: {
     name: { type: 'string', maxLength: 200 },
-    input: policyInput,
+    input: goldenInput,
     expect: { type: 'object', required: ['allow'], additionalProperties: false, properties: { allow: { type: 'boolean' }, reason: { type: 'string', maxLength: 200 } } }
   }
 } as const
@@ -173,7 +178,7 @@ export function registerPolicyRoutes (v1: FastifyInstance<any, any, any, any>, c
     schema: {
       summary: 'The bundle.tar.gz of the running stable revision (or ?revision= of any stored one)',
       querystring: { type: 'object', additionalProperties: false, properties: { revision } },
-      response: { 200: { type: 'string' } }
+      response: { 200: { type: 'string' }, ...problems(404) }
     }
   }, async (req: FastifyRequest<{ Querystring: { revision?: string } }>, reply) => {
     const b = await control.policies.bundle(req.query.revision)
@@ -185,7 +190,7 @@ export function registerPolicyRoutes (v1: FastifyInstance<any, any, any, any>, c
     schema: {
       summary: 'What changed between two stored revisions: a unified diff per Rego file and the data.json values that differ',
       querystring: { type: 'object', required: ['from', 'to'], additionalProperties: false, properties: { from: revision, to: revision } },
-      response: { 200: comparison }
+      response: { 200: comparison, ...problems(404) }
     }
   }, async (req: FastifyRequest<{ Querystring: { from: string, to: string } }>) => await control.policies.compare(req.query.from, req.query.to))
 
@@ -194,7 +199,7 @@ export function registerPolicyRoutes (v1: FastifyInstance<any, any, any, any>, c
     schema: {
       summary: 'Dry run: what a revision (default: stable) decides for one input; changes and counts nothing',
       body: { type: 'object', required: ['input'], additionalProperties: false, properties: { revision, input: policyInput } },
-      response: { 200: { type: 'object', required: ['revision', 'allow', 'reason'], additionalProperties: false, properties: { revision: { type: 'string' }, allow: { type: 'boolean' }, reason: { type: 'string' }, error: { type: 'string' } } } }
+      response: { 200: { type: 'object', required: ['revision', 'allow', 'reason'], additionalProperties: false, properties: { revision: { type: 'string' }, allow: { type: 'boolean' }, reason: { type: 'string' }, error: { type: 'string' } } }, ...problems(404) }
     }
   }, async (req: FastifyRequest<{ Body: { revision?: string, input: PolicyInput } }>) => await control.policies.evaluate(req.body.input, req.body.revision))
 
@@ -204,10 +209,11 @@ export function registerPolicyRoutes (v1: FastifyInstance<any, any, any, any>, c
   }, async () => control.policies.goldenCases())
 
   v1.put('/policies/golden', {
+    bodyLimit: GOLDEN_MAX_BYTES,
     config: write('policy.golden.set'),
     schema: {
       summary: 'Replace the deployment\'s golden decisions; the active revisions must reproduce them',
-      body: { type: 'object', required: ['golden'], additionalProperties: false, properties: { golden: { type: 'array', minItems: 1, maxItems: 10000, items: goldenCase }, reason: reasonBody.properties.reason } },
+      body: { type: 'object', required: ['golden'], additionalProperties: false, properties: { golden: { type: 'array', minItems: 1, maxItems: 5000, items: goldenCase }, reason: reasonBody.properties.reason } },
       response: { 200: goldenView, ...problems(409) }
     }
   }, async (req: FastifyRequest<{ Body: { golden: GoldenCase[], reason?: string } }>) => await control.policies.setGolden(req.body.golden, req.actor!.id, req.body.reason))
