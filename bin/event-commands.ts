@@ -22,7 +22,7 @@ function time (cmd: Invocation, name: string): string | undefined {
 }
 
 function line (e: Event): string {
-  const extra = ['tenant', 'principal', 'clientId', 'remoteAddress', 'action', 'topic', 'actor', 'target', 'reason']
+  const extra = ['tenant', 'targetTenant', 'principal', 'clientId', 'remoteAddress', 'action', 'topic', 'actor', 'target', 'reason']
     .filter(k => e[k] !== undefined).map(k => `${k}=${JSON.stringify(e[k])}`)
   return [e.time, e.severity.padEnd(8), e.code, ...extra].join(' ')
 }
@@ -71,9 +71,11 @@ export const eventCommands: CommandSpec[] = [
   {
     name: 'events',
     options: {
-      tenant: { type: 'string', value: 'ID', help: 'one tenant\'s events' },
+      tenant: { type: 'string', value: 'ID', help: 'one tenant\'s events (and cross-tenant attempts aimed at it)' },
+      principal: { type: 'string', value: 'P', help: 'one principal\'s events' },
       code: { type: 'string', value: 'a,b', help: 'these codes; "auth." matches every auth.* code' },
-      severity: { type: 'string', value: 'info|warning|critical', help: 'this severity or higher' },
+      severity: { type: 'string', value: 'a,b', help: 'these severities (info, warning, critical)' },
+      'min-severity': { type: 'string', value: 'info|warning|critical', help: 'this severity or higher' },
       since: { type: 'string', value: 'TIME', help: 'at or after: ISO time or a duration before now (15m, 2h, 7d)' },
       until: { type: 'string', value: 'TIME', help: 'before: ISO time or a duration before now' },
       actor: { type: 'string', value: 'TOKEN-ID', help: 'admin actions of this token' },
@@ -88,11 +90,15 @@ export const eventCommands: CommandSpec[] = [
       if (tenant !== undefined) query.set('tenant', tenant)
       const codes = listFlag(cmd, 'code')
       if (codes !== undefined) query.set('code', codes.join(','))
-      const severity = cmd.str('severity')
-      if (severity !== undefined && !['info', 'warning', 'critical'].includes(severity)) throw new CliError(`--severity must be info, warning or critical\n${cmd.usage}`)
-      if (severity !== undefined) query.set('severity', severity)
+      const levels = ['info', 'warning', 'critical']
+      const severities = listFlag(cmd, 'severity')
+      if (severities?.some(s => !levels.includes(s)) === true) throw new CliError(`--severity takes info, warning and critical\n${cmd.usage}`)
+      if (severities !== undefined) query.set('severity', severities.join(','))
+      const min = cmd.str('min-severity')
+      if (min !== undefined && !levels.includes(min)) throw new CliError(`--min-severity must be info, warning or critical\n${cmd.usage}`)
+      if (min !== undefined) query.set('minSeverity', min)
       for (const k of ['since', 'until'] as const) { const t = time(cmd, k); if (t !== undefined) query.set(k, t) }
-      for (const k of ['actor', 'action'] as const) { const v = cmd.str(k); if (v !== undefined) query.set(k, v) }
+      for (const k of ['actor', 'action', 'principal'] as const) { const v = cmd.str(k); if (v !== undefined) query.set(k, v) }
       const rawLimit = cmd.str('limit') ?? '100'
       if (!/^\d{1,7}$/.test(rawLimit) || Number(rawLimit) < 1) throw new CliError(`--limit must be a whole number of at least 1\n${cmd.usage}`)
       if (cmd.flags.follow === true && query.has('until')) throw new CliError(`--follow and --until exclude each other\n${cmd.usage}`)

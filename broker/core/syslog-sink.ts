@@ -27,7 +27,7 @@ export const SYSLOG_FACILITIES: Record<string, number> = {
 const SEVERITY: Record<string, number> = { critical: 2, warning: 4, info: 6 }
 /** The SD-ID's enterprise number: 32473 is the one RFC 5612 reserves for documentation and examples. */
 const SD_ID = 'uspgate@32473'
-const SD_FIELDS = ['tenant', 'principal', 'clientId', 'remoteAddress', 'action', 'topic', 'policyRevision', 'actor', 'role', 'target', 'result', 'status', 'requestId', 'count'] as const
+const SD_FIELDS = ['tenant', 'targetTenant', 'principal', 'clientId', 'remoteAddress', 'action', 'topic', 'policyRevision', 'actor', 'role', 'target', 'result', 'status', 'requestId', 'count'] as const
 
 /** PARAM-VALUE escaping, RFC 5424 §6.3.3: '"', '\' and ']' get a backslash. */
 function sdValue (v: unknown): string {

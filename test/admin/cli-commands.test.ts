@@ -128,8 +128,11 @@ test('events: several codes, severity threshold, since/until, paging past 1000, 
     assert.equal(lines.length, 2)
     assert.match(lines[0]!, /^\S+Z warning +tenant\.disabled tenant="acme" .*actor="bootstrap"/)
     assert.match(lines[1]!, /^\S+Z info +tenant\.enabled tenant="acme"/)
-    const warnings = JSON.parse((await cli(['events', '--code', 'tenant.', '--severity', 'warning', '--since', from, '--json'])).stdout).events
+    const warnings = JSON.parse((await cli(['events', '--code', 'tenant.', '--min-severity', 'warning', '--since', from, '--json'])).stdout).events
     assert.deepEqual(warnings.map((e: { code: string }) => e.code), ['tenant.disabled'])
+    const infos = JSON.parse((await cli(['events', '--code', 'tenant.,admin.action', '--severity', 'info', '--actor', 'bootstrap', '--since', from, '--json'])).stdout).events
+    assert.ok(infos.length > 0 && infos.every((e: { severity: string }) => e.severity === 'info'))
+    assert.ok(infos.some((e: { code: string }) => e.code === 'tenant.enabled'))
     const until = JSON.parse((await cli(['events', '--actor', 'tok-cli-paging', '--until', from, '--json'])).stdout).events
     assert.deepEqual(until, [])
     assert.match((await cli(['events', '--since', 'yesterday'])).stderr, /--since must be an ISO time .* or a duration before now/)
