@@ -7,11 +7,7 @@ import { join } from 'node:path'
 import { hostname } from 'node:os'
 import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
-<<<<<<< HEAD
-import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, unknownSettings, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
-=======
-import { createLogger, Metrics, SecurityEvents, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, unknownSettings, eventExportFromEnv, attachEventSinks, type EventExportSettings, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
->>>>>>> 333ea9d (Event export: syslog sink (RFC 5424 over UDP/TCP/TLS), webhook sink (batched, back-off, bounded buffer, dropped metric + events.export_dropped), audit file rotation by size and reopen on SIGHUP; settings USPGATE_AUDIT_*/SYSLOG_*/WEBHOOK_*)
+import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, unknownSettings, eventExportFromEnv, attachEventSinks, type EventExportSettings, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
