@@ -23,10 +23,17 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
+# An invalid request refused for its size (413, the documented body limit) is refused all the same:
+# negative data may be large (an array generated in place of an integer), so 413 counts as a rejection.
+cat > schemathesis.toml <<'TOML'
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
+TOML
+
 # --workers 1: hypothesis' lambda-source introspection is not thread-safe on CPython 3.11
 # ("AST constructor recursion depth mismatch" runtime errors with several workers).
 status=0
-"$st" run "${url%/}/openapi.json" \
+"$st" --config-file "$work/schemathesis.toml" run "${url%/}/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance,negative_data_rejection,ignored_auth \
   --phases examples,coverage,fuzzing \

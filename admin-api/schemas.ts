@@ -31,8 +31,11 @@ export const tenant = {
   type: 'object',
   required: ['id', 'name', 'createdAt'],
   additionalProperties: false,
-  properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'string' }, usp: uspSettings, quotas: tenantQuotas }
+  properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'string' }, usp: uspSettings, quotas: tenantQuotas, disabled: { type: 'boolean' } }
 } as const
+
+/** PATCH /v1/tenants/:tenant: the tenant, and how many live sessions a disable cut on this node. */
+export const updatedTenant = { ...tenant, properties: { ...tenant.properties, disconnected: { type: 'integer' } } } as const
 
 export const endpoint = {
   type: 'object',
@@ -173,6 +176,13 @@ export const createdAdminToken = {
 } as const
 
 /** { <key>: [items] } list replies. */
+export const eventPage = {
+  type: 'object',
+  required: ['events'],
+  additionalProperties: false,
+  properties: { events: { type: 'array', items: securityEvent }, next: { type: 'string' } }
+} as const
+
 export function listOf<K extends string, T> (key: K, items: T): { type: 'object', required: [K], additionalProperties: false, properties: Record<K, { type: 'array', items: T }> } {
   return { type: 'object', required: [key], additionalProperties: false, properties: { [key]: { type: 'array', items } } as Record<K, { type: 'array', items: T }> }
 }

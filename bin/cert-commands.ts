@@ -1,19 +1,10 @@
-// `uspgate cert ...`: device certificates, tenant CAs, CA trust and
-// revocation, through the admin API of a running gateway (like the other
-// admin commands). A private key is shown once: printed as JSON, or written
-// to a 0600 file with --out.
+// `uspgate cert ...`: device certificates, tenant CAs, CA trust and revocation, through the admin API
+// of a running gateway. A private key leaves the gateway once: into a 0600 file (--out DIR, default the
+// current directory), or to stdout only when --stdout asks for it.
 import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { call, CliError, getText, resolveAdmin, table } from './cli-client.ts'
-
-export const CERT_USAGE = `  uspgate cert issue <tenant> <principal> --role agent|controller [--valid-days N] [--out DIR]
-  uspgate cert list <tenant>
-  uspgate cert revoke <tenant> <serial> [--reason keyCompromise|superseded|...]
-  uspgate cert ca <tenant>                      (issuing CA + root, PEM)
-  uspgate cert crl <tenant>                     (the tenant CA's CRL, PEM)
-  uspgate cert import-ca <tenant> <pem-file>    (trust a vendor CA for this tenant)
-  uspgate cert revoke-ca <tenant> [--reason R]  (refuse every certificate of the tenant's issuing CA)
-  uspgate cert trust-bundle [--scope server|clients]`
+import { call, CliError, getText, table } from './cli-client.ts'
+import type { CommandSpec } from './cli-args.ts'
 
 /** A principal (USP Endpoint ID, e.g. os::00256D-0001) as a file name. */
 function fileBase (principal: string): string {
@@ -36,35 +27,39 @@ async function writePrivate (path: string, text: string): Promise<void> {
   await chmod(path, 0o600) // whatever the umask
 }
 
-export async function certCommand (action: string | undefined, args: string[], flags: Record<string, string>, json: boolean): Promise<void> {
-  const conn = await resolveAdmin({ adminUrl: flags['admin-url'], token: flags.token, dataDir: flags['data-dir'] })
-  const need = (n: number, what: string): void => { if (args.length !== n) throw new CliError(`usage: uspgate cert ${action ?? ''} ${what}`) }
-  const out = (value: unknown, human: () => string): void => { process.stdout.write((json ? JSON.stringify(value, null, 2) : human()) + '\n') }
-  const enc = encodeURIComponent
-  switch (action) {
-    case 'issue': {
-      need(2, '<tenant> <principal> --role agent|controller [--valid-days N] [--out DIR]')
-      if (!flags.role) throw new CliError('--role agent|controller is required')
-      let validDays: number | undefined
-      if (flags['valid-days'] !== undefined) {
-        if (!/^\d{1,5}$/.test(flags['valid-days'])) throw new CliError('--valid-days must be a whole number of days')
-        validDays = Number(flags['valid-days'])
-      }
-      const [tenant, principal] = args as [string, string]
+const enc = encodeURIComponent
+
+export const certCommands: CommandSpec[] = [
+  {
+    name: 'cert issue',
+    args: ['<tenant>', '<principal>'],
+    options: {
+      role: { type: 'string', value: 'agent|controller', help: 'the identity\'s role', required: true },
+      'valid-days': { type: 'string', value: 'N', help: 'validity in days (default: the gateway\'s)' },
+      out: { type: 'string', value: 'DIR', help: 'directory for <principal>.key.pem, .crt.pem, .chain.pem, mode 0600 (default: current directory)' },
+      stdout: { type: 'boolean', help: 'print certificate AND private key as JSON instead of writing files' }
+    },
+    summary: 'Issue a device certificate and key. The key is not kept by the gateway: it is written once, to a 0600 file.',
+    run: async cmd => {
+      const [tenant, principal] = cmd.args as [string, string]
+      const days = cmd.str('valid-days')
+      if (days !== undefined && !/^\d{1,5}$/.test(days)) throw new CliError(`--valid-days must be a whole number of days\n${cmd.usage}`)
+      if (cmd.flags.stdout === true && cmd.str('out') !== undefined) throw new CliError(`--out and --stdout exclude each other\n${cmd.usage}`)
       let files: { cert: string, key: string, chain: string } | undefined
-      if (flags.out !== undefined) {
-        const dir = resolve(flags.out)
+      if (cmd.flags.stdout !== true) {
+        const dir = resolve(cmd.str('out') ?? '.')
         const base = fileBase(principal)
         files = { cert: join(dir, `${base}.crt.pem`), key: join(dir, `${base}.key.pem`), chain: join(dir, `${base}.chain.pem`) }
         // Checked before issuing: a key that cannot be written would be lost.
         for (const f of Object.values(files)) if (await exists(f)) throw new CliError(`${f} already exists; not overwriting (choose another --out)`)
         await mkdir(dir, { recursive: true, mode: 0o700 })
       }
+      const conn = await cmd.conn()
       const issued = await call(conn, 'POST', `/v1/tenants/${enc(tenant)}/certificates`, {
-        principal, role: flags.role, ...(validDays !== undefined ? { validDays } : {})
+        principal, role: cmd.str('role'), ...(days !== undefined ? { validDays: Number(days) } : {})
       }) as { username: string, serial: string, notAfter: string, certPem: string, keyPem: string, chainPem: string }
       if (files === undefined) {
-        // No files: the one place the key appears is this output.
+        // --stdout: the one place the key appears is this output.
         process.stdout.write(JSON.stringify(issued, null, 2) + '\n')
         return
       }
@@ -72,54 +67,78 @@ export async function certCommand (action: string | undefined, args: string[], f
       await writePrivate(files.cert, issued.certPem)
       await writePrivate(files.chain, issued.chainPem)
       const { keyPem: _key, certPem: _cert, chainPem: _chain, ...summary } = issued
-      return out({ ...summary, files }, () => [
+      const f = files
+      cmd.out({ ...summary, files }, () => [
         `certificate ${issued.serial} for ${issued.username}, valid until ${issued.notAfter}`,
-        `  certificate: ${files.cert}`,
-        `  private key: ${files.key} (mode 0600; not stored by the gateway)`,
-        `  CA chain:    ${files.chain}`
+        `  certificate: ${f.cert}`,
+        `  private key: ${f.key} (mode 0600; not stored by the gateway)`,
+        `  CA chain:    ${f.chain}`
       ].join('\n'))
     }
-    case 'list': {
-      need(1, '<tenant>')
-      const r = await call(conn, 'GET', `/v1/tenants/${enc(args[0]!)}/certificates`) as { certificates: Array<Record<string, unknown>> }
-      return out(r, () => table(r.certificates, ['serial', 'principal', 'role', 'notAfter', 'revoked', 'revokedAt']))
+  },
+  {
+    name: 'cert list',
+    args: ['<tenant>'],
+    summary: 'Certificates issued to a tenant\'s devices.',
+    run: async cmd => {
+      const r = await call(await cmd.conn(), 'GET', `/v1/tenants/${enc(cmd.args[0]!)}/certificates`) as { certificates: Array<Record<string, unknown>> }
+      cmd.out(r, () => table(r.certificates, ['serial', 'principal', 'role', 'notAfter', 'revoked', 'revokedAt']))
     }
-    case 'revoke': {
-      need(2, '<tenant> <serial> [--reason R]')
-      const q = flags.reason !== undefined ? `?reason=${enc(flags.reason)}` : ''
-      const r = await call(conn, 'DELETE', `/v1/tenants/${enc(args[0]!)}/certificates/${enc(args[1]!)}${q}`) as Record<string, unknown>
-      return out(r, () => `revoked certificate ${String(r.serial)} of tenant ${String(r.tenant)} (${String(r.reason)}); ${String(r.disconnected)} live session(s) disconnected`)
+  },
+  {
+    name: 'cert revoke',
+    args: ['<tenant>', '<serial>'],
+    options: { reason: { type: 'string', value: 'keyCompromise|superseded|...', help: 'CRL reason' } },
+    summary: 'Revoke a device certificate and disconnect its live sessions.',
+    run: async cmd => {
+      const reason = cmd.str('reason')
+      const q = reason !== undefined ? `?reason=${enc(reason)}` : ''
+      const r = await call(await cmd.conn(), 'DELETE', `/v1/tenants/${enc(cmd.args[0]!)}/certificates/${enc(cmd.args[1]!)}${q}`) as Record<string, unknown>
+      cmd.out(r, () => `revoked certificate ${String(r.serial)} of tenant ${String(r.tenant)} (${String(r.reason)}); ${String(r.disconnected)} live session(s) disconnected`)
     }
-    case 'ca': {
-      need(1, '<tenant>')
-      process.stdout.write(await getText(conn, `/v1/tenants/${enc(args[0]!)}/ca`))
-      return
-    }
-    case 'crl': {
-      need(1, '<tenant>')
-      process.stdout.write(await getText(conn, `/v1/tenants/${enc(args[0]!)}/crl`))
-      return
-    }
-    case 'import-ca': {
-      need(2, '<tenant> <pem-file>')
+  },
+  {
+    name: 'cert ca',
+    args: ['<tenant>'],
+    summary: 'The tenant\'s issuing CA and the root, PEM.',
+    run: async cmd => { process.stdout.write(await getText(await cmd.conn(), `/v1/tenants/${enc(cmd.args[0]!)}/ca`)) }
+  },
+  {
+    name: 'cert crl',
+    args: ['<tenant>'],
+    summary: 'The tenant CA\'s CRL, PEM.',
+    run: async cmd => { process.stdout.write(await getText(await cmd.conn(), `/v1/tenants/${enc(cmd.args[0]!)}/crl`)) }
+  },
+  {
+    name: 'cert import-ca',
+    args: ['<tenant>', '<pem-file>'],
+    summary: 'Trust a vendor CA for this tenant.',
+    run: async cmd => {
       let pem: string
-      try { pem = await readFile(args[1]!, 'utf8') } catch (err) { throw new CliError(`cannot read ${args[1]!}: ${(err as Error).message}`) }
-      const r = await call(conn, 'POST', `/v1/tenants/${enc(args[0]!)}/ca/import`, { pem }) as Record<string, unknown>
-      return out(r, () => `tenant ${String(r.tenant)} now trusts CA "${String(r.subject)}" (SHA-256 ${String(r.fingerprint)}, valid until ${String(r.notAfter)})`)
+      try { pem = await readFile(cmd.args[1]!, 'utf8') } catch (err) { throw new CliError(`cannot read ${cmd.args[1]!}: ${(err as Error).message}`) }
+      const r = await call(await cmd.conn(), 'POST', `/v1/tenants/${enc(cmd.args[0]!)}/ca/import`, { pem }) as Record<string, unknown>
+      cmd.out(r, () => `tenant ${String(r.tenant)} now trusts CA "${String(r.subject)}" (SHA-256 ${String(r.fingerprint)}, valid until ${String(r.notAfter)})`)
     }
-    case 'revoke-ca': {
-      need(1, '<tenant> [--reason R]')
-      const r = await call(conn, 'POST', `/v1/tenants/${enc(args[0]!)}/ca/revoke`, flags.reason !== undefined ? { reason: flags.reason } : {}) as Record<string, unknown>
-      return out(r, () => `revoked the issuing CA ${String(r.serial)} of tenant ${String(r.tenant)}; ${String(r.disconnected)} live session(s) disconnected (the next "cert issue" creates a new CA)`)
+  },
+  {
+    name: 'cert revoke-ca',
+    args: ['<tenant>'],
+    options: { reason: { type: 'string', value: 'R', help: 'CRL reason' } },
+    summary: 'Refuse every certificate of the tenant\'s issuing CA (the next "cert issue" creates a new CA).',
+    run: async cmd => {
+      const reason = cmd.str('reason')
+      const r = await call(await cmd.conn(), 'POST', `/v1/tenants/${enc(cmd.args[0]!)}/ca/revoke`, reason !== undefined ? { reason } : {}) as Record<string, unknown>
+      cmd.out(r, () => `revoked the issuing CA ${String(r.serial)} of tenant ${String(r.tenant)}; ${String(r.disconnected)} live session(s) disconnected (the next "cert issue" creates a new CA)`)
     }
-    case 'trust-bundle': {
-      need(0, '[--scope server|clients]')
-      const scope = flags.scope ?? 'server'
-      if (scope !== 'server' && scope !== 'clients') throw new CliError('--scope must be server or clients')
-      process.stdout.write(await getText(conn, `/v1/ca?scope=${scope}`))
-      return
+  },
+  {
+    name: 'cert trust-bundle',
+    options: { scope: { type: 'string', value: 'server|clients', help: 'server: what devices verify the gateway with (default); clients: the CAs client certificates are checked against' } },
+    summary: 'CA certificates, PEM.',
+    run: async cmd => {
+      const scope = cmd.str('scope') ?? 'server'
+      if (scope !== 'server' && scope !== 'clients') throw new CliError(`--scope must be server or clients\n${cmd.usage}`)
+      process.stdout.write(await getText(await cmd.conn(), `/v1/ca?scope=${scope}`))
     }
-    default:
-      throw new CliError(`unknown command "uspgate cert ${action ?? ''}"\nusage:\n${CERT_USAGE}`)
   }
-}
+]

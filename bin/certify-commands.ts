@@ -1,11 +1,8 @@
 // `uspgate certify | matrix | evidence verify`: certification runs through the admin API (progress
 // printed as it comes), the device matrix, and the offline verification of an evidence bundle.
 import { readFile } from 'node:fs/promises'
-import { call, CliError, getText, resolveAdmin } from './cli-client.ts'
-
-export const CERTIFY_USAGE = `  uspgate certify <tenant> <endpoint-id> [--level integration-ready|certified] [--workflows set-preview,operate,reboot] [--online-timeout SECONDS]
-  uspgate matrix [--format table|json|csv|markdown]
-  uspgate evidence verify <path> [--ca root.pem]   (default: the gateway root from the admin API, when reachable)`
+import { call, CliError, getText } from './cli-client.ts'
+import { listFlag, type CommandSpec } from './cli-args.ts'
 
 interface RunView {
   id: string
@@ -19,59 +16,80 @@ interface RunView {
   error?: string
 }
 
-export async function certifyCommand (cmd: string, positional: string[], flags: Record<string, string>, json: boolean): Promise<void> {
-  if (cmd === 'evidence') return await evidenceVerify(positional, flags, json)
-  const conn = await resolveAdmin({ adminUrl: flags['admin-url'], token: flags.token, dataDir: flags['data-dir'] })
-  if (cmd === 'matrix') {
-    if (positional.length !== 0) throw new CliError(`usage:\n${CERTIFY_USAGE}`)
-    const format = json ? 'json' : flags.format ?? 'table'
-    if (!['table', 'json', 'csv', 'markdown'].includes(format)) throw new CliError('--format must be table, json, csv or markdown')
-    if (format !== 'table') { process.stdout.write(await getText(conn, `/v1/certifications/matrix?format=${format}`)); return }
-    process.stdout.write(await getText(conn, '/v1/certifications/matrix?format=markdown'))
-    return
+export const certifyCommands: CommandSpec[] = [
+  {
+    name: 'certify',
+    args: ['<tenant>', '<endpoint-id>'],
+    options: {
+      level: { type: 'string', value: 'integration-ready|certified', help: 'the level to reach' },
+      workflows: { type: 'string', value: 'set-preview,operate,reboot', help: 'the workflows to run' },
+      'online-timeout': { type: 'string', value: 'SECONDS', help: 'how long to wait for the endpoint to come online' }
+    },
+    summary: 'Run a certification of one endpoint; progress is printed as it comes (Ctrl-C cancels the run).',
+    run: async cmd => {
+      const [tenant, endpointId] = cmd.args as [string, string]
+      const conn = await cmd.conn()
+      const workflows = listFlag(cmd, 'workflows')
+      const level = cmd.str('level')
+      const timeout = cmd.str('online-timeout')
+      if (timeout !== undefined && !/^\d{1,6}$/.test(timeout)) throw new CliError(`--online-timeout must be a whole number of seconds\n${cmd.usage}`)
+      const path = `/v1/tenants/${encodeURIComponent(tenant)}/certifications`
+      let run = await call(conn, 'POST', path, { endpointId, ...(level ? { level } : {}), ...(workflows ? { workflows } : {}), ...(timeout ? { onlineTimeoutSeconds: Number(timeout) } : {}) }) as RunView
+      let shown = 0
+      const cancel = (): void => { void call(conn, 'DELETE', `${path}/${run.id}`).catch(() => {}) }
+      process.once('SIGINT', cancel)
+      for (;;) {
+        if (!cmd.json) for (const p of run.progress.slice(shown)) process.stdout.write(`${p.at.slice(11, 19)} ${p.check ? `[${p.check}] ` : ''}${p.message}\n`)
+        shown = run.progress.length
+        if (run.state !== 'running') break
+        await new Promise(resolve => setTimeout(resolve, 1000))
+        run = await call(conn, 'GET', `${path}/${run.id}`) as RunView
+      }
+      process.off('SIGINT', cancel)
+      if (cmd.json) process.stdout.write(JSON.stringify(run, null, 2) + '\n')
+      else process.stdout.write(`\n${run.state.toUpperCase()}: level ${run.levelReached}${run.matrixStatus ? `, matrix ${run.matrixStatus}` : ''}\nevidence: ${run.evidencePath ?? '(none)'}\n`)
+      if (run.state !== 'passed') process.exitCode = 1
+    }
+  },
+  {
+    name: 'matrix',
+    options: { format: { type: 'string', value: 'table|json|csv|markdown', help: 'output format (default table)' } },
+    summary: 'The device matrix.',
+    run: async cmd => {
+      const conn = await cmd.conn()
+      const format = cmd.json ? 'json' : cmd.str('format') ?? 'table'
+      if (!['table', 'json', 'csv', 'markdown'].includes(format)) throw new CliError(`--format must be table, json, csv or markdown\n${cmd.usage}`)
+      process.stdout.write(await getText(conn, `/v1/certifications/matrix?format=${format === 'table' ? 'markdown' : format}`))
+    }
+  },
+  {
+    name: 'evidence verify',
+    args: ['<path>'],
+    options: { ca: { type: 'string', value: 'root.pem', help: 'the root to pin the signer to (default: the gateway root from the admin API, when reachable)' } },
+    summary: 'Verify an evidence bundle offline.',
+    run: async cmd => {
+      const path = cmd.args[0]!
+      const caFile = cmd.str('ca')
+      let root: string | undefined
+      let pinned = 'not pinned (no --ca and the admin API is not reachable): the signature is checked against the certificate in the bundle only'
+      if (caFile !== undefined) {
+        try { root = await readFile(caFile, 'utf8') } catch (err) { throw new CliError(`cannot read ${caFile}: ${(err as Error).message}`) }
+        pinned = `pinned to ${caFile}`
+      } else {
+        try {
+          root = await getText(await cmd.conn(), '/v1/ca')
+          pinned = 'pinned to the gateway root CA (GET /v1/ca)'
+        } catch { /* offline: signature only */ }
+      }
+      // loaded on use: the other CLI commands must not load the broker (uspgate --help answers in a fraction of a second)
+      const { verifyEvidence } = await import('../broker/index.ts')
+      const r = await verifyEvidence(path, root)
+      if (cmd.json) process.stdout.write(JSON.stringify({ ...r, signer: pinned }, null, 2) + '\n')
+      else {
+        process.stdout.write(`${r.ok ? 'OK' : 'FAILED'}: ${path} (run ${r.runId ?? '?'}, ${r.files} file(s); signer ${r.signerFingerprint256 ?? '?'} ${pinned})\n`)
+        for (const p of r.problems) process.stdout.write(`  - ${p}\n`)
+      }
+      if (!r.ok) process.exitCode = 1
+    }
   }
-  if (positional.length !== 2) throw new CliError(`usage:\n${CERTIFY_USAGE}`)
-  const [tenant, endpointId] = positional as [string, string]
-  const workflows = flags.workflows === undefined ? undefined : flags.workflows.split(',').map(s => s.trim()).filter(Boolean)
-  const path = `/v1/tenants/${encodeURIComponent(tenant)}/certifications`
-  let run = await call(conn, 'POST', path, { endpointId, ...(flags.level ? { level: flags.level } : {}), ...(workflows ? { workflows } : {}), ...(flags['online-timeout'] ? { onlineTimeoutSeconds: Number(flags['online-timeout']) } : {}) }) as RunView
-  let shown = 0
-  const cancel = (): void => { void call(conn, 'DELETE', `${path}/${run.id}`).catch(() => {}) }
-  process.once('SIGINT', cancel)
-  for (;;) {
-    if (!json) for (const p of run.progress.slice(shown)) process.stdout.write(`${p.at.slice(11, 19)} ${p.check ? `[${p.check}] ` : ''}${p.message}\n`)
-    shown = run.progress.length
-    if (run.state !== 'running') break
-    await new Promise(resolve => setTimeout(resolve, 1000))
-    run = await call(conn, 'GET', `${path}/${run.id}`) as RunView
-  }
-  process.off('SIGINT', cancel)
-  if (json) process.stdout.write(JSON.stringify(run, null, 2) + '\n')
-  else process.stdout.write(`\n${run.state.toUpperCase()}: level ${run.levelReached}${run.matrixStatus ? `, matrix ${run.matrixStatus}` : ''}\nevidence: ${run.evidencePath ?? '(none)'}\n`)
-  if (run.state !== 'passed') process.exitCode = 1
-}
-
-async function evidenceVerify (positional: string[], flags: Record<string, string>, json: boolean): Promise<void> {
-  if (positional[0] !== 'verify' || positional.length !== 2) throw new CliError(`usage:\n${CERTIFY_USAGE}`)
-  let root: string | undefined
-  let pinned = 'not pinned (no --ca and the admin API is not reachable): the signature is checked against the certificate in the bundle only'
-  if (flags.ca !== undefined) {
-    root = await readFile(flags.ca, 'utf8')
-    pinned = `pinned to ${flags.ca}`
-  } else {
-    try {
-      const conn = await resolveAdmin({ adminUrl: flags['admin-url'], token: flags.token, dataDir: flags['data-dir'] })
-      root = await getText(conn, '/v1/ca')
-      pinned = 'pinned to the gateway root CA (GET /v1/ca)'
-    } catch { /* offline: signature only */ }
-  }
-  // loaded on use: the other CLI commands must not load the broker (uspgate --help answers in a fraction of a second)
-  const { verifyEvidence } = await import('../broker/index.ts')
-  const r = await verifyEvidence(positional[1]!, root)
-  if (json) process.stdout.write(JSON.stringify({ ...r, signer: pinned }, null, 2) + '\n')
-  else {
-    process.stdout.write(`${r.ok ? 'OK' : 'FAILED'}: ${positional[1]!} (run ${r.runId ?? '?'}, ${r.files} file(s); signer ${r.signerFingerprint256 ?? '?'} ${pinned})\n`)
-    for (const p of r.problems) process.stdout.write(`  - ${p}\n`)
-  }
-  if (!r.ok) process.exitCode = 1
-}
+]

@@ -76,6 +76,21 @@ export async function callRaw (admin: Admin, method: string, path: string, bytes
   return parseJson(await request(admin, method, path, { bytes, contentType }))
 }
 
+/** GET of binary content (a policy bundle). */
+export async function getBytes (admin: Admin, path: string): Promise<Buffer> {
+  let res: Response
+  try {
+    res = await fetch(admin.url + path, { headers: { authorization: `Bearer ${admin.token}` } })
+  } catch (err) {
+    throw new CliError(`cannot reach the admin API at ${admin.url}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`)
+  }
+  if (!res.ok) {
+    const p = await res.json().catch(() => undefined) as { title?: string, detail?: string } | undefined
+    throw new CliError(`${res.status} ${p?.title ?? res.statusText}${p?.detail ? `: ${p.detail}` : ''}`)
+  }
+  return Buffer.from(await res.arrayBuffer())
+}
+
 /** GET of a text document (PEM). */
 export async function getText (admin: Admin, path: string): Promise<string> {
   return await request(admin, 'GET', path)
@@ -86,19 +101,4 @@ export function table (rows: Array<Record<string, unknown>>, cols: string[]): st
   const widths = cols.map(c => Math.max(c.length, ...rows.map(r => String(r[c] ?? '').length)))
   const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()
   return [line(cols), ...rows.map(r => line(cols.map(c => String(r[c] ?? ''))))].join('\n')
-}
-
-/** What a `uspgate <group> <action>` admin command gets. */
-export interface AdminCommand {
-  conn: Admin
-  action: string | undefined
-  args: string[]
-  flags: Record<string, string>
-  /** Prints `value` as JSON with --json, else the human text. */
-  out: (value: unknown, human: () => string) => void
-}
-
-/** Throws the usage line unless exactly `n` positional arguments were given. */
-export function needArgs (cmd: AdminCommand, group: string, n: number, what: string): void {
-  if (cmd.args.length !== n) throw new CliError(`usage: uspgate ${group} ${cmd.action ?? ''} ${what}`)
 }

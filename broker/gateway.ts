@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { hostname } from 'node:os'
 import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
-import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
+import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, unknownSettings, eventExportFromEnv, attachEventSinks, type EventExportSettings, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
@@ -24,6 +24,8 @@ export interface GatewayOptions {
   logger?: Logger
   /** Admin listener settings (TLS, rate limits); default: from USPGATE_ADMIN_* (broker/core/config.ts). */
   adminSettings?: AdminSettings
+  /** Audit file rotation, syslog and webhook export; default: from USPGATE_AUDIT_* / _SYSLOG_* / _WEBHOOK_*. */
+  eventExport?: EventExportSettings
 }
 
 /** What differs between the embedded default and cluster mode: built once, at construction. */
@@ -105,7 +107,9 @@ export class Gateway {
     this.nodeId = config.redis ? clusterNodeId(config.nodeId) : config.nodeId ?? hostname()
     this.log = options.logger ?? createLogger(config.logLevel, this.nodeId)
     this.metrics = new Metrics(this.nodeId)
-    this.events = new SecurityEvents(config.dataDir, this.nodeId, this.log)
+    const eventExport = options.eventExport ?? eventExportFromEnv()
+    this.events = new SecurityEvents(config.dataDir, this.nodeId, this.log, eventExport.audit)
+    attachEventSinks(this.events, eventExport, { dropped: this.metrics.eventExportDropped, log: this.log })
     const eventCounter = this.metrics.securityEvents
     // tenant label only for tenants in the store: a tenant named in a refused CONNECT is attacker-chosen
     this.events.onEvent = (code, tenant) => eventCounter.labels(code, tenant !== undefined && this.store.getTenant(tenant) !== undefined ? tenant : '').inc()
@@ -292,6 +296,10 @@ export class Gateway {
 
   private async startServices (): Promise<void> {
     const config = this.config
+    // a misspelled setting would otherwise be silently ignored (USPGATE_PUBLISH_RAET)
+    for (const u of unknownSettings(process.env)) {
+      this.log.warn({ setting: u.name, ...(u.suggestion ? { suggestion: u.suggestion } : {}) }, `unknown setting ${u.name} is ignored${u.suggestion ? `; did you mean ${u.suggestion}?` : ''}`)
+    }
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
     if (this.cluster) await this.cluster.connect(this.store as RedisStateStore)
     await this.store.load()
@@ -344,8 +352,11 @@ export class Gateway {
         for (const h of this.sessions.matching(() => true)) {
           if (store.getCredential(h.state.tenant, h.state.principal)?.revokedAt !== undefined) this.disconnectIdentity(h.state.tenant, h.state.principal)
         }
+        // tenants disabled while away
+        for (const t of store.listTenants()) if (t.disabled === true) this.disconnectTenant(t.id)
       },
       onRevoked: (tenant, principal) => { this.disconnectIdentity(tenant, principal) },
+      onTenantChanged: tenant => { if (store.getTenant(tenant)?.disabled === true) this.disconnectTenant(tenant) },
       onPolicyChanged: async () => { await this.policyVersions.resync() },
       onRemoteEvent: ev => this.events.ingest(ev),
       heartbeat: () => {
@@ -370,6 +381,11 @@ export class Gateway {
   disconnectIdentity (tenant: string, principal: string): number {
     this.policy.invalidateIdentity(tenant, principal)
     return this.sessions.cutIdentity(`${tenant}:${principal}`)
+  }
+
+  /** Cuts every live session of a disabled tenant on this node (its CONNECTs are refused by the connect step). */
+  disconnectTenant (tenant: string): number {
+    return this.sessions.cutTenant(tenant)
   }
 
   async close (): Promise<void> {

@@ -174,7 +174,8 @@ function smokeTest (policy: LoadedPolicy): void {
   }
 }
 
-function runGolden (policy: LoadedPolicy, cases: GoldenCase[]): void {
+/** Throws PolicyBundleError golden_failed naming every case (up to 10) the policy does not reproduce. */
+export function runGolden (policy: LoadedPolicy, cases: GoldenCase[]): void {
   const failures: string[] = []
   cases.forEach((c, i) => {
     const label = c.name ?? `#${i + 1} ${c.input.action} ${c.input.topic ?? ''}`.trim()

@@ -13,13 +13,14 @@ export {
   type CanaryGuardOptions, type CanaryTrip, type WindowCounts, type ShadowDiff, type ShadowSample
 } from './engine.ts'
 export {
-  loadBundle, loadDefaultBundle, loadGolden, PolicyBundleError, DEFAULT_BUNDLE_PATH, DEFAULT_GOLDEN_PATH,
+  loadBundle, loadDefaultBundle, loadGolden, runGolden, PolicyBundleError, DEFAULT_BUNDLE_PATH, DEFAULT_GOLDEN_PATH,
   type LoadedPolicy, type LoadBundleOptions, type BundleManifest, type PolicyBundleErrorCode, MAX_WASM_MEMORY_PAGES
 } from './bundle.ts'
 export { validateBundleOffThread, DEFAULT_VALIDATION_LIMITS, type ValidationLimits } from './bundle-validation.ts'
 export {
   ENTRYPOINT, type PolicyInput, type PolicyClient, type PolicyAction, type PolicyResult, type Decision, type GoldenCase
 } from './types.ts'
+export { compareBundles, type BundleComparison, type SourceChange, type DataChange } from './compare.ts'
 
 // Bundle archives (read; relabel a revision)
 export { readTarGz, writeTarGz, TarError } from './tar.ts'

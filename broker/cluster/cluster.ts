@@ -101,6 +101,8 @@ export interface ClusterHooks {
   resync: () => Promise<void>
   /** Another node revoked a credential: cut its live sessions, drop cached decisions. */
   onRevoked: (tenant: string, principal: string) => void
+  /** Another node changed a tenant (refreshed here first): a disabled tenant's sessions are cut. */
+  onTenantChanged: (tenant: string) => void
   onPolicyChanged: () => Promise<void>
   onRemoteEvent: (ev: SecurityEvent) => void
   heartbeat: () => Omit<NodeHeartbeat, 'node' | 'instance' | 'startedAt' | 'heartbeat'>
@@ -281,7 +283,7 @@ export class Cluster implements ClusterAccess {
         refresh(store.refreshCredential(msg.tenant, msg.principal))
         break
       case 'credentials': refresh(store.refreshCredentials(msg.tenant, msg.principals)); break
-      case 'tenant': refresh(store.refreshTenant(msg.id)); break
+      case 'tenant': refresh(store.refreshTenant(msg.id).then(() => hooks.onTenantChanged(msg.id))); break
       case 'admin-token': refresh(store.refreshAdminToken(msg.id)); break
       case 'matrix-row': refresh(store.refreshMatrixRow(msg.key)); break
       case 'policy': refresh(hooks.onPolicyChanged()); break

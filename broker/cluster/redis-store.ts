@@ -146,7 +146,7 @@ export class RedisStateStore extends MemoryCopy implements StateStore {
     })())
   }
 
-  async updateTenant (id: string, patch: Partial<Pick<TenantRecord, 'name' | 'usp' | 'quotas'>>): Promise<TenantRecord> {
+  async updateTenant (id: string, patch: Partial<Pick<TenantRecord, 'name' | 'usp' | 'quotas' | 'disabled'>>): Promise<TenantRecord> {
     return await this.track((async () => {
       // merged in Redis (one script) so a concurrent update of another field on another node is never lost
       const r = await this.redis.eval(UPDATE_TENANT, 1, this.keys.tenants, id, JSON.stringify(patch)) as string | null

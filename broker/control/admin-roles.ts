@@ -19,7 +19,8 @@ export const ADMIN_PERMISSIONS = {
   'cert.issue': 'issue device certificates (the key is returned once)',
   'cert.revoke': 'revoke device certificates',
   'ca.manage': 'import / remove vendor CAs, revoke a tenant issuing CA',
-  'policy.write': 'upload policy bundles, shadow, canary, promote, rollback',
+  'policy.write': 'upload policy bundles, shadow, canary, promote, rollback, set the golden decisions',
+  'policy.evaluate': 'dry-run a policy revision on any input (shows what it decides for any identity)',
   'token.manage': 'create, list and revoke admin tokens',
   'certify.run': 'start and cancel certification runs (a run temporarily revokes / rotates the device under test\'s credential and starts a canary on its tenant, and puts both back)'
 } as const
@@ -28,8 +29,8 @@ export type AdminPermission = keyof typeof ADMIN_PERMISSIONS
 
 const GRANTS: Record<AdminRole, readonly AdminPermission[]> = {
   viewer: ['read'],
-  security: ['read', 'credential.revoke', 'cert.revoke', 'ca.manage'],
-  noc: ['read', 'tenant.write', 'credential.issue', 'cert.issue', 'policy.write', 'certify.run'],
+  security: ['read', 'credential.revoke', 'cert.revoke', 'ca.manage', 'policy.evaluate'],
+  noc: ['read', 'tenant.write', 'credential.issue', 'cert.issue', 'policy.write', 'policy.evaluate', 'certify.run'],
   admin: Object.keys(ADMIN_PERMISSIONS) as AdminPermission[]
 }
 

@@ -4,12 +4,13 @@
 import type { Registry } from 'prom-client'
 import type { CertificateAuthority } from '../../certs/index.ts'
 import type { Actor, EventQuery, SecurityEvent, TenantEventStats } from '../core/index.ts'
-import type { CredentialView, EndpointRecord, TenantQuotas, TenantRecord, TenantUspSettings } from '../store/index.ts'
+import type { CredentialView, EndpointRecord, TenantRecord } from '../store/index.ts'
 import type { SessionView } from '../mqtt/index.ts'
 import type { UspAuditEntry } from '../usp/index.ts'
 import type { CertificateService } from '../pki/index.ts'
 import type { ClusterView } from './cluster-view.ts'
 import type { AdminAccess } from './admin-access.ts'
+import type { TenantPatch } from './control-plane.ts'
 import type { PolicyVersions } from './policy-versions.ts'
 import type { ImportRow, ImportResult } from './credential-import.ts'
 import type { RunView, VerifyResult } from '../certify/index.ts'
@@ -20,7 +21,7 @@ export type CertificateOperations = Pick<CertificateService, 'issue' | 'signCsr'
 }
 
 /** Policy versions: upload, shadow, canary, promote, rollback, and what the engine runs. */
-export type PolicyOperations = Pick<PolicyVersions, 'view' | 'upload' | 'startShadow' | 'startCanary' | 'promote' | 'rollback' | 'diff'>
+export type PolicyOperations = Pick<PolicyVersions, 'view' | 'upload' | 'startShadow' | 'startCanary' | 'promote' | 'rollback' | 'diff' | 'history' | 'bundle' | 'compare' | 'evaluate' | 'goldenCases' | 'setGolden'>
 
 /** Admin tokens, roles and the admin audit trail. */
 export type AdminOperations = Pick<AdminAccess, 'authenticate' | 'listTokens' | 'createToken' | 'revokeToken' | 'audit' | 'authFailed' | 'rateLimited' | 'openingTimedOut'>
@@ -38,7 +39,8 @@ export interface ControlPlane {
   clusterView(): Promise<ClusterView>
   listTenants(): TenantRecord[]
   addTenant(input: { id: string, name?: string | undefined }, actor: Actor): Promise<TenantRecord>
-  updateTenant(tenant: string, patch: { name?: string | undefined, usp?: Partial<TenantUspSettings> | undefined, quotas?: TenantQuotas | undefined }, actor: Actor): Promise<TenantRecord>
+  /** `disabled: true` cuts the tenant's live sessions (here; other nodes through the cluster) and refuses its CONNECTs. */
+  updateTenant(tenant: string, patch: TenantPatch, actor: Actor): Promise<TenantRecord & { disconnected?: number }>
   listEndpoints(tenant: string): Promise<EndpointRecord[]>
   getEndpoint(tenant: string, endpointId: string): Promise<EndpointRecord>
   uspAuditTrail(tenant: string, limit?: number): Promise<UspAuditEntry[]>
@@ -47,7 +49,8 @@ export interface ControlPlane {
   revokeCredential(tenant: string, principal: string, actor: Actor): Promise<CredentialView & { disconnected: number }>
   importCredentials(tenant: string, rows: ImportRow[], actor: Actor): Promise<ImportResult>
   listSessions(tenant?: string): SessionView[]
-  queryEvents(q: EventQuery): SecurityEvent[]
+  /** One page of events, newest first; `next` is the cursor of the older page. Throws ControlError 400 on a bad cursor. */
+  queryEvents(q: EventQuery): { events: SecurityEvent[], next?: string }
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
   securityStats(since: string, tenants?: readonly string[]): TenantEventStats[]
   /** Certification runs (broker/certify): start (202, in the background), list, get, cancel, evidence. */

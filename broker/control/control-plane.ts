@@ -5,7 +5,7 @@ import { generateSecret, hashSecret } from '../core/index.ts'
 import { credentialView, StoreError, type CredentialView, type TenantRecord } from '../store/index.ts'
 import type { StateStore } from '../store/index.ts'
 import type { ClusterAccess, ClusterView } from './cluster-view.ts'
-import type { EventQuery, SecurityEvent, SecurityEvents, TenantEventStats } from '../core/index.ts'
+import { InvalidCursorError, type EventQuery, type SecurityEvent, type SecurityEvents, type TenantEventStats } from '../core/index.ts'
 import type { SessionIndex, SessionView } from '../mqtt/index.ts'
 import type { Metrics } from '../core/index.ts'
 import type { Logger } from 'pino'
@@ -38,6 +38,14 @@ interface GatewayLike {
   readonly certificates?: CertificateService
   readonly certify?: CertificationService
   disconnectIdentity(tenant: string, principal: string): number
+  disconnectTenant(tenant: string): number
+}
+
+export interface TenantPatch {
+  name?: string | undefined
+  usp?: Partial<TenantUspSettings> | undefined
+  quotas?: TenantQuotas | undefined
+  disabled?: boolean | undefined
 }
 
 export class GatewayControlPlane implements ControlPlane {
@@ -99,16 +107,26 @@ export class GatewayControlPlane implements ControlPlane {
     }
   }
 
-  async updateTenant (tenant: string, patch: { name?: string | undefined, usp?: Partial<TenantUspSettings> | undefined, quotas?: TenantQuotas | undefined }, actor: Actor): Promise<TenantRecord> {
+  async updateTenant (tenant: string, patch: TenantPatch, actor: Actor): Promise<TenantRecord & { disconnected?: number }> {
     this.requireWritable()
     this.requireTenant(tenant)
     const current = this.gw.store.getTenant(tenant)!
-    const update: { name?: string, usp?: TenantUspSettings, quotas?: TenantQuotas } = {}
+    const update: { name?: string, usp?: TenantUspSettings, quotas?: TenantQuotas, disabled?: boolean } = {}
     if (patch.name !== undefined) update.name = patch.name
     if (patch.quotas !== undefined) update.quotas = { ...(current.quotas ?? {}), ...patch.quotas }
     if (patch.usp !== undefined) update.usp = { ...(current.usp ?? DEFAULT_USP_SETTINGS), ...patch.usp }
+    if (patch.disabled !== undefined) update.disabled = patch.disabled
     const t = await this.gw.store.updateTenant(tenant, update)
-    this.gw.events.emit({ code: 'tenant.updated', tenant, actor: actor.id, action: 'tenant.update', reason: JSON.stringify(update) })
+    const { disabled, ...settings } = update
+    if (Object.keys(settings).length > 0) this.gw.events.emit({ code: 'tenant.updated', tenant, actor: actor.id, action: 'tenant.update', reason: JSON.stringify(settings) })
+    if (disabled === true) {
+      // stored first, so a device that reconnects at once meets the CONNECT step that refuses it;
+      // other nodes cut their sessions when the control channel tells them (cluster mode)
+      const disconnected = this.gw.disconnectTenant(tenant)
+      this.gw.events.emit({ code: 'tenant.disabled', tenant, actor: actor.id, action: 'tenant.disable', reason: `${disconnected} live session(s) disconnected on ${this.gw.nodeId}` })
+      return { ...t, disconnected }
+    }
+    if (disabled === false && current.disabled === true) this.gw.events.emit({ code: 'tenant.enabled', tenant, actor: actor.id, action: 'tenant.enable' })
     return t
   }
 
@@ -249,7 +267,14 @@ export class GatewayControlPlane implements ControlPlane {
   /** Where evidence bundles are filed (the CLI verifies them locally). */
   get evidenceRoot (): string { return this.certifyService.evidenceRoot }
 
-  queryEvents (q: EventQuery): SecurityEvent[] { return this.gw.events.query(q) }
+  queryEvents (q: EventQuery): { events: SecurityEvent[], next?: string } {
+    try {
+      return this.gw.events.page(q)
+    } catch (err) {
+      if (err instanceof InvalidCursorError) throw new ControlError(400, 'invalid cursor', err.message)
+      throw err
+    }
+  }
 
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
   securityStats (since: string, tenants?: readonly string[]): TenantEventStats[] { return this.gw.events.stats(since, tenants) }

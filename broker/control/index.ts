@@ -11,3 +11,4 @@ export { ControlError, type Actor, type AdminSettings, type AdminTlsMode, adminS
 export { ensureBootstrapToken, type BootstrapTokenOptions } from './bootstrap-token.ts'
 export type { TenantUspSettings, TenantQuotas } from '../store/index.ts'
 export { IMPORT_BATCH, MAX_IMPORT_ROWS, type ImportRow, type ImportRowResult, type ImportResult } from './credential-import.ts'
+export type { GoldenCase, PolicyInput } from '../../policies/index.ts'

@@ -8,8 +8,8 @@ import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import {
-  PolicyBundleError, loadBundle, loadGolden, validateBundleOffThread, DEFAULT_BUNDLE_PATH, readTarGz, writeTarGz,
-  type GoldenCase, type LoadedPolicy, type PolicyEngine, type CanaryTrip, type ShadowDiff
+  PolicyBundleError, loadBundle, loadGolden, runGolden, compareBundles, validateBundleOffThread, DEFAULT_BUNDLE_PATH, readTarGz, writeTarGz,
+  type GoldenCase, type LoadedPolicy, type PolicyEngine, type CanaryTrip, type ShadowDiff, type BundleComparison, type PolicyInput
 } from '../../policies/index.ts'
 import { writeFileAtomic, type PolicySharedStore } from '../store/index.ts'
 import { ControlError } from '../core/index.ts'
@@ -36,7 +36,30 @@ export interface ActiveAssignment {
   shadow?: { revision: string, startedAt: string }
 }
 
-interface IndexFile { versions: PolicyVersion[], active: ActiveAssignment | null }
+/** One change of what decides: who, when, why. Kept in the index, newest last (at most HISTORY_MAX). */
+export interface PolicyHistoryEntry {
+  time: string
+  action: 'upload' | 'shadow' | 'canary' | 'promote' | 'rollback' | 'guard_rollback' | 'golden'
+  /** Admin token id, 'system' or 'guard' (the automatic canary rollback). */
+  actor: string
+  revision?: string
+  /** The stable revision after the change. */
+  stable: string
+  tenants?: string[]
+  reason?: string
+}
+
+const HISTORY_MAX = 1000
+
+interface IndexFile {
+  versions: PolicyVersion[]
+  active: ActiveAssignment | null
+  history?: PolicyHistoryEntry[]
+  /** The deployment's golden decisions; absent = the shipped policies/golden.json. */
+  golden?: GoldenCase[]
+}
+
+export interface PolicyEvaluation { revision: string, allow: boolean, reason: string, error?: string }
 
 export interface PolicyVersionsView {
   versions: PolicyVersion[]
@@ -66,10 +89,12 @@ export interface PolicyVersionsDeps {
 export class PolicyVersions {
   private readonly dir: string
   private readonly indexPath: string
-  private readonly history: number
+  private readonly keep: number
   private index: IndexFile = { versions: [], active: null }
   private readonly loaded = new Map<string, LoadedPolicy>()
+  /** What every bundle must reproduce: the deployment's golden decisions, else the shipped ones. */
   private golden: GoldenCase[] = []
+  private shippedGolden: GoldenCase[] = []
   private queue: Promise<unknown> = Promise.resolve()
   private readonly metricLabels = new Set<string>()
   /**
@@ -82,19 +107,21 @@ export class PolicyVersions {
   constructor (private readonly deps: PolicyVersionsDeps) {
     this.dir = join(deps.dataDir, 'policies')
     this.indexPath = join(this.dir, 'index.json')
-    this.history = deps.history ?? DEFAULT_POLICY_HISTORY
+    this.keep = deps.history ?? DEFAULT_POLICY_HISTORY
   }
 
   /** Restores versions and the active assignment; an empty store starts from the committed bundle. */
   async load (): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 })
-    this.golden = await loadGolden()
+    this.shippedGolden = await loadGolden()
+    this.golden = this.shippedGolden
     try {
       const text = this.deps.shared ? await this.deps.shared.loadIndex() : await readFile(this.indexPath, 'utf8')
       if (this.deps.shared) this.sharedText = text
       if (text !== null) {
         const doc = JSON.parse(text) as IndexFile
-        this.index = { versions: Array.isArray(doc.versions) ? doc.versions : [], active: doc.active ?? null }
+        this.index = { versions: Array.isArray(doc.versions) ? doc.versions : [], active: doc.active ?? null, history: doc.history ?? [], ...(doc.golden ? { golden: doc.golden } : {}) }
+        this.golden = this.index.golden ?? this.shippedGolden
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${this.deps.shared ? 'policy index in Redis' : this.indexPath}: ${(err as Error).message}`)
@@ -129,11 +156,13 @@ export class PolicyVersions {
     }
     this.loaded.set(policy.revision, policy)
     const active: ActiveAssignment = { stable: policy.revision, previous: a !== null && a.stable !== policy.revision ? [a.stable, ...a.previous] : [] }
-    if (!(await this.persist({ versions: this.index.versions, active }))) {
+    const history = withEntry(this.index.history, { action: 'promote', actor: 'system', revision: policy.revision, stable: policy.revision, reason: a === null ? 'first start: the committed bundle' : `stored stable ${a.stable} could not be loaded` })
+    if (!(await this.persist({ ...this.index, versions: this.index.versions, active, history }))) {
       // another node of an empty cluster started at the same moment and wrote its index first
       await this.adoptShared()
       return
     }
+    this.index.history = history
     this.apply(active, policy, undefined, undefined)
     this.deps.log.info({ revision: policy.revision }, 'policy active')
   }
@@ -176,7 +205,7 @@ export class PolicyVersions {
       let doc: IndexFile
       let pruned: string[]
       for (let attempt = 1; ; attempt++) {
-        doc = { versions: [...this.index.versions, v], active: this.active() }
+        doc = { ...this.index, versions: [...this.index.versions, v], active: this.active(), history: withEntry(this.index.history, { action: 'upload', actor, revision, stable: this.active().stable, ...(notes ? { reason: notes } : {}) }) }
         pruned = this.prune(doc)
         if (await this.persist(doc)) break
         await this.adoptShared()
@@ -197,20 +226,20 @@ export class PolicyVersions {
     })
   }
 
-  async startShadow (revision: string, actor: string): Promise<PolicyVersionsView> {
+  async startShadow (revision: string, actor: string, reason?: string): Promise<PolicyVersionsView> {
     return await this.change(async () => {
       const a = this.active()
       const policy = await this.require(revision)
       if (revision === a.stable) throw new ControlError(409, 'conflict', `${revision} is the stable revision; a shadow must differ from it`)
       const next: ActiveAssignment = { ...a, shadow: { revision, startedAt: new Date().toISOString() } }
       void policy
-      await this.commit(next)
+      await this.commit(next, { action: 'shadow', actor, revision, reason })
       this.deps.emit({ code: 'policy.shadow_started', actor, policyRevision: revision, action: 'policy.shadow', reason: `shadow of stable ${a.stable}` })
       return this.view()
     })
   }
 
-  async startCanary (revision: string, tenants: string[], actor: string): Promise<PolicyVersionsView> {
+  async startCanary (revision: string, tenants: string[], actor: string, reason?: string): Promise<PolicyVersionsView> {
     return await this.change(async () => {
       const a = this.active()
       await this.require(revision)
@@ -219,21 +248,21 @@ export class PolicyVersions {
       const missing = unique.filter(t => !this.deps.tenantExists(t))
       if (missing.length > 0) throw new ControlError(404, 'tenant not found', `no tenant ${missing.map(t => `"${t}"`).join(', ')}`)
       const next: ActiveAssignment = { ...a, canary: { revision, tenants: unique, startedAt: new Date().toISOString() } }
-      await this.commit(next)
+      await this.commit(next, { action: 'canary', actor, revision, tenants: unique, reason })
       this.deps.emit({ code: 'policy.canary_started', actor, policyRevision: revision, action: 'policy.canary', reason: `tenants ${unique.join(', ')} (stable ${a.stable})` })
       return this.view()
     })
   }
 
-  async promote (revision: string, actor: string): Promise<PolicyVersionsView> {
+  async promote (revision: string, actor: string, reason?: string): Promise<PolicyVersionsView> {
     return await this.change(async () => {
       const a = this.active()
       await this.require(revision)
       if (revision === a.stable) throw new ControlError(409, 'conflict', `${revision} is already the stable revision`)
-      const next: ActiveAssignment = { stable: revision, previous: [a.stable, ...a.previous.filter(r => r !== revision && r !== a.stable)].slice(0, this.history) }
+      const next: ActiveAssignment = { stable: revision, previous: [a.stable, ...a.previous.filter(r => r !== revision && r !== a.stable)].slice(0, this.keep) }
       if (a.canary && a.canary.revision !== revision) next.canary = a.canary
       if (a.shadow && a.shadow.revision !== revision) next.shadow = a.shadow
-      await this.commit(next)
+      await this.commit(next, { action: 'promote', actor, revision, reason })
       this.deps.emit({ code: 'policy.promoted', actor, policyRevision: revision, action: 'policy.promote', reason: `stable ${a.stable} → ${revision}${a.canary?.revision === revision ? ' (canary ended)' : ''}` })
       return this.view()
     })
@@ -245,7 +274,7 @@ export class PolicyVersions {
       const a = this.active()
       if (a.canary) {
         const { canary, ...rest } = a
-        await this.commit(rest)
+        await this.commit(rest, { action: 'rollback', actor, revision: canary.revision, tenants: canary.tenants, reason: `canary off${reason ? `: ${reason}` : ''}` })
         this.deps.emit({ code: 'policy.rolled_back', actor, policyRevision: a.stable, action: 'policy.rollback', reason: `canary ${canary.revision} off for ${canary.tenants.join(', ')}${reason ? `: ${reason}` : ''}` })
         return this.view()
       }
@@ -253,7 +282,7 @@ export class PolicyVersions {
       if (prev === undefined) throw new ControlError(409, 'conflict', `no previous stable revision to roll back to (stable is ${a.stable})`)
       const next: ActiveAssignment = { stable: prev, previous: a.previous.slice(1) }
       if (a.shadow && a.shadow.revision !== prev) next.shadow = a.shadow
-      await this.commit(next)
+      await this.commit(next, { action: 'rollback', actor, revision: prev, reason: `stable ${a.stable} → ${prev}${reason ? `: ${reason}` : ''}` })
       this.deps.emit({ code: 'policy.rolled_back', actor, policyRevision: prev, action: 'policy.rollback', reason: `stable ${a.stable} → ${prev}${reason ? `: ${reason}` : ''}` })
       return this.view()
     })
@@ -288,9 +317,77 @@ export class PolicyVersions {
       const a = this.active()
       if (a.canary?.revision !== trip.revision) return
       const { canary, ...rest } = a
-      await this.commit(rest)
+      await this.commit(rest, { action: 'guard_rollback', actor: 'guard', revision: canary.revision, tenants: canary.tenants, reason: trip.reason })
       this.deps.emit({ code: 'policy.rolled_back', actor: 'guard', tenant: trip.tenant, policyRevision: a.stable, action: 'policy.rollback', reason: `canary ${canary.revision} off for ${canary.tenants.join(', ')}: ${trip.reason}` })
     }).catch(err => this.deps.log.error({ err }, 'recording the automatic canary rollback failed'))
+  }
+
+  /** Who changed what decides, when and why; newest first. */
+  history (limit = 100): PolicyHistoryEntry[] {
+    return (this.index.history ?? []).slice(-limit).reverse().map(e => ({ ...e }))
+  }
+
+  /** The bytes of a stored bundle (default: the running stable one), checked against the recorded sha256. */
+  async bundle (revision?: string): Promise<{ revision: string, bytes: Buffer }> {
+    const r = revision ?? this.active().stable
+    const v = this.find(r)
+    if (!v) throw new ControlError(404, 'policy revision not found', `no policy revision ${r}`)
+    const bytes = await this.readBundle(r)
+    if (createHash('sha256').update(bytes).digest('hex') !== v.sha256) throw new Error(`policy bundle ${r}: sha256 differs from the recorded ${v.sha256}`)
+    return { revision: r, bytes }
+  }
+
+  /** Rego sources and data of two stored revisions, side by side. */
+  async compare (from: string, to: string): Promise<BundleComparison> {
+    const [a, b] = [await this.bundle(from), await this.bundle(to)]
+    return compareBundles(a, b)
+  }
+
+  /** A dry run: what `revision` (default: the stable one) decides for one input. Changes nothing, counts nothing. */
+  async evaluate (input: PolicyInput, revision?: string): Promise<PolicyEvaluation> {
+    const r = revision ?? this.active().stable
+    // a stored revision that the current golden decisions would refuse can still be asked
+    const policy = this.loaded.get(r) ?? await loadBundle((await this.bundle(r)).bytes)
+    try {
+      return { revision: r, ...policy.evaluate(input) }
+    } catch (err) {
+      // what the gateway would do: fail closed
+      return { revision: r, allow: false, reason: 'policy_error', error: (err as Error).message.slice(0, 500) }
+    }
+  }
+
+  goldenCases (): { source: 'deployment' | 'shipped', golden: GoldenCase[] } {
+    return { source: this.index.golden ? 'deployment' : 'shipped', golden: this.golden.map(c => ({ ...c })) }
+  }
+
+  /**
+   * Replaces the deployment's golden decisions (null: back to the shipped ones). The revisions that
+   * decide now (stable, canary, shadow) must reproduce them, or nothing changes (400).
+   */
+  async setGolden (cases: GoldenCase[] | null, actor: string, reason?: string): Promise<{ source: 'deployment' | 'shipped', golden: GoldenCase[] }> {
+    return await this.change(async () => {
+      const a = this.active()
+      const next = cases ?? this.shippedGolden
+      for (const r of new Set([a.stable, a.canary?.revision, a.shadow?.revision])) {
+        if (r === undefined) continue
+        try {
+          runGolden(await this.policy(r), next)
+        } catch (err) {
+          if (err instanceof PolicyBundleError) throw new ControlError(400, 'golden decisions fail', `${r} is active and ${err.message.replace(/^policy bundle \S+ /, '')}`)
+          throw err
+        }
+      }
+      const { golden: _old, ...rest } = this.index
+      const doc: IndexFile = { ...rest, ...(cases ? { golden: cases } : {}), history: withEntry(this.index.history, { action: 'golden', actor, stable: a.stable, reason: `${cases ? `${cases.length} deployment` : 'the shipped'} golden decisions${reason ? `: ${reason}` : ''}` }) }
+      if (!(await this.persist(doc))) {
+        await this.adoptShared()
+        throw this.concurrentChange()
+      }
+      this.index = doc
+      this.golden = next
+      this.deps.emit({ code: 'policy.golden_changed', actor, policyRevision: a.stable, action: 'policy.golden', reason: `${cases ? `${cases.length} deployment` : 'shipped'} golden decisions${reason ? `: ${reason.slice(0, 200)}` : ''}` })
+      return this.goldenCases()
+    })
   }
 
   // ---- internals
@@ -335,15 +432,18 @@ export class PolicyVersions {
   }
 
   /** Loads every policy of the assignment, persists it, then switches the engine (nothing switches if the write loses). */
-  private async commit (next: ActiveAssignment): Promise<void> {
+  private async commit (next: ActiveAssignment, entry: Omit<PolicyHistoryEntry, 'time' | 'stable' | 'reason'> & { reason?: string | undefined }): Promise<void> {
     this.deps.shared?.assertWritable()
     const stable = await this.policy(next.stable)
     const canary = next.canary ? await this.policy(next.canary.revision) : undefined
     const shadow = next.shadow ? await this.policy(next.shadow.revision) : undefined
-    if (!(await this.persist({ versions: this.index.versions, active: next }))) {
+    const { reason, ...rest } = entry
+    const history = withEntry(this.index.history, { ...rest, stable: next.stable, ...(reason ? { reason } : {}) })
+    if (!(await this.persist({ ...this.index, active: next, history }))) {
       await this.adoptShared()
       throw this.concurrentChange()
     }
+    this.index.history = history
     this.apply(next, stable, canary, shadow)
   }
 
@@ -389,7 +489,7 @@ export class PolicyVersions {
   private prune (doc: IndexFile): string[] {
     const a = doc.active!
     const protectedRevs = new Set([a.stable, ...a.previous, a.canary?.revision, a.shadow?.revision])
-    const excess = doc.versions.length - this.history
+    const excess = doc.versions.length - this.keep
     if (excess <= 0) return []
     const removed: string[] = []
     for (const v of doc.versions) {
@@ -453,6 +553,10 @@ export class PolicyVersions {
     if (text === null || text === this.sharedText) return
     const doc = JSON.parse(text) as IndexFile
     const versions = Array.isArray(doc.versions) ? doc.versions : []
+    this.index.history = doc.history ?? []
+    if (doc.golden) this.index.golden = doc.golden
+    else delete this.index.golden
+    this.golden = doc.golden ?? this.shippedGolden
     const a = doc.active
     if (a === null || a === undefined) {
       this.index.versions = versions
@@ -476,4 +580,8 @@ export class PolicyVersions {
     this.queue = next
     return next
   }
+}
+
+function withEntry (history: PolicyHistoryEntry[] | undefined, e: Omit<PolicyHistoryEntry, 'time'>): PolicyHistoryEntry[] {
+  return [...(history ?? []), { time: new Date().toISOString(), ...e }].slice(-HISTORY_MAX)
 }

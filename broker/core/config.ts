@@ -4,6 +4,11 @@
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { resolve } from 'node:path'
+import { distance } from 'fastest-levenshtein'
+import { DEFAULT_AUDIT_FILE } from './security-events.ts'
+import { SYSLOG_FACILITIES } from './syslog-sink.ts'
+import { DEFAULT_WEBHOOK } from './webhook-sink.ts'
+import type { EventExportSettings } from './event-export.ts'
 
 export interface GatewayConfig {
   dataDir: string
@@ -152,6 +157,52 @@ const settings = {
 } as const
 
 export type SettingFlag = keyof typeof settings
+
+/** The start-up flags (`uspgate start --mqtt-port 1883`) and the variable each one overrides. */
+export const SETTING_FLAGS: Readonly<Record<SettingFlag, string>> = settings
+
+/**
+ * Every USPGATE_* variable anything reads: the start-up flags above plus the settings read by the
+ * services that use them (below) and by the CLI (USPGATE_ADMIN_URL). A variable not in this list is a
+ * typo or a setting of another version, and start-up warns about it (unknownSettings).
+ */
+export const KNOWN_SETTINGS: readonly string[] = [
+  ...Object.values(settings),
+  'USPGATE_POLICY_HISTORY', 'USPGATE_CANARY_MAX_DENY_MULTIPLE',
+  'USPGATE_ADMIN_TLS', 'USPGATE_ADMIN_CLIENT_CA', 'USPGATE_ADMIN_TOKEN_RATE', 'USPGATE_ADMIN_ADDRESS_RATE', 'USPGATE_ADMIN_AUTH_FAILURES',
+  'USPGATE_ADMIN_URL',
+  'USPGATE_AUDIT_MAX_BYTES', 'USPGATE_AUDIT_KEEP',
+  'USPGATE_SYSLOG_URL', 'USPGATE_SYSLOG_CA', 'USPGATE_SYSLOG_FACILITY', 'USPGATE_SYSLOG_QUEUE',
+  'USPGATE_WEBHOOK_URL', 'USPGATE_WEBHOOK_TOKEN', 'USPGATE_WEBHOOK_BATCH', 'USPGATE_WEBHOOK_BUFFER', 'USPGATE_WEBHOOK_RETRY_MAX_SECONDS',
+  // read by the certification runs (broker/certify) and by .ci/install-deps.sh
+  'USPGATE_CERTIFY_CONTROLLER_ID', 'USPGATE_CERTIFY_PROVISION_CMD', 'USPGATE_CERTIFY_SECRET', 'USPGATE_PEERS_DIR'
+]
+
+export interface UnknownSetting {
+  name: string
+  /** The known setting with the smallest edit distance, when it is close enough to be a typo. */
+  suggestion?: string
+}
+
+/** USPGATE_* variables in `env` that no part of uspgate reads, each with the setting it most likely meant. */
+export function unknownSettings (env: NodeJS.ProcessEnv = process.env, known: readonly string[] = KNOWN_SETTINGS): UnknownSetting[] {
+  const out: UnknownSetting[] = []
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('USPGATE_') || known.includes(name)) continue
+    let best: string | undefined
+    let bestDistance = Infinity
+    for (const k of known) {
+      const d = distance(name, k)
+      if (d < bestDistance) { best = k; bestDistance = d }
+    }
+    // a third of the name that follows USPGATE_ may be wrong (RAET for RATE is 2 of 12): beyond that a
+    // suggestion would be a guess, not a typo fix
+    const close = best !== undefined && bestDistance <= Math.max(2, Math.floor((name.length - 'USPGATE_'.length) / 3))
+    out.push(close ? { name, suggestion: best } : { name })
+  }
+  return out
+}
+
 
 export function parseFlags (argv: string[]): Record<string, string> {
   const flags: Record<string, string> = {}
@@ -424,4 +475,58 @@ export function checkAdminSettings (s: AdminSettings): AdminSettings {
     throw new ConfigError('USPGATE_ADMIN_CLIENT_CA', 'USPGATE_ADMIN_TLS=mtls needs the PEM of the CA that issues admin client certificates')
   }
   return s
+}
+
+// ---- security event export: audit file rotation, syslog, webhook (environment only)
+
+/** USPGATE_AUDIT_*, USPGATE_SYSLOG_*, USPGATE_WEBHOOK_*, validated. */
+export function eventExportFromEnv (env: NodeJS.ProcessEnv = process.env): EventExportSettings {
+  const get = (name: string): string | undefined => env[name] === '' ? undefined : env[name]
+  const num = (name: string, fallback: number, max: number, min = 0): number => {
+    const raw = get(name)
+    if (raw === undefined) return fallback
+    const n = count(name, raw, max)
+    if (n < min) throw new ConfigError(name, `${n} is below ${min}`)
+    return n
+  }
+  const out: EventExportSettings = {
+    audit: { maxBytes: num('USPGATE_AUDIT_MAX_BYTES', DEFAULT_AUDIT_FILE.maxBytes, 1024 ** 4), keep: num('USPGATE_AUDIT_KEEP', DEFAULT_AUDIT_FILE.keep, 1000, 1) }
+  }
+  if (out.audit.maxBytes > 0 && out.audit.maxBytes < 4096) throw new ConfigError('USPGATE_AUDIT_MAX_BYTES', 'must be 0 (never rotate) or at least 4096')
+  const syslogUrl = get('USPGATE_SYSLOG_URL')
+  if (syslogUrl !== undefined) {
+    let u: URL
+    try { u = new URL(syslogUrl) } catch { throw new ConfigError('USPGATE_SYSLOG_URL', 'is not a URL (udp://host:514, tcp://host:601 or tls://host:6514)') }
+    if (!['udp:', 'tcp:', 'tls:'].includes(u.protocol)) throw new ConfigError('USPGATE_SYSLOG_URL', `scheme ${u.protocol} is not udp:, tcp: or tls:`)
+    if (u.port === '' || u.hostname === '') throw new ConfigError('USPGATE_SYSLOG_URL', 'needs a host and a port (udp://host:514)')
+    const facilityName = get('USPGATE_SYSLOG_FACILITY') ?? 'auth'
+    const facility = SYSLOG_FACILITIES[facilityName]
+    if (facility === undefined) throw new ConfigError('USPGATE_SYSLOG_FACILITY', `"${facilityName}" is not one of ${Object.keys(SYSLOG_FACILITIES).join(', ')}`)
+    const caFile = get('USPGATE_SYSLOG_CA')
+    let ca: string | undefined
+    if (caFile !== undefined) {
+      if (u.protocol !== 'tls:') throw new ConfigError('USPGATE_SYSLOG_CA', 'applies to tls:// only')
+      try { ca = readFileSync(caFile, 'utf8') } catch (err) { throw new ConfigError('USPGATE_SYSLOG_CA', `cannot read ${caFile}: ${(err as Error).message}`) }
+      if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('USPGATE_SYSLOG_CA', `${caFile} holds no PEM certificate`)
+    }
+    out.syslog = { url: syslogUrl, facility, queue: num('USPGATE_SYSLOG_QUEUE', 10_000, 10_000_000, 1), ...(ca !== undefined ? { ca } : {}) }
+  }
+  const webhookUrl = get('USPGATE_WEBHOOK_URL')
+  if (webhookUrl !== undefined) {
+    let u: URL
+    try { u = new URL(webhookUrl) } catch { throw new ConfigError('USPGATE_WEBHOOK_URL', 'is not a URL (https://siem.example/hook)') }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError('USPGATE_WEBHOOK_URL', `scheme ${u.protocol} is not http: or https:`)
+    const token = get('USPGATE_WEBHOOK_TOKEN')
+    out.webhook = {
+      ...DEFAULT_WEBHOOK,
+      url: webhookUrl,
+      ...(token !== undefined ? { token } : {}),
+      batch: num('USPGATE_WEBHOOK_BATCH', DEFAULT_WEBHOOK.batch, 10_000, 1),
+      buffer: num('USPGATE_WEBHOOK_BUFFER', DEFAULT_WEBHOOK.buffer, 10_000_000, 1),
+      retryMaxMs: num('USPGATE_WEBHOOK_RETRY_MAX_SECONDS', DEFAULT_WEBHOOK.retryMaxMs / 1000, 86_400, 1) * 1000
+    }
+  } else if (get('USPGATE_WEBHOOK_TOKEN') !== undefined) {
+    throw new ConfigError('USPGATE_WEBHOOK_TOKEN', 'needs USPGATE_WEBHOOK_URL')
+  }
+  return out
 }

@@ -58,6 +58,7 @@ export class Metrics {
   readonly controlLagSeconds: Histogram
   /** Set by the gateway; until then the broker gauges read 0. */
   brokerCounts: BrokerCounts | undefined
+  readonly eventExportDropped: Counter
 
   /**
    * Per-message counts on the hot path are plain numbers, folded into the
@@ -111,6 +112,7 @@ export class Metrics {
     this.securityEvents = new Counter({ name: 'uspgate_security_events_total', help: 'Security events by code and tenant (tenant="" when none or not a known tenant)', labelNames: ['code', 'tenant'], registers })
     for (const code of Object.keys(EVENT_CODES)) this.securityEvents.labels(code, '').inc(0)
     this.uspRecords = new Counter({ name: 'uspgate_usp_records_total', help: 'USP Records on inbox topics', labelNames: ['record_type', 'msg_type', 'result'], registers })
+    this.eventExportDropped = new Counter({ name: 'uspgate_event_export_dropped_total', help: 'Security events an export sink dropped (receiver down and buffer full)', labelNames: ['sink'], registers })
     this.policyInfo = new Gauge({ name: 'uspgate_policy_active_info', help: 'Active policy revision per slot (value 1)', labelNames: ['revision', 'slot'], registers })
 
     this.policyAutoRollbacks = new Counter({ name: 'uspgate_policy_auto_rollbacks_total', help: 'Canary revisions switched off by the rollback guard (not by an operator)', registers })

@@ -1,13 +1,15 @@
 // Security events: every deny and every security-relevant change becomes one
 // event with a stable code. Events go to an append-only NDJSON audit file in
-// the data dir, to the log, to metrics, and to a bounded in-memory index that
+// the data dir (rotated by size, reopened on SIGHUP), to the log, to metrics,
+// to the export sinks (syslog, webhook), and to a bounded in-memory index that
 // serves GET /v1/security-events. The file survives restarts; the index is
 // rebuilt from its tail on start.
-import { createWriteStream, type WriteStream } from 'node:fs'
+import { createWriteStream, existsSync, fstatSync, openSync, renameSync, type WriteStream } from 'node:fs'
 import { mkdir, open, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { EVENT_CODES, type EventCode, type Severity } from './event-codes.ts'
+import type { EventSink } from './webhook-sink.ts'
 
 export interface SecurityEventInput {
   code: EventCode
@@ -49,6 +51,10 @@ export interface EventQuery {
   since?: string | undefined
   /** Only events strictly older than this time (paging backwards: pass the oldest time seen). */
   until?: string | undefined
+  /** This severity or higher (info < warning < critical). */
+  minSeverity?: Severity | undefined
+  /** Paging: the `next` cursor of the previous page; events older than its last one. */
+  cursor?: string | undefined
   limit?: number | undefined
   /** Admin token id; `action` matches exactly, or as a prefix when it ends with '.'. */
   actor?: string | undefined
@@ -73,6 +79,13 @@ function matchesCode (code: string, wanted: readonly string[]): boolean {
   return wanted.some(w => code === w || (w.endsWith('.') && code.startsWith(w)))
 }
 
+/** A cursor that no page of this API produced. */
+export class InvalidCursorError extends Error {
+  constructor () { super('cursor is not one returned by a previous page') }
+}
+
+const SEVERITY_RANK: Record<string, number> = { info: 1, warning: 2, critical: 3 }
+
 /**
  * Flood-control key. Before authentication every field but the remote address is chosen by the
  * attacker (a fresh client id or username per attempt would open a fresh window), so connect-time
@@ -90,8 +103,19 @@ const FLOOD_WINDOW_MS = 1000
 const INDEX_SIZE = 100_000
 const TAIL_BYTES = 32 * 1024 * 1024
 
+export interface AuditFileSettings {
+  /** Rotate the audit file once it reaches this size; 0 = never (rotate it outside, then SIGHUP). */
+  maxBytes: number
+  /** Rotated files kept: security-events.ndjson.1 (newest) … .N. */
+  keep: number
+}
+
+export const DEFAULT_AUDIT_FILE: AuditFileSettings = { maxBytes: 100 * 1024 * 1024, keep: 10 }
+
 export class SecurityEvents {
   private stream: WriteStream | undefined
+  private bytes = 0
+  private readonly sinks: EventSink[] = []
   private readonly index: SecurityEvent[] = []
   private seq = 0
   private readonly flood = new Map<string, { windowStart: number, count: number, suppressed: number, sample: SecurityEventInput }>()
@@ -104,17 +128,60 @@ export class SecurityEvents {
   /** Current policy revision, stamped on events that do not name one. */
   revision: () => string | undefined = () => undefined
 
-  constructor (dataDir: string, private readonly node: string, private readonly log: Logger) {
+  constructor (dataDir: string, private readonly node: string, private readonly log: Logger, private readonly file: AuditFileSettings = DEFAULT_AUDIT_FILE) {
     this.path = join(dataDir, 'audit', 'security-events.ndjson')
+  }
+
+  /** An export sink (syslog, webhook): gets every event written on this node, started with open(), closed with close(). */
+  addSink (sink: EventSink): void {
+    this.sinks.push(sink)
   }
 
   async open (): Promise<void> {
     await mkdir(join(this.path, '..'), { recursive: true, mode: 0o700 })
     await this.loadTail()
-    this.stream = createWriteStream(this.path, { flags: 'a', mode: 0o600 })
-    this.stream.on('error', err => this.log.error({ err }, 'audit file write failed'))
+    this.openStream()
+    for (const s of this.sinks) s.start()
     this.floodTimer = setInterval(() => this.flushSuppressed(), FLOOD_WINDOW_MS * 5)
     this.floodTimer.unref()
+  }
+
+  /** A new stream on the path; the old one (if any) finishes its queued writes into the file it had open. */
+  private openStream (): void {
+    const old = this.stream
+    // opened here, synchronously: the file exists at once, so the next rotation (possibly in this
+    // same tick) renames the file this stream writes to, never a path not yet created
+    const fd = openSync(this.path, 'a', 0o600)
+    this.bytes = fstatSync(fd).size
+    const s = createWriteStream(this.path, { fd })
+    s.on('error', err => this.log.error({ err }, 'audit file write failed'))
+    this.stream = s
+    old?.end()
+  }
+
+  /**
+   * SIGHUP: the file was moved away (logrotate); continue in a new file at the path. Events already
+   * queued go to the moved file, later ones to the new file: none is lost, none is written twice.
+   */
+  reopen (): void {
+    if (this.stream === undefined) return
+    this.openStream()
+    this.log.info({ path: this.path }, 'audit file reopened')
+  }
+
+  /** Size rotation: .N-1 → .N … the file → .1, then a new file (renames are synchronous, between two writes). */
+  private rotate (): void {
+    try {
+      for (let i = this.file.keep - 1; i >= 1; i--) {
+        if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`)
+      }
+      renameSync(this.path, `${this.path}.1`)
+    } catch (err) {
+      this.log.error({ err }, 'audit file rotation failed; writing on in the same file')
+      this.bytes = 0
+      return
+    }
+    this.openStream()
   }
 
   private async loadTail (): Promise<void> {
@@ -201,9 +268,16 @@ export class SecurityEvents {
       if (rev !== undefined) ev.policyRevision = rev
     }
     this.remember(ev)
-    this.stream?.write(JSON.stringify(ev) + '\n')
+    if (this.stream !== undefined) {
+      const line = JSON.stringify(ev) + '\n'
+      this.stream.write(line)
+      this.bytes += Buffer.byteLength(line)
+      if (this.file.maxBytes > 0 && this.bytes >= this.file.maxBytes) this.rotate()
+    }
     this.onWritten(ev)
-    const level = def.severity === 'info' ? 'info' : 'warn'
+    for (const s of this.sinks) s.send(ev)
+    // log levels follow severities, so "level >= error" alerting sees every critical event
+    const level = def.severity === 'critical' ? 'error' : def.severity === 'warning' ? 'warn' : 'info'
     this.log[level]({ securityEvent: ev }, ev.code)
     return ev
   }
@@ -222,27 +296,51 @@ export class SecurityEvents {
 
   /** Newest first. */
   query (q: EventQuery): SecurityEvent[] {
+    return this.page(q).events
+  }
+
+  /**
+   * One page, newest first, and the cursor of the next (older) page when there may be one. The cursor
+   * names the last event returned, so paging is stable while new events arrive.
+   */
+  page (q: EventQuery): { events: SecurityEvent[], next?: string } {
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000)
     const since = q.since !== undefined ? Date.parse(q.since) : undefined
     const until = q.until !== undefined ? Date.parse(q.until) : undefined
     const codes = q.code?.split(',').filter(c => c.length > 0)
     const severities = q.severity?.split(',').filter(c => c.length > 0)
+    const minRank = q.minSeverity !== undefined ? SEVERITY_RANK[q.minSeverity] ?? 0 : 0
     const out: SecurityEvent[] = []
-    for (let i = this.index.length - 1; i >= 0 && out.length < limit; i--) {
+    let i = q.cursor !== undefined ? this.cursorStart(q.cursor) : this.index.length - 1
+    for (; i >= 0 && out.length < limit; i--) {
       const ev = this.index[i]!
       const t = Date.parse(ev.time)
-      if (since !== undefined && t < since) break
+      if (since !== undefined && t < since) { i = -1; break }
       if (until !== undefined && t >= until) continue
       if (q.tenant !== undefined && ev.tenant !== q.tenant && ev.targetTenant !== q.tenant) continue
       if (codes !== undefined && !matchesCode(ev.code, codes)) continue
       if (severities !== undefined && !severities.includes(ev.severity)) continue
       if (q.principal !== undefined && ev.principal !== q.principal) continue
+      if (minRank > 0 && (SEVERITY_RANK[ev.severity] ?? 0) < minRank) continue
       if (q.actor !== undefined && ev.actor !== q.actor) continue
       if (q.action !== undefined && ev.action !== q.action && !(q.action.endsWith('.') && ev.action?.startsWith(q.action) === true)) continue
       if (q.tenants !== undefined && !visibleTo(ev, q.tenants)) continue
       out.push(ev)
     }
-    return out
+    const last = out[out.length - 1]
+    return i >= 0 && last !== undefined ? { events: out, next: Buffer.from(`${last.time}|${last.id}`).toString('base64url') } : { events: out }
+  }
+
+  /** Index position just older than the cursor's event (by time if that event has left the index). */
+  private cursorStart (cursor: string): number {
+    const [time, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|')
+    if (time === undefined || id === undefined || Number.isNaN(Date.parse(time))) throw new InvalidCursorError()
+    for (let i = this.index.length - 1; i >= 0; i--) {
+      const ev = this.index[i]!
+      if (ev.id === id && ev.time === time) return i - 1
+      if (ev.time < time) return i
+    }
+    return -1
   }
 
   /**
@@ -281,6 +379,7 @@ export class SecurityEvents {
     this.flushSuppressed()
     const s = this.stream
     this.stream = undefined
+    await Promise.all(this.sinks.map(async sink => { await sink.close().catch(err => this.log.warn({ err, sink: sink.name }, 'event sink close failed')) }))
     if (s) await new Promise<void>(resolve => s.end(resolve))
   }
 }

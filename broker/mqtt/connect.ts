@@ -118,6 +118,12 @@ const passwordIdentity: ConnectStep = (a, ctx) => {
   return undefined
 }
 
+/** A disabled tenant's devices are refused until the tenant is enabled again (PATCH /v1/tenants/:tenant). */
+const tenantEnabled: ConnectStep = (a, ctx) => {
+  if (ctx.deps.store.getTenant(a.tenant!)?.disabled !== true) return undefined
+  return { code: 'auth.tenant_disabled', reason: 'tenant is disabled', returnCode: CONNACK.NOT_AUTHORIZED, extra: { tenant: a.tenant, principal: a.principal } }
+}
+
 const validClientId: ConnectStep = (a, ctx) => {
   const idCheck = checkClientId(a.wire, ctx.deps.limits)
   return idCheck.ok ? undefined : { code: idCheck.code, reason: idCheck.reason, returnCode: CONNACK.IDENTIFIER_REJECTED }
@@ -238,6 +244,7 @@ export const connectSteps: readonly ConnectStep[] = [
   noteThrottle,
   certificateIdentity,
   passwordIdentity,
+  tenantEnabled,
   validClientId,
   resumableClientId,
   keepAliveInRange,

@@ -196,6 +196,14 @@ export class SessionIndex {
     return ids.size
   }
 
+  /** Cuts every live session of a tenant (tenant disabled) and discards its offline state and pending wills; returns how many were live. */
+  cutTenant (tenant: string): number {
+    const handles = this.matching(s => s.tenant === tenant)
+    for (const h of handles) this.cut(h)
+    this.revokeOffline(s => s.tenant === tenant)
+    return handles.length
+  }
+
   ofIdentity (identity: string): SessionHandle[] {
     return [...each(this.byIdentity.get(identity))]
   }

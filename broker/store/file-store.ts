@@ -134,7 +134,7 @@ export class FileStateStore extends MemoryCopy {
     return t
   }
 
-  async updateTenant (id: string, patch: Partial<Pick<TenantRecord, 'name' | 'usp' | 'quotas'>>): Promise<TenantRecord> {
+  async updateTenant (id: string, patch: Partial<Pick<TenantRecord, 'name' | 'usp' | 'quotas' | 'disabled'>>): Promise<TenantRecord> {
     const existing = this.tenants.get(id)
     if (!existing) throw new StoreError('not_found', `no tenant "${id}"`)
     const updated = { ...existing, ...patch }

@@ -13,7 +13,7 @@ export interface StateStore {
   /** StoreError('conflict') when the tenant exists. */
   addTenant(t: TenantRecord): Promise<TenantRecord>
   /** StoreError('not_found') when there is no such tenant. */
-  updateTenant(id: string, patch: Partial<Pick<TenantRecord, 'name' | 'usp' | 'quotas'>>): Promise<TenantRecord>
+  updateTenant(id: string, patch: Partial<Pick<TenantRecord, 'name' | 'usp' | 'quotas' | 'disabled'>>): Promise<TenantRecord>
   getCredential(tenant: string, principal: string): CredentialRecord | undefined
   listCredentials(tenant: string): CredentialRecord[]
   /** StoreError('conflict') while an active (unrevoked) credential exists for the identity. */

@@ -18,6 +18,8 @@ export interface TenantRecord {
   name: string
   createdAt: string
   usp?: TenantUspSettings
+  /** A disabled tenant's sessions are cut and its CONNECTs refused (auth.tenant_disabled) until it is enabled. */
+  disabled?: boolean
   /** Fairness quotas of this tenant, per gateway node (absent or 0: no limit). */
   quotas?: TenantQuotas
 }

@@ -118,7 +118,7 @@ test('GET /v1/security-stats counts per tenant, cross-tenant attempts by and aga
 test('GET /v1/me names the token\'s role, scope and permissions, never the token', async () => {
   const me = await get('/v1/me', tok.green)
   assert.equal(me.status, 200)
-  assert.deepEqual({ ...me.body, id: undefined }, { id: undefined, name: 'green-soc', role: 'security', tenants: ['green'], permissions: ['read', 'credential.revoke', 'cert.revoke', 'ca.manage'] })
+  assert.deepEqual({ ...me.body, id: undefined }, { id: undefined, name: 'green-soc', role: 'security', tenants: ['green'], permissions: ['read', 'credential.revoke', 'cert.revoke', 'ca.manage', 'policy.evaluate'] })
   assert.ok(!me.text.includes(tok.green!))
   const admin = await get('/v1/me')
   assert.equal(admin.body.role, 'admin')

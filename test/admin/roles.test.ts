@@ -22,9 +22,9 @@ after(async () => { await g.close(); await removeDir(g.dataDir) })
 // The role table (README "Admin roles"), written out independently of broker/admin-roles.ts on purpose.
 const GRANTS: Record<AdminRoleName, string[]> = {
   viewer: ['read'],
-  security: ['read', 'credential.revoke', 'cert.revoke', 'ca.manage'],
-  noc: ['read', 'tenant.write', 'credential.issue', 'cert.issue', 'policy.write', 'certify.run'],
-  admin: ['read', 'tenant.write', 'credential.issue', 'credential.revoke', 'cert.issue', 'cert.revoke', 'ca.manage', 'policy.write', 'token.manage', 'certify.run']
+  security: ['read', 'credential.revoke', 'cert.revoke', 'ca.manage', 'policy.evaluate'],
+  noc: ['read', 'tenant.write', 'credential.issue', 'cert.issue', 'policy.write', 'policy.evaluate', 'certify.run'],
+  admin: ['read', 'tenant.write', 'credential.issue', 'credential.revoke', 'cert.issue', 'cert.revoke', 'ca.manage', 'policy.write', 'policy.evaluate', 'token.manage', 'certify.run']
 }
 const ROLES: AdminRoleName[] = ['viewer', 'security', 'noc', 'admin']
 
@@ -61,6 +61,14 @@ const ROUTES: Record<string, Fixture> = {
   'POST /v1/policies/{revision}/canary': { permission: 'policy.write', action: 'policy.canary', path: '/v1/policies/no-such-rev/canary', body: () => ({ tenants: ['acme'] }) },
   'POST /v1/policies/{revision}/promote': { permission: 'policy.write', action: 'policy.promote', path: '/v1/policies/no-such-rev/promote' },
   'GET /v1/policies/{revision}/diff': read('policy.diff', '/v1/policies/no-such-rev/diff'),
+  'GET /v1/policies/history': read('policy.history', '/v1/policies/history?limit=5'),
+  'GET /v1/policies/bundle': read('policy.bundle', '/v1/policies/bundle'),
+  'GET /v1/policies/compare': read('policy.compare', '/v1/policies/compare?from=no-such-rev&to=other-rev'),
+  'POST /v1/policies/evaluate': { permission: 'policy.evaluate', action: 'policy.evaluate', path: '/v1/policies/evaluate', body: () => ({ input: { action: 'connect', client: { tenant: 'acme', principal: 'os::00256D-0001', role: 'agent', client_id: 'c', protocol: 5, auth: 'password', listener: 'mqtt' } } }) },
+  'GET /v1/policies/golden': read('policy.golden.get', '/v1/policies/golden'),
+  // a case the stable policy does not reproduce: refused (400), nothing changes
+  'PUT /v1/policies/golden': { permission: 'policy.write', action: 'policy.golden.set', path: '/v1/policies/golden', body: () => ({ golden: [{ input: { action: 'connect', client: { tenant: 'acme', principal: 'os::00256D-0001', role: 'agent', client_id: 'c', protocol: 5, auth: 'password', listener: 'mqtt' } }, expect: { allow: false } }] }) },
+  'DELETE /v1/policies/golden': { permission: 'policy.write', action: 'policy.golden.reset', path: '/v1/policies/golden' },
   'POST /v1/tenants/{tenant}/certificates': { permission: 'cert.issue', action: 'cert.issue', path: '/v1/tenants/acme/certificates', body: r => ({ principal: `os::00256D-c${r}`, role: 'agent', validDays: 1 }) },
   'POST /v1/tenants/{tenant}/credentials:import': { permission: 'credential.issue', action: 'credential.import', path: '/v1/tenants/acme/credentials:import', body: r => [{ principal: `os::00256D-i${r}`, role: 'agent' }] },
   'POST /v1/tenants/{tenant}/certificates/csr': { permission: 'cert.issue', action: 'cert.sign_csr', path: '/v1/tenants/acme/certificates/csr', body: r => ({ principal: `os::00256D-s${r}`, role: 'agent', csr: CSR, validDays: 1 }) },
@@ -140,7 +148,7 @@ test('every /v1 operation × every role: allowed → never 401/403/5xx and audit
       }
     }
   }
-  assert.equal(forbiddenCount, 45) // 21 viewer + 16 security + 8 noc + 0 admin
+  assert.equal(forbiddenCount, 50) // 24 viewer + 18 security + 8 noc + 0 admin
 })
 
 test('tenant-scoped tokens see and act on only their tenants; cross-tenant calls are 403 whether or not the tenant exists', async () => {

@@ -126,6 +126,26 @@ test('revocation on node A disconnects a live session on node B within 1 s and r
   assert.equal(await refusedWith(A, { v: 5, username: creds['ta:os::rev-1']!.username, password: creds['ta:os::rev-1']!.secret }), 0x86)
 })
 
+test('disabling a tenant on node A cuts its session on node B and refuses it on every node; enabling it on B lets it back on A', async () => {
+  creds['td:os::dis-1'] = await provision(A, 'td', 'os::dis-1', 'agent')
+  await waitFor(() => B.gw.store.getCredential('td', 'os::dis-1'), 2000, 'credential on B')
+  const victim = await client(B, 'td:os::dis-1', { clientId: 'disabled-victim' })
+  const closed = new Promise<number>(resolve => victim.once('close', () => resolve(Date.now())))
+  const t0 = Date.now()
+  const r = await A.api('PATCH', '/v1/tenants/td', { disabled: true })
+  assert.equal(r.status, 200)
+  assert.equal(r.body.disconnected, 0) // none on A itself
+  const at = await closed
+  assert.ok(at - t0 < 2000, `cut after ${at - t0} ms`)
+  const who = { v: 5 as const, username: creds['td:os::dis-1']!.username, password: creds['td:os::dis-1']!.secret }
+  assert.equal(await refusedWith(B, who), 0x87)
+  assert.equal(await refusedWith(A, who), 0x87)
+  assert.ok(B.gw.events.query({ code: 'auth.tenant_disabled', limit: 100 }).some(e => e.tenant === 'td' && e.node === 'node-b'))
+  assert.equal((await B.api('PATCH', '/v1/tenants/td', { disabled: false })).status, 200)
+  await waitFor(() => A.gw.store.getTenant('td')?.disabled === false, 2000, 'enabled on A')
+  await closeClient(await client(A, 'td:os::dis-1'))
+})
+
 test('a canary and a rollback on node A change decisions on node B within 1 s', async () => {
   const D = buildTempBundle({ files: { 'authz.rego': DENY_SRC } })
   const up = await fetch(`${A.adminUrl}/v1/policies`, { method: 'POST', headers: { authorization: `Bearer ${A.token}`, 'content-type': 'application/gzip' }, body: D.bytes as unknown as BodyInit })

@@ -9,7 +9,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { Gateway, defaultLimits, type GatewayConfig, type Limits } from '../../broker/index.ts'
 import type { SecurityEvent } from '../../broker/index.ts'
 import { REDACT_PATHS } from '../../broker/core/index.ts'
-import { DEFAULT_ADMIN_SETTINGS, type AdminSettings } from '../../broker/core/index.ts'
+import { DEFAULT_ADMIN_SETTINGS, DEFAULT_AUDIT_FILE, type AdminSettings, type EventExportSettings } from '../../broker/core/index.ts'
 
 export interface TestGateway {
   gw: Gateway
@@ -80,6 +80,8 @@ export interface StartOptions {
   wss?: boolean
   /** USPGATE_PROXY_PROTOCOL_TRUSTED */
   proxyTrusted?: string[]
+  /** Audit file rotation, syslog and webhook export (default: the defaults, no sinks). */
+  eventExport?: EventExportSettings
 }
 
 /** Starts a gateway; a gateway that fails to start is closed and the error rethrown. */
@@ -116,6 +118,8 @@ export async function startGateway (opts: StartOptions = {}): Promise<TestGatewa
   const gw = new Gateway(config, {
     logger,
     printAdminToken: false,
+    // never the sinks of the environment the tests run in
+    eventExport: opts.eventExport ?? { audit: DEFAULT_AUDIT_FILE },
     ...(opts.adminSettings !== undefined ? { adminSettings: { ...DEFAULT_ADMIN_SETTINGS, ...opts.adminSettings } } : {})
   })
   try {

@@ -229,6 +229,15 @@ test('the guard rolls back a bad canary by itself', async () => {
   const view = (await t.api('GET', '/v1/policies')).body
   assert.equal(view.active.canary, undefined)
   assert.equal(view.active.stable, stable)
+  // the automatic rollback leaves a trace in the policy history: who (the guard), when, why
+  const history = (await t.api('GET', '/v1/policies/history?limit=2')).body.history
+  assert.equal(history[0].action, 'guard_rollback')
+  assert.equal(history[0].actor, 'guard')
+  assert.equal(history[0].revision, D.revision)
+  assert.deepEqual(history[0].tenants, ['tg'])
+  assert.match(history[0].reason, /^canary \S+ deny rate 100\.0% for tenant tg/)
+  assert.equal(history[1].action, 'canary')
+  assert.equal(history[1].actor, 'bootstrap')
 })
 
 test('restart keeps versions and the active assignment', async () => {

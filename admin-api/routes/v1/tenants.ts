@@ -30,12 +30,12 @@ export function registerTenantsRoutes (v1: FastifyInstance<any, any, any, any>, 
   v1.patch('/tenants/:tenant', {
     config: { access: { permission: 'tenant.write', scope: 'tenant-param', action: 'tenant.update' } },
     schema: {
-      summary: 'Change a tenant\'s name, USP inspection / audit settings or fairness quotas (per node; 0 = no limit)',
+      summary: 'Change a tenant\'s name, USP inspection / audit settings or fairness quotas (per node; 0 = no limit), or disable it (its sessions are cut, its CONNECTs refused) and enable it again',
       params: S.tenantParams,
-      body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, usp: S.uspSettings, quotas: S.tenantQuotas } },
-      response: { 200: S.tenant }
+      body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, usp: S.uspSettings, quotas: S.tenantQuotas, disabled: { type: 'boolean' } } },
+      response: { 200: S.updatedTenant }
     }
-  }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { name?: string, usp?: Partial<TenantUspSettings>, quotas?: TenantQuotas } }>) =>
+  }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { name?: string, usp?: Partial<TenantUspSettings>, quotas?: TenantQuotas, disabled?: boolean } }>) =>
     await control.updateTenant(req.params.tenant, req.body, req.actor!))
 
 }
