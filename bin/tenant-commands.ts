@@ -1,6 +1,8 @@
 // `uspgate tenant ...` and `uspgate credential ...`: tenants (create, list, rename, USP settings,
 // disable / enable) and password credentials, through the admin API.
-import { call, CliError, table } from './cli-client.ts'
+import { open, readFile, unlink } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { call, callRaw, CliError, table } from './cli-client.ts'
 import type { CommandSpec, Invocation } from './cli-args.ts'
 
 const enc = encodeURIComponent
@@ -86,6 +88,44 @@ export const credentialCommands: CommandSpec[] = [
     run: async cmd => {
       const c = await call(await cmd.conn(), 'POST', `/v1/tenants/${enc(cmd.args[0]!)}/credentials`, { principal: cmd.args[1], role: cmd.str('role') }) as Record<string, unknown>
       cmd.out(c, () => `username: ${String(c.username)}\nsecret:   ${String(c.secret)}\n(the secret is shown only this once; store it in the router now)`)
+    }
+  },
+  {
+    name: 'credential import',
+    args: ['<tenant>', '<file>'],
+    options: {
+      out: { type: 'string', value: 'FILE', help: 'where the per-row results go, WITH the generated secrets (created mode 0600, never overwritten)', required: true }
+    },
+    summary: 'Import credentials in bulk from an NDJSON file (one {"principal","role"[,"secretHash"]} per line) or a JSON array; idempotent per principal.',
+    run: async cmd => {
+      const [tenant, file] = cmd.args as [string, string]
+      const out = resolve(cmd.str('out')!)
+      let text: string
+      try { text = await readFile(file, 'utf8') } catch (err) { throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`) }
+      // results hold secrets: the file is created before the import, so a result can never be lost
+      let fh
+      try { fh = await open(out, 'wx', 0o600) } catch (err) { throw new CliError(`cannot create ${out}: ${(err as NodeJS.ErrnoException).code ?? String(err)} (it must not exist yet)`) }
+      try {
+        const json = text.trimStart().startsWith('[')
+        const conn = await cmd.conn()
+        const path = `/v1/tenants/${enc(tenant)}/credentials:import`
+        let rows: unknown
+        if (json) { try { rows = JSON.parse(text) } catch { throw new CliError(`${file} starts like a JSON array but is not valid JSON`) } }
+        const r = (json ? await call(conn, 'POST', path, rows) : await callRaw(conn, 'POST', path, Buffer.from(text), 'application/x-ndjson')) as { total: number, success: number, skipped: number, failed: number, results: Array<Record<string, unknown>> }
+        await fh.writeFile(r.results.map(x => JSON.stringify(x)).join('\n') + '\n')
+        await fh.sync()
+        const { results: _results, ...summary } = r
+        cmd.out({ ...summary, results: out }, () => [
+          `${r.total} rows: ${r.success} created, ${r.skipped} skipped, ${r.failed} failed`,
+          `results (with the generated secrets, shown only this once): ${out} (mode 0600)`,
+          ...r.results.filter(x => x.status === 'failed').slice(0, 20).map(x => `  row ${String(x.row)}: ${String(x.reason)}`)
+        ].join('\n'))
+      } catch (err) {
+        await fh.close()
+        await unlink(out).catch(() => {}) // nothing was imported: no empty results file left behind
+        throw err
+      }
+      await fh.close()
     }
   },
   {

@@ -36,7 +36,7 @@ test('unknown flags and missing values are refused with the usage line, and noth
   const typo = await cli(['cert', 'issue', 'acme', AG, '--role', 'agent', '--valid-day', '30'])
   assert.equal(typo.code, 2)
   assert.equal(typo.stdout, '')
-  assert.equal(typo.stderr, 'uspgate: unknown flag --valid-day (did you mean --valid-days?)\nusage: uspgate cert issue <tenant> <principal> --role agent|controller [--valid-days N] [--out DIR] [--stdout]\n')
+  assert.equal(typo.stderr, 'uspgate: unknown flag --valid-day (did you mean --valid-days?)\nusage: uspgate cert issue <tenant> <principal> --role agent|controller [--valid-days N] [--out DIR] [--stdout] [--p12-password-file FILE]\n')
   assert.deepEqual((await t.api('GET', '/v1/tenants/acme/certificates')).body.certificates, [], 'no certificate was issued')
 
   const missing = await cli(['tenant', 'update', 'acme', '--name'])
