@@ -15,7 +15,8 @@ interface Run { code: number | null, out: string, err: string }
 interface Running { done: Promise<Run>, out: () => string }
 
 
-function run (cmd: 'mosquitto_pub' | 'mosquitto_sub', args: string[]): Running {
+/** Runs a client process, collecting its output; `kill` ends it at once (no DISCONNECT). */
+function spawnClient (cmd: string, args: string[]): Running & { kill: () => void } {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
@@ -25,7 +26,11 @@ function run (cmd: 'mosquitto_pub' | 'mosquitto_sub', args: string[]): Running {
     child.once('error', reject)
     child.once('close', code => resolve({ code, out, err }))
   })
-  return { done, out: () => out }
+  return { done, out: () => out, kill: () => { child.kill('SIGKILL') } }
+}
+
+function run (cmd: 'mosquitto_pub' | 'mosquitto_sub', args: string[]): Running {
+  return spawnClient(cmd, args)
 }
 
 const V = { 5: 'mqttv5', 4: 'mqttv311' } as const
@@ -38,16 +43,7 @@ function libArgs (who: { username: string, secret: string }, v: 4 | 5, keepAlive
 
 /** The libmosquitto peer (python3 + ctypes); `kill` ends it without DISCONNECT. */
 function peer (args: string[]): Running & { kill: () => void } {
-  const child = spawn('python3', [PEER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', d => { out += d })
-  child.stderr.on('data', d => { err += d })
-  const done = new Promise<Run>((resolve, reject) => {
-    child.once('error', reject)
-    child.once('close', code => resolve({ code, out, err }))
-  })
-  return { done, out: () => out, kill: () => { child.kill('SIGKILL') } }
+  return spawnClient('python3', [PEER, ...args])
 }
 
 function common (who: { username: string, secret: string }, v: 4 | 5, keepAlive: number): string[] {
