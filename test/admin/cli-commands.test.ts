@@ -137,11 +137,14 @@ test('events: several codes, severity threshold, since/until, paging past 1000, 
     assert.deepEqual(until, [])
     assert.match((await cli(['events', '--since', 'yesterday'])).stderr, /--since must be an ISO time .* or a duration before now/)
 
-    // --follow printed the two tenant events as they happened (after the newest one it started with)
-    await waitFor(() => followed.includes('"tenant.enabled"'), 20_000, 'followed events')
-    const seen = followed.trim().split('\n').map(l => JSON.parse(l) as { code: string, time: string })
-    const since = seen.findIndex(e => e.time >= from)
-    assert.deepEqual(seen.slice(since).map(e => e.code), ['tenant.disabled', 'tenant.enabled'])
+    // --follow printed the two tenant events as they happened (after the newest one it started with,
+    // which is the previous test's tenant.enabled: wait for the one made here, not that one)
+    // complete lines only: a chunk may end inside one
+    const printed = (): Array<{ code: string, time: string }> => followed.split('\n').slice(0, -1).map(l => JSON.parse(l) as { code: string, time: string })
+    await waitFor(() => printed().some(e => e.code === 'tenant.enabled' && e.time >= from), 20_000, 'followed events')
+    const seen = printed()
+    assert.ok(seen[0]!.time < from, 'the first line is the newest matching event from before --follow started')
+    assert.deepEqual(seen.filter(e => e.time >= from).map(e => e.code), ['tenant.disabled', 'tenant.enabled'])
   } finally {
     follow.kill('SIGINT')
   }
