@@ -115,6 +115,8 @@ export const DEFAULT_AUDIT_FILE: AuditFileSettings = { maxBytes: 100 * 1024 * 10
 export class SecurityEvents {
   private stream: WriteStream | undefined
   private bytes = 0
+  /** Streams replaced by a rotation or a reopen that are still writing their queued events. */
+  private readonly retiring = new Set<Promise<void>>()
   private readonly sinks: EventSink[] = []
   private readonly index: SecurityEvent[] = []
   private seq = 0
@@ -156,7 +158,18 @@ export class SecurityEvents {
     const s = createWriteStream(this.path, { fd })
     s.on('error', err => this.log.error({ err }, 'audit file write failed'))
     this.stream = s
-    old?.end()
+    if (old !== undefined) this.retire(old)
+  }
+
+  /**
+   * Ends a stream that still has writes queued for the file it had open (now renamed away). close()
+   * waits for every retired stream too: the kept files are complete when the gateway has stopped.
+   */
+  private retire (old: WriteStream): void {
+    const done = new Promise<void>(resolve => { old.once('close', () => resolve()) })
+    this.retiring.add(done)
+    void done.then(() => this.retiring.delete(done))
+    old.end()
   }
 
   /**
@@ -380,7 +393,8 @@ export class SecurityEvents {
     const s = this.stream
     this.stream = undefined
     await Promise.all(this.sinks.map(async sink => { await sink.close().catch(err => this.log.warn({ err, sink: sink.name }, 'event sink close failed')) }))
-    if (s) await new Promise<void>(resolve => s.end(resolve))
+    if (s) this.retire(s)
+    await Promise.all(this.retiring)
   }
 }
 

@@ -8,7 +8,7 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import { createServer as createTlsServer } from 'node:tls'
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, readFileSync, renameSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, renameSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -208,6 +208,29 @@ test('webhook: batches, retries with back-off while the receiver fails, nothing 
     await t.close()
     await removeDir(t.dataDir)
     server.close()
+  }
+})
+
+test('the audit file rotates by size, keeping N files, and no event is lost across rotations', async () => {
+  const t = await startGateway({ eventExport: { audit: { maxBytes: 8192, keep: 3 } } })
+  try {
+    for (let i = 0; i < 200; i++) t.gw.events.record({ code: 'admin.action', actor: 'tok-rotate', action: 'test.rotate', reason: `r-${i}` })
+    await t.close()
+    const dir = join(t.dataDir, 'audit')
+    const files = readdirSync(dir).filter(f => f.startsWith('security-events.ndjson')).sort()
+    assert.deepEqual(files, ['security-events.ndjson', 'security-events.ndjson.1', 'security-events.ndjson.2', 'security-events.ndjson.3'])
+    const lines = ['.3', '.2', '.1', ''].flatMap(s => readFileSync(join(dir, `security-events.ndjson${s}`), 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l) as SecurityEvent))
+    for (const s of ['.1', '.2', '.3']) {
+      const size = readFileSync(join(dir, `security-events.ndjson${s}`)).length
+      assert.ok(size >= 8192 && size < 8192 + 1024, `security-events.ndjson${s} is ${size} bytes`)
+    }
+    // the retained files hold one unbroken run of the newest events
+    const reasons = lines.filter(e => e.actor === 'tok-rotate').map(e => Number(e.reason!.slice(2)))
+    assert.ok(reasons.length > 50, `only ${reasons.length} events in the kept files`)
+    assert.deepEqual(reasons, Array.from({ length: reasons.length }, (_, i) => 200 - reasons.length + i))
+    assert.equal(reasons.at(-1), 199)
+  } finally {
+    await removeDir(t.dataDir)
   }
 })
 
