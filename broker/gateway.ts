@@ -224,6 +224,7 @@ export class Gateway {
       sessions: this.sessions,
       metrics: this.metrics,
       online: st => {
+        this.policy.fitSessions(this.sessions.size)
         this.endpoints.connected(st.tenant, st.principal, st.role, st.protocol)
         if (st.role === 'agent') presence.online(st.tenant, st.principal)
       },

@@ -12,10 +12,23 @@ export class DecisionCache<V> {
   private previous: Buckets<V> = new Map()
   private currentSize = 0
   private previousSize = 0
-  private readonly generationSize: number
+  private generationSize: number
+  private cap: number
 
-  constructor (readonly capacity: number) {
+  constructor (capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 2) throw new RangeError(`cache capacity must be an integer >= 2, got ${capacity}`)
+    this.cap = capacity
+    this.generationSize = Math.floor(capacity / 2)
+  }
+
+  get capacity (): number {
+    return this.cap
+  }
+
+  /** Raises the bound (never lowers it); O(1): the next generation switch happens later. */
+  grow (capacity: number): void {
+    if (!Number.isInteger(capacity) || capacity <= this.cap) return
+    this.cap = capacity
     this.generationSize = Math.floor(capacity / 2)
   }
 

@@ -110,6 +110,21 @@ test('the cache stays within its bound', () => {
   }
 })
 
+test('the cache grows with the connected fleet: a controller cycling through more agents than the base bound still hits', () => {
+  const engine = new PolicyEngine({ cacheSize: 100 })
+  engine.activate(policy)
+  const agents = Array.from({ length: 300 }, (_, i) => req('publish', controller, `acme/usp/agent/os::00256D-${String(i).padStart(4, '0')}`))
+  const cycle = (): number => agents.filter(a => engine.decide(a).cached).length
+  cycle()
+  assert.equal(cycle(), 0, 'under the fixed bound every request of the next cycle misses')
+  engine.fitSessions(300) // 300 agents connected: 4 decisions each
+  assert.equal(engine.cacheCapacity, 1600)
+  cycle()
+  assert.equal(cycle(), 300, 'sized for the fleet, the second cycle is all hits')
+  engine.fitSessions(10)
+  assert.equal(engine.cacheCapacity, 1600, 'never shrinks')
+})
+
 test('an evaluation error fails closed, reports, and is not cached', async () => {
   const { bytes } = buildTempBundle({
     only: true,
