@@ -696,13 +696,46 @@ export class CertificationRun {
   }
 
   private async reboot (): Promise<{ result: CheckResult, summary: string, details?: Record<string, unknown> }> {
+    const eid = this.req.endpointId
+    const ctl = this.ctl!
     const at = Date.now()
     const atIso = new Date(at).toISOString()
-    await this.ctl!.request(this.req.endpointId, { operate: { command: 'Device.Reboot()', commandKey: `certify-${this.id}`, sendResp: true } })
+    const commandKey = `certify-${this.id}`
+    try {
+      await ctl.request(eid, { operate: { command: 'Device.Reboot()', commandKey, sendResp: true } })
+    } catch (err) {
+      if (err instanceof UspErrorReply) return { result: NOT_SUPPORTED_CODES.has(err.errCode) ? 'unsupported' : 'fail', summary: `Operate Device.Reboot(): ${err.message}` }
+      throw err
+    }
+    const answeredMs = Date.now() - at
     const down = await this.until(() => !this.online(), this.ctx.timings.onlineTimeoutMs)
-    const back = await this.until(() => this.online(), this.ctx.timings.onlineTimeoutMs * 3)
-    const boot = await this.ctl!.waitFor(() => this.ctl!.notifications.find(n => n.at >= atIso && isBoot(n.notify)), this.connectRecordWaitMs, this.signal)
-    return { result: down && back ? 'pass' : 'fail', summary: `Reboot(): ${down ? 'went down' : 'did not go down'}, ${back ? `back after ${Date.now() - at} ms` : 'not back'}${boot ? ', Boot! seen' : ''}` }
+    const downMs = down ? Date.now() - at : undefined
+    const back = down && await this.until(() => this.online(), this.ctx.timings.onlineTimeoutMs * 3)
+    const reconnectMs = back ? Date.now() - at : undefined
+    const rec = back ? await ctl.waitFor(() => ctl.connectRecords.find(r => r.fromId === eid && r.at >= atIso), this.connectRecordWaitMs, this.signal) : undefined
+    const boot = back ? await ctl.waitFor(() => ctl.notifications.find(n => n.fromId === eid && n.at >= atIso && isBoot(n.notify)), this.connectRecordWaitMs, this.signal) : undefined
+    const params = (boot?.notify.event as { params?: Record<string, string> } | undefined)?.params ?? {}
+    const cause = params.Cause
+    const details = {
+      command: 'Device.Reboot()',
+      commandKey,
+      rebootRequestedAt: atIso,
+      answeredMs,
+      downMs,
+      reconnectMs,
+      connectRecordMs: rec ? Date.parse(rec.at) - at : undefined,
+      bootMs: boot ? Date.parse(boot.at) - at : undefined,
+      bootCause: cause,
+      bootCommandKey: params.CommandKey
+    }
+    const parts = [
+      `answered in ${answeredMs} ms`,
+      down ? `went down after ${downMs!} ms` : `did not go down within ${Math.round(this.ctx.timings.onlineTimeoutMs / 1000)} s`,
+      ...(down ? [back ? `back online after ${reconnectMs!} ms` : `not back within ${Math.round(this.ctx.timings.onlineTimeoutMs * 3 / 1000)} s`] : []),
+      ...(back ? [rec ? `MQTTConnectRecord after ${details.connectRecordMs!} ms` : 'no MQTTConnectRecord'] : []),
+      ...(back ? [boot ? `Boot! (Cause ${cause ?? '?'}) after ${details.bootMs!} ms` : 'no Boot! seen'] : [])
+    ]
+    return { result: down && back ? 'pass' : 'fail', summary: `Reboot(): ${parts.join(', ')}`, details }
   }
 
   private async secretScan (): Promise<{ result: CheckResult, summary: string }> {
