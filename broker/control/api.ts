@@ -58,6 +58,8 @@ export interface ControlPlane {
   listCertifications(tenant: string): RunView[]
   getCertification(tenant: string, id: string): RunView
   cancelCertification(tenant: string, id: string): RunView
+  /** Resumes a run interrupted by a restart (202, in the background). */
+  resumeCertification(tenant: string, id: string, actor: Actor): RunView
   certificationEvidence(tenant: string, id: string): Promise<{ manifest: Record<string, unknown>, verification: VerifyResult }>
   /** The device matrix as JSON, CSV or Markdown (only the given tenants' rows when scoped). */
   deviceMatrix(format: 'json' | 'csv' | 'markdown', tenants?: readonly string[]): { type: string, body: string }

@@ -246,6 +246,11 @@ export class GatewayControlPlane implements ControlPlane {
     return certifyCall(() => this.certifyService.cancel(tenant, id))
   }
 
+  resumeCertification (tenant: string, id: string, actor: Actor): RunView {
+    this.requireTenant(tenant)
+    return certifyCall(() => this.certifyService.resume(tenant, id, actor.id))
+  }
+
   /** The signed manifest of a finished run and a fresh verification of its bundle against the gateway root. */
   async certificationEvidence (tenant: string, id: string): Promise<{ manifest: Record<string, unknown>, verification: VerifyResult }> {
     const run = this.getCertification(tenant, id)
