@@ -18,8 +18,13 @@ const GATEWAY_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', i
 
 /** Why a run cannot start: mapped to 400 / 404 / 409 by the control plane. */
 export class CertifyError extends Error {
-  constructor (readonly kind: 'invalid' | 'not_found' | 'conflict', message: string) { super(message) }
+  constructor (readonly kind: 'invalid' | 'not_found' | 'conflict' | 'unavailable', message: string) { super(message) }
 }
+
+type NodeOp =
+  | { op: 'start', input: Parameters<CertificationService['start']>[0], actor: string }
+  | { op: 'get' | 'cancel', tenant: string, id: string }
+  | { op: 'resume', tenant: string, id: string, actor: string }
 
 export interface RunView {
   id: string
@@ -38,6 +43,8 @@ export interface RunView {
   matrixStatus?: string
   /** Attempts of the run (more than one when it was resumed after a restart). */
   attempts?: number
+  /** The node running it (cluster mode: the node holding the device's session). */
+  node?: string
 }
 
 export interface CertifyOptions {
@@ -61,6 +68,8 @@ export class CertificationService {
   /** Runs interrupted by a restart, resumable (loaded at start). */
   private readonly interrupted = new Map<string, RunRecord>()
   private persistChain: Promise<void> = Promise.resolve()
+  /** Cluster mode: runs this node forwarded to another node (run id → node). */
+  private readonly remoteRuns = new Map<string, string>()
   /** The gateway's own logins shared by concurrent runs: secret (memory only) and how many runs hold it. */
   private readonly held = new Map<string, { secret: Promise<string>, count: number }>()
   private readonly credentials: RunCredentials = {
@@ -90,6 +99,65 @@ export class CertificationService {
     this.timings = { ...DEFAULT_TIMINGS, ...opts.timings }
     this.journalDir = join(host.dataDir, 'certify', 'active')
     this.runsDir = join(host.dataDir, 'certify', 'runs')
+    host.nodes?.handle('certify', async body => {
+      const b = body as NodeOp
+      switch (b.op) {
+        case 'start': return this.start(b.input, b.actor)
+        case 'get': return this.get(b.tenant, b.id)
+        case 'cancel': return this.cancel(b.tenant, b.id)
+        case 'resume': return this.resume(b.tenant, b.id, b.actor)
+        default: throw new CertifyError('invalid', 'unknown certification request')
+      }
+    })
+  }
+
+  // ---- cluster mode: a run executes on the node that holds the device's session (its checks cut,
+  // observe and time that session); the other nodes forward start / get / cancel / resume to it
+
+  /** The other node holding the device's live session, if any (undefined: run here). */
+  private async ownerNode (tenant: string, endpointId: string): Promise<string | undefined> {
+    if (this.host.nodes === undefined || this.host.sessions.ofIdentity(`${tenant}:${endpointId}`).length > 0) return undefined
+    const reg = await this.host.endpoints.get(tenant, endpointId).catch(() => undefined)
+    return reg?.online === true && reg.node !== this.host.nodeId ? reg.node : undefined
+  }
+
+  private async onNode (node: string, op: NodeOp): Promise<RunView> {
+    try {
+      return await this.host.nodes!.request(node, 'certify', op) as RunView
+    } catch (err) {
+      const kind = (err as { kind?: unknown }).kind
+      if (kind === 'invalid' || kind === 'not_found' || kind === 'conflict') throw new CertifyError(kind, (err as Error).message)
+      throw new CertifyError('unavailable', `node ${node}, which runs it, did not answer: ${(err as Error).message}`)
+    }
+  }
+
+  /** Starts a run on the node holding the device's session (this one when it is here, offline or not clustered). */
+  async startRouted (input: Parameters<CertificationService['start']>[0], actor: string): Promise<RunView> {
+    const node = await this.ownerNode(input.tenant, input.endpointId)
+    if (node === undefined) return this.start(input, actor)
+    const view = await this.onNode(node, { op: 'start', input, actor })
+    this.remoteRuns.set(view.id, node)
+    return view
+  }
+
+  async getRouted (tenant: string, id: string): Promise<RunView> {
+    const node = this.remoteRuns.get(id)
+    return node === undefined ? this.get(tenant, id) : await this.onNode(node, { op: 'get', tenant, id })
+  }
+
+  async listRouted (tenant: string): Promise<RunView[]> {
+    const remote = await Promise.all([...this.remoteRuns.keys()].map(async id => await this.getRouted(tenant, id).catch(() => undefined)))
+    return [...this.list(tenant), ...remote.filter((v): v is RunView => v !== undefined)]
+  }
+
+  async cancelRouted (tenant: string, id: string): Promise<RunView> {
+    const node = this.remoteRuns.get(id)
+    return node === undefined ? this.cancel(tenant, id) : await this.onNode(node, { op: 'cancel', tenant, id })
+  }
+
+  async resumeRouted (tenant: string, id: string, actor: string): Promise<RunView> {
+    const node = this.remoteRuns.get(id)
+    return node === undefined ? this.resume(tenant, id, actor) : await this.onNode(node, { op: 'resume', tenant, id, actor })
   }
 
   get evidenceRoot (): string { return join(this.host.dataDir, 'evidence') }
@@ -284,13 +352,18 @@ export class CertificationService {
     } catch (err) {
       run.say(`evidence / matrix could not be written: ${(err as Error).message}`)
       run.error ??= (err as Error).message
+      // no evidence, no certification: the checks' results stay in the view, the run does not pass
+      if (run.evidencePath === '' || run.evidencePath === undefined) {
+        run.outcome = 'error'
+        run.levelReached = 'none'
+      }
     }
     await this.journal(run.id, null)
     await this.persistChain
     await rm(join(this.runsDir, `${run.id}.json`), { force: true })
     run.state = run.outcome
-    run.say(`run ${run.state}: level reached ${reached}${status ? `, matrix ${status}` : ''}${run.evidencePath ? `, evidence ${run.evidencePath}` : ''}`)
-    this.host.events.emit({ code: 'certify.run_finished', tenant: run.req.tenant, principal: run.req.endpointId, actor: run.req.actor, action: 'certify.finish', reason: `run ${run.id} ${run.state}; level ${reached}${status ? `; matrix ${status}` : ''}` })
+    run.say(`run ${run.state}: level reached ${run.levelReached}${status ? `, matrix ${status}` : ''}${run.evidencePath ? `, evidence ${run.evidencePath}` : ''}`)
+    this.host.events.emit({ code: 'certify.run_finished', tenant: run.req.tenant, principal: run.req.endpointId, actor: run.req.actor, action: 'certify.finish', reason: `run ${run.id} ${run.state}; level ${run.levelReached}${status ? `; matrix ${status}` : ''}` })
     const v = this.view(run)
     if (status !== undefined) v.matrixStatus = status
     this.views.set(run.id, v)
@@ -421,7 +494,8 @@ export class CertificationService {
       startedAt: rec.startedAt,
       progress: [...rec.progress],
       checks: rec.outcomes.map(o => ({ id: o.id, title: o.title, category: o.category, result: o.result, summary: o.summary, durationMs: o.durationMs })),
-      attempts: rec.attempts.length
+      attempts: rec.attempts.length,
+      node: this.host.nodeId
     }
   }
 
@@ -461,7 +535,8 @@ export class CertificationService {
       progress: [...run.progress],
       checks: run.outcomes.map(o => ({ id: o.id, title: o.title, category: o.category, result: o.result, summary: o.summary, durationMs: o.durationMs })),
       ...(run.evidencePath ? { evidencePath: run.evidencePath } : {}),
-      attempts: run.attempts.length
+      attempts: run.attempts.length,
+      node: this.host.nodeId
     }
   }
 }
