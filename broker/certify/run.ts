@@ -381,6 +381,8 @@ export class CertificationRun {
     const eid = this.req.endpointId
     const timer = setTimeout(() => this.abort.abort(new Error(`run exceeded its time bound of ${Math.round(this.ctx.timings.runTimeoutMs / 1000)} s`)), this.ctx.timings.runTimeoutMs)
     try {
+      // cancelled before it began (an interrupted run that is cancelled): touch nothing
+      this.signal.throwIfAborted()
       this.restore = {
         tenant: t,
         endpointId: eid,

@@ -271,15 +271,17 @@ export class CertificationService {
    * Resumes a run interrupted by a restart: a new attempt keeps the finished checks' results and
    * records and re-runs from the first unfinished check; the run files one evidence bundle.
    */
-  resume (tenant: string, id: string, actor: string): RunView {
+  resume (tenant: string, id: string, actor: string, cancelled?: string): RunView {
     const rec = this.interrupted.get(id)
     if (rec === undefined || rec.req.tenant !== tenant) {
       if (this.runs.get(id)?.req.tenant === tenant) throw new CertifyError('conflict', `run ${id} was not interrupted (${this.runs.get(id)!.state}); only an interrupted run can be resumed`)
       throw new CertifyError('not_found', `no interrupted certification run "${id}" in tenant "${tenant}"`)
     }
     const cred = this.host.store.getCredential(tenant, rec.req.endpointId)
-    if (cred === undefined) throw new CertifyError('not_found', `no credential for "${rec.req.endpointId}" in tenant "${tenant}"`)
-    if (cred.revokedAt !== undefined) throw new CertifyError('conflict', `the credential of "${rec.req.endpointId}" is revoked; issue a new one first`)
+    if (cancelled === undefined) {
+      if (cred === undefined) throw new CertifyError('not_found', `no credential for "${rec.req.endpointId}" in tenant "${tenant}"`)
+      if (cred.revokedAt !== undefined) throw new CertifyError('conflict', `the credential of "${rec.req.endpointId}" is revoked; issue a new one first`)
+    }
     const key = `${tenant}:${rec.req.endpointId}`
     const running = this.active.get(key)
     if (running !== undefined) throw new CertifyError('conflict', `run ${running} is already certifying this device (one run per device at a time)`)
@@ -294,12 +296,18 @@ export class CertificationService {
       provisionCommand: (this.opts.provisionCommand ?? (() => process.env.USPGATE_CERTIFY_PROVISION_CMD || undefined))(),
       ...this.runContext()
     }, rec)
+    // cancelling an interrupted run: the attempt ends before it touches anything; evidence is filed
+    if (cancelled !== undefined) run.cancel(cancelled)
     this.interrupted.delete(id)
     this.views.delete(id)
     this.runs.set(id, run)
     this.active.set(key, id)
-    this.host.events.emit({ code: 'certify.run_started', tenant, principal: rec.req.endpointId, actor, action: 'certify.resume', reason: `run ${id} resumed (attempt ${run.attempts.length}), level ${rec.req.level}; ${rec.outcomes.length} finished check(s) kept` })
-    run.say(`run ${id} resumed by ${actor} (attempt ${run.attempts.length}): ${rec.outcomes.length} finished check(s) kept${rec.currentCheck ? `, re-running from ${rec.currentCheck}` : ''}`)
+    if (cancelled === undefined) {
+      this.host.events.emit({ code: 'certify.run_started', tenant, principal: rec.req.endpointId, actor, action: 'certify.resume', reason: `run ${id} resumed (attempt ${run.attempts.length}), level ${rec.req.level}; ${rec.outcomes.length} finished check(s) kept` })
+      run.say(`run ${id} resumed by ${actor} (attempt ${run.attempts.length}): ${rec.outcomes.length} finished check(s) kept${rec.currentCheck ? `, re-running from ${rec.currentCheck}` : ''}`)
+    } else {
+      run.say(`interrupted run ${id} cancelled by ${actor}: its evidence is filed with the ${rec.outcomes.length} check(s) it finished`)
+    }
     void this.execute(run).finally(() => { this.active.delete(key) })
     return this.view(run)
   }
@@ -499,7 +507,9 @@ export class CertificationService {
     }
   }
 
-  cancel (tenant: string, id: string): RunView {
+  cancel (tenant: string, id: string, actor = 'operator'): RunView {
+    // an interrupted run ends cancelled at once (nothing to put back: that was done at the restart)
+    if (this.interrupted.get(id)?.req.tenant === tenant) return this.resume(tenant, id, actor, 'cancelled by the operator (the run was interrupted)')
     const run = this.runs.get(id)
     if (run === undefined || run.req.tenant !== tenant) throw new CertifyError('not_found', `no certification run "${id}" in tenant "${tenant}"`)
     if (run.state !== 'running') throw new CertifyError('conflict', `run ${id} already ended (${run.state})`)

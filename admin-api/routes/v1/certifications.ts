@@ -81,7 +81,7 @@ export function registerCertificationsRoutes (v1: FastifyInstance<any, any, any,
 
   v1.delete('/tenants/:tenant/certifications/:id', {
     config: { access: { permission: 'certify.run', scope: 'tenant-param', action: 'certify.cancel' } },
-    schema: { summary: 'Cancel a running certification run (it puts back what it changed, then files its evidence)', params: runParams, response: { 200: runView, ...problems(404, 409, 503) } }
+    schema: { summary: 'Cancel a running certification run (it puts back what it changed, then files its evidence), or an interrupted one (ends cancelled at once, evidence filed)', params: runParams, response: { 200: runView, ...problems(404, 409, 503) } }
   }, async (req: FastifyRequest<{ Params: { tenant: string, id: string } }>) => await control.cancelCertification(req.params.tenant, req.params.id))
 
   v1.post('/tenants/:tenant/certifications/:id/resume', {
