@@ -19,23 +19,31 @@ interface RunView {
 export const certifyCommands: CommandSpec[] = [
   {
     name: 'certify',
-    args: ['<tenant>', '<endpoint-id>'],
+    args: ['<tenant>', '[endpoint-id]'],
     options: {
+      resume: { type: 'string', value: 'RUN-ID', help: 'resume a run interrupted by a gateway restart (finished checks are kept; no endpoint id)' },
       level: { type: 'string', value: 'integration-ready|certified', help: 'the level to reach' },
       workflows: { type: 'string', value: 'set-preview,operate,reboot', help: 'the workflows to run' },
       'online-timeout': { type: 'string', value: 'SECONDS', help: 'how long to wait for the endpoint to come online' }
     },
     summary: 'Run a certification of one endpoint; progress is printed as it comes (Ctrl-C cancels the run).',
     run: async cmd => {
-      const [tenant, endpointId] = cmd.args as [string, string]
-      const conn = await cmd.conn()
+      const [tenant, endpointId] = cmd.args as [string, string | undefined]
+      const resume = cmd.str('resume')
       const workflows = listFlag(cmd, 'workflows')
       const level = cmd.str('level')
       const timeout = cmd.str('online-timeout')
+      if (resume !== undefined && (endpointId !== undefined || workflows !== undefined || level !== undefined || timeout !== undefined)) throw new CliError(`--resume takes the run's tenant and id only (the run keeps its endpoint, level and workflows)\n${cmd.usage}`)
+      if (resume === undefined && endpointId === undefined) throw new CliError(`an endpoint id is required (or --resume RUN-ID)\n${cmd.usage}`)
       if (timeout !== undefined && !/^\d{1,6}$/.test(timeout)) throw new CliError(`--online-timeout must be a whole number of seconds\n${cmd.usage}`)
+      const conn = await cmd.conn()
       const path = `/v1/tenants/${encodeURIComponent(tenant)}/certifications`
-      let run = await call(conn, 'POST', path, { endpointId, ...(level ? { level } : {}), ...(workflows ? { workflows } : {}), ...(timeout ? { onlineTimeoutSeconds: Number(timeout) } : {}) }) as RunView
+      let run = resume !== undefined
+        ? await call(conn, 'POST', `${path}/${encodeURIComponent(resume)}/resume`) as RunView
+        : await call(conn, 'POST', path, { endpointId, ...(level ? { level } : {}), ...(workflows ? { workflows } : {}), ...(timeout ? { onlineTimeoutSeconds: Number(timeout) } : {}) }) as RunView
+      // a resumed run's view starts with the earlier attempts' progress: show this attempt's
       let shown = 0
+      if (resume !== undefined) for (const [i, p] of run.progress.entries()) if (p.message.startsWith(`run ${run.id} resumed`)) shown = i
       const cancel = (): void => { void call(conn, 'DELETE', `${path}/${run.id}`).catch(() => {}) }
       process.once('SIGINT', cancel)
       for (;;) {

@@ -261,7 +261,9 @@ export class Gateway {
       startCanary: async (revision, tenants, actor) => { await this.policyVersions.startCanary(revision, tenants, actor) },
       rollback: async (actor, reason) => { await this.policyVersions.rollback(actor, reason) },
       sign: async data => await (await this.certificates.authority()).signWithRoot(data),
-      requireWritable: () => this.control.requireWritable()
+      requireWritable: () => this.control.requireWritable(),
+      // cluster mode: runs are forwarded to the node holding the device's session
+      ...(this.cluster !== undefined ? { nodes: { request: async (node: string, topic: string, body: unknown) => await this.cluster!.requestNode(node, topic, body), handle: (topic: string, h: (body: unknown) => Promise<unknown>) => { this.cluster!.handle(topic, h) } } } : {})
     })
     this.control = new GatewayControlPlane(this)
     const persistence = mode.aedes.persistence as { countOffline: () => Promise<{ clientsCount: number }> }

@@ -27,4 +27,12 @@ export interface CertifyHost {
   sign(data: Uint8Array<ArrayBuffer>): Promise<{ algorithm: 'RSASSA-PKCS1-v1_5-SHA256', signature: Buffer, certificatePem: string }>
   /** Throws while the state store cannot be written (cluster mode: Redis down). */
   requireWritable(): void
+  /**
+   * Cluster mode: requests to another node over Redis (a run is forwarded to the node holding the
+   * device's session, and its progress / cancel / resume asked there).
+   */
+  nodes?: {
+    request(node: string, topic: string, body: unknown): Promise<unknown>
+    handle(topic: string, handler: (body: unknown) => Promise<unknown>): void
+  }
 }

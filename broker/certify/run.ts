@@ -58,7 +58,40 @@ export interface RunRequest {
   onlineTimeoutMs?: number
 }
 
-export type RunState = 'running' | 'passed' | 'failed' | 'cancelled' | 'error'
+export type RunState = 'running' | 'passed' | 'failed' | 'cancelled' | 'error' | 'interrupted'
+
+/** The abort reason of a gateway shutdown: the run ends `interrupted` (resumable), not cancelled. */
+export const SHUTDOWN_REASON = 'gateway shutting down'
+
+/** One attempt of a run (a resumed run has several; the evidence lists them). */
+export interface RunAttempt {
+  startedAt: string
+  endedAt?: string
+  /** How the attempt ended: a run state, or 'interrupted' (restart). */
+  ended?: string
+  node: string
+  actor: string
+  /** Checks this attempt kept from earlier attempts (not re-run). */
+  kept: string[]
+}
+
+/**
+ * What is persisted of a run as it goes (`<data dir>/certify/runs/<id>.json`, written after each
+ * check): enough to resume it after a restart, keeping the finished checks' results and records.
+ */
+export interface RunRecord {
+  id: string
+  req: RunRequest
+  state: 'running' | 'interrupted'
+  startedAt: string
+  /** The check running when the record was written (the one a resume re-runs first). */
+  currentCheck?: string
+  outcomes: CheckOutcome[]
+  progress: ProgressLine[]
+  facts: Partial<DeviceFacts>
+  traces: Array<{ direction: 'sent' | 'received', at: string, topic: string, replyTo?: string, raw: string, decoded: Record<string, unknown> }>
+  attempts: RunAttempt[]
+}
 
 export interface DeviceFacts {
   vendor: string
@@ -83,6 +116,10 @@ export interface RunContext {
   credentials: RunCredentials
   /** Crash journal: what the run must put back (null when it ended), so a restart can restore it. */
   journal(runId: string, state: RestoreState | null): Promise<void>
+  /** Persists the run's progress (after each check) so an interrupted run can be resumed. */
+  persist(run: CertificationRun): Promise<void>
+  /** The node running this attempt (evidence). */
+  node: string
 }
 
 /**
@@ -111,10 +148,16 @@ export class CertificationRun {
   state: RunState = 'running'
   /** How execute() ended; the service turns it into `state` once evidence and matrix are filed. */
   outcome: RunState = 'running'
-  readonly startedAt = new Date()
+  readonly startedAt: Date
   finishedAt: Date | undefined
   readonly outcomes: CheckOutcome[] = []
   readonly progress: ProgressLine[] = []
+  /** This attempt and the earlier ones of a resumed run. */
+  readonly attempts: RunAttempt[] = []
+  /** Results of earlier attempts kept by a resume (not re-run). */
+  private readonly kept = new Map<string, CheckOutcome>()
+  /** The check running now (persisted: a resume re-runs it). */
+  currentCheck: string | undefined
   levelReached = 'none'
   facts: Partial<DeviceFacts> = {}
   evidencePath = ''
@@ -130,9 +173,48 @@ export class CertificationRun {
   private agentProtocol: 4 | 5 = 5
   private controllerConnections = 0
 
-  constructor (id: string, readonly req: RunRequest, private readonly ctx: RunContext) {
+  constructor (id: string, readonly req: RunRequest, private readonly ctx: RunContext, resumeFrom?: RunRecord) {
     this.id = id
     if (req.onlineTimeoutMs !== undefined) ctx.timings = { ...ctx.timings, onlineTimeoutMs: req.onlineTimeoutMs }
+    this.startedAt = resumeFrom ? new Date(resumeFrom.startedAt) : new Date()
+    if (resumeFrom !== undefined) {
+      // the finished checks stay in the run's results from the start (also if this attempt ends early)
+      for (const o of resumeFrom.outcomes) this.kept.set(o.id, o)
+      this.outcomes.push(...resumeFrom.outcomes)
+      this.progress.push(...resumeFrom.progress)
+      this.facts = { ...resumeFrom.facts }
+      this.traces.push(...resumeFrom.traces.map(t => ({ direction: t.direction, at: t.at, topic: t.topic, ...(t.replyTo !== undefined ? { replyTo: t.replyTo } : {}), raw: Buffer.from(t.raw, 'base64'), decoded: t.decoded })))
+      this.attempts.push(...resumeFrom.attempts)
+    }
+    this.attempts.push({ startedAt: new Date().toISOString(), node: ctx.node, actor: req.actor, kept: [...this.kept.keys()] })
+  }
+
+  /** True when a resume kept this check's result from an earlier attempt. */
+  private isKept (id: CheckId): boolean { return this.kept.has(id) }
+
+  /** What is persisted of the run (resume after a restart). */
+  snapshot (state: RunRecord['state'] = 'running'): RunRecord {
+    return {
+      id: this.id,
+      req: this.req,
+      state,
+      startedAt: this.startedAt.toISOString(),
+      ...(this.currentCheck !== undefined ? { currentCheck: this.currentCheck } : {}),
+      outcomes: [...this.outcomes],
+      progress: [...this.progress],
+      facts: { ...this.facts },
+      traces: this.traces.map(t => ({ direction: t.direction, at: t.at, topic: t.topic, ...(t.replyTo !== undefined ? { replyTo: t.replyTo } : {}), raw: t.raw.toString('base64'), decoded: t.decoded as Record<string, unknown> })),
+      attempts: this.attempts.map(a => ({ ...a }))
+    }
+  }
+
+  /** Ends the run as `interrupted` (gateway shutdown): it puts back what it changed and can be resumed. */
+  interrupt (): void {
+    if (this.state === 'running') this.abort.abort(new Error(SHUTDOWN_REASON))
+  }
+
+  get interrupted (): boolean {
+    return this.signal.aborted && (this.signal.reason as Error | undefined)?.message === SHUTDOWN_REASON
   }
 
   get signal (): AbortSignal { return this.abort.signal }
@@ -173,8 +255,15 @@ export class CertificationRun {
 
   private async check (id: CheckId, body: () => Promise<{ result: CheckResult, summary: string, details?: Record<string, unknown> }>): Promise<CheckOutcome> {
     const def = this.ctx.checklist.checks.find(c => c.id === id)
+    const earlier = this.kept.get(id)
+    if (earlier !== undefined) {
+      this.say(`kept from an earlier attempt (finished ${earlier.finishedAt}): ${earlier.result}`, id)
+      return earlier
+    }
     const started = new Date()
+    this.currentCheck = id
     this.say(`running: ${def?.title ?? id}`, id)
+    await this.ctx.persist(this)
     let r: { result: CheckResult, summary: string, details?: Record<string, unknown> }
     try {
       this.signal.throwIfAborted()
@@ -196,11 +285,15 @@ export class CertificationRun {
       durationMs: finished.getTime() - started.getTime()
     }
     this.outcomes.push(o)
+    this.currentCheck = undefined
     this.say(`${r.result}: ${r.summary}`, id)
+    await this.ctx.persist(this)
     return o
   }
 
   private skip (id: CheckId, why: string): void {
+    const earlier = this.kept.get(id)
+    if (earlier !== undefined) return
     const def = this.ctx.checklist.checks.find(c => c.id === id)
     const now = new Date().toISOString()
     this.outcomes.push({ id, title: def?.title ?? id, category: def?.category ?? '', result: 'skipped', summary: why, details: {}, startedAt: now, finishedAt: now, durationMs: 0 })
@@ -288,6 +381,8 @@ export class CertificationRun {
     const eid = this.req.endpointId
     const timer = setTimeout(() => this.abort.abort(new Error(`run exceeded its time bound of ${Math.round(this.ctx.timings.runTimeoutMs / 1000)} s`)), this.ctx.timings.runTimeoutMs)
     try {
+      // cancelled before it began (an interrupted run that is cancelled): touch nothing
+      this.signal.throwIfAborted()
       this.restore = {
         tenant: t,
         endpointId: eid,
@@ -305,7 +400,9 @@ export class CertificationRun {
 
       // ---- first contact: a fresh connection of the agent while the controller listens
       let firstContactFrom = Date.now()
-      if (this.online()) {
+      if (this.isKept('interop.first_contact')) {
+        this.say(`run resumed: ${this.kept.size} finished check(s) kept from the earlier attempt; waiting for the agent to be online`)
+      } else if (this.online()) {
         this.say('agent is online: forcing a reconnect to observe its first contact')
         firstContactFrom = Date.now()
         this.cutSessions()
@@ -421,7 +518,7 @@ export class CertificationRun {
     } catch (err) {
       const reason = this.signal.aborted ? (this.signal.reason as Error | undefined)?.message ?? 'aborted' : (err as Error).message
       this.error = reason
-      this.outcome = this.signal.aborted && !/time bound/.test(reason) ? 'cancelled' : 'error'
+      this.outcome = this.interrupted ? 'interrupted' : this.signal.aborted && !/time bound/.test(reason) ? 'cancelled' : 'error'
       this.say(`run stopped: ${reason}`)
     } finally {
       clearTimeout(timer)
@@ -540,7 +637,8 @@ export class CertificationRun {
     const cutAt = Date.now()
     const cutIso = new Date(cutAt).toISOString()
     const presenceBefore = ctl.presence.length
-    this.cutSessions()
+    // a resume that kept both results does not cut the agent again
+    if (!(this.isKept('interop.offline_detection') && this.isKept('interop.reconnect'))) this.cutSessions()
     await this.check('interop.offline_detection', async () => {
       const zero = await ctl.waitFor(() => ctl.presence.slice(presenceBefore).find(p => p.endpointId === eid && p.value === '0'), 3000, this.signal)
       const reg = await this.h.endpoints.get(t, eid)
@@ -565,8 +663,10 @@ export class CertificationRun {
     const eid = this.req.endpointId
     const t = this.req.tenant
     const rotatedAt = new Date().toISOString()
-    const secret = await this.rotate()
-    this.say('credential rotated: the agent must now fail to log in with its old secret')
+    // a resume that kept the recovery result does not rotate the credential again
+    const rerun = !this.isKept('interop.credential_recovery')
+    const secret = rerun ? await this.rotate() : ''
+    if (rerun) this.say('credential rotated: the agent must now fail to log in with its old secret')
     await this.check('security.bare_username_refused', async () => await this.bareUsernameProbe(secret))
     await this.check('interop.credential_recovery', async () => {
       const tried = await this.until(() => this.events(rotatedAt, e => e.code === 'auth.bad_credentials' && e.principal === eid && e.tenant === t && !String(e.clientId ?? '').startsWith('uspgate-certify')).length > 0, this.ctx.timings.onlineTimeoutMs)
@@ -696,13 +796,46 @@ export class CertificationRun {
   }
 
   private async reboot (): Promise<{ result: CheckResult, summary: string, details?: Record<string, unknown> }> {
+    const eid = this.req.endpointId
+    const ctl = this.ctl!
     const at = Date.now()
     const atIso = new Date(at).toISOString()
-    await this.ctl!.request(this.req.endpointId, { operate: { command: 'Device.Reboot()', commandKey: `certify-${this.id}`, sendResp: true } })
+    const commandKey = `certify-${this.id}`
+    try {
+      await ctl.request(eid, { operate: { command: 'Device.Reboot()', commandKey, sendResp: true } })
+    } catch (err) {
+      if (err instanceof UspErrorReply) return { result: NOT_SUPPORTED_CODES.has(err.errCode) ? 'unsupported' : 'fail', summary: `Operate Device.Reboot(): ${err.message}` }
+      throw err
+    }
+    const answeredMs = Date.now() - at
     const down = await this.until(() => !this.online(), this.ctx.timings.onlineTimeoutMs)
-    const back = await this.until(() => this.online(), this.ctx.timings.onlineTimeoutMs * 3)
-    const boot = await this.ctl!.waitFor(() => this.ctl!.notifications.find(n => n.at >= atIso && isBoot(n.notify)), this.connectRecordWaitMs, this.signal)
-    return { result: down && back ? 'pass' : 'fail', summary: `Reboot(): ${down ? 'went down' : 'did not go down'}, ${back ? `back after ${Date.now() - at} ms` : 'not back'}${boot ? ', Boot! seen' : ''}` }
+    const downMs = down ? Date.now() - at : undefined
+    const back = down && await this.until(() => this.online(), this.ctx.timings.onlineTimeoutMs * 3)
+    const reconnectMs = back ? Date.now() - at : undefined
+    const rec = back ? await ctl.waitFor(() => ctl.connectRecords.find(r => r.fromId === eid && r.at >= atIso), this.connectRecordWaitMs, this.signal) : undefined
+    const boot = back ? await ctl.waitFor(() => ctl.notifications.find(n => n.fromId === eid && n.at >= atIso && isBoot(n.notify)), this.connectRecordWaitMs, this.signal) : undefined
+    const params = (boot?.notify.event as { params?: Record<string, string> } | undefined)?.params ?? {}
+    const cause = params.Cause
+    const details = {
+      command: 'Device.Reboot()',
+      commandKey,
+      rebootRequestedAt: atIso,
+      answeredMs,
+      downMs,
+      reconnectMs,
+      connectRecordMs: rec ? Date.parse(rec.at) - at : undefined,
+      bootMs: boot ? Date.parse(boot.at) - at : undefined,
+      bootCause: cause,
+      bootCommandKey: params.CommandKey
+    }
+    const parts = [
+      `answered in ${answeredMs} ms`,
+      down ? `went down after ${downMs!} ms` : `did not go down within ${Math.round(this.ctx.timings.onlineTimeoutMs / 1000)} s`,
+      ...(down ? [back ? `back online after ${reconnectMs!} ms` : `not back within ${Math.round(this.ctx.timings.onlineTimeoutMs * 3 / 1000)} s`] : []),
+      ...(back ? [rec ? `MQTTConnectRecord after ${details.connectRecordMs!} ms` : 'no MQTTConnectRecord'] : []),
+      ...(back ? [boot ? `Boot! (Cause ${cause ?? '?'}) after ${details.bootMs!} ms` : 'no Boot! seen'] : [])
+    ]
+    return { result: down && back ? 'pass' : 'fail', summary: `Reboot(): ${parts.join(', ')}`, details }
   }
 
   private async secretScan (): Promise<{ result: CheckResult, summary: string }> {

@@ -94,7 +94,15 @@ export type ControlMessage = { origin: string, sent?: number } & (
   | { kind: 'policy' }
   /** The shared PKI (hash `<prefix>pki`) changed; handled by broker/cluster-pki.ts, not here. */
   | { kind: 'pki', version: number }
+  /** A request to one node (`to`), answered by a node-answer (e.g. a certification run forwarded to the node holding the device's session). */
+  | { kind: 'node-request', to: string, from: string, rid: string, topic: string, body: unknown }
+  | { kind: 'node-answer', to: string, rid: string, ok: boolean, value?: unknown, error?: { message: string, kind?: string } }
 )
+
+/** A node-request the other node refused or failed: its message and, when it had one, its error kind. */
+export class NodeRequestError extends Error {
+  constructor (message: string, readonly kind: string | undefined) { super(message) }
+}
 
 export interface ClusterHooks {
   /** Full reload of everything held in memory (store, policy assignment). */
@@ -128,6 +136,8 @@ export class Cluster implements ClusterAccess {
   readonly keys: { control: string, events: string, nodesPrefix: string, policyIndex: string, policyBundle: (rev: string) => string, certRevoked: string }
   private hooks: ClusterHooks | undefined
   private store: RedisStateStore | undefined
+  private readonly nodeRequests = new Map<string, { resolve: (v: unknown) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
+  private readonly requestHandlers = new Map<string, (body: unknown) => Promise<unknown>>()
   private synced = false
   private wasUp = true
   private resyncing: Promise<void> | undefined
@@ -264,9 +274,59 @@ export class Cluster implements ClusterAccess {
     }
   }
 
+  /** Answers node-requests of a topic sent to this node (a thrown error's message and `kind` go back). */
+  handle (topic: string, handler: (body: unknown) => Promise<unknown>): void {
+    this.requestHandlers.set(topic, handler)
+  }
+
+  /** Sends a request to one node over the control channel and waits for its answer. */
+  async requestNode (node: string, topic: string, body: unknown, timeoutMs = 15_000): Promise<unknown> {
+    const rid = randomUUID()
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.nodeRequests.delete(rid)
+        reject(new NodeRequestError(`node ${node} did not answer (${topic}) within ${Math.round(timeoutMs / 1000)} s`, undefined))
+      }, timeoutMs)
+      this.nodeRequests.set(rid, { resolve, reject, timer })
+      const msg: ControlMessage = { origin: this.instance, sent: Date.now(), kind: 'node-request', to: node, from: this.nodeId, rid, topic, body }
+      this.cmd.publish(this.keys.control, JSON.stringify(msg)).catch((err: Error) => {
+        clearTimeout(timer)
+        this.nodeRequests.delete(rid)
+        reject(new NodeRequestError(`request to node ${node} not sent: ${err.message}`, undefined))
+      })
+    })
+  }
+
+  private onNodeMessage (msg: ControlMessage): void {
+    if (msg.kind === 'node-answer') {
+      const p = this.nodeRequests.get(msg.rid)
+      if (msg.to !== this.nodeId || p === undefined) return
+      clearTimeout(p.timer)
+      this.nodeRequests.delete(msg.rid)
+      if (msg.ok) p.resolve(msg.value)
+      else p.reject(new NodeRequestError(msg.error?.message ?? 'failed', msg.error?.kind))
+      return
+    }
+    if (msg.kind !== 'node-request' || msg.to !== this.nodeId) return
+    const handler = this.requestHandlers.get(msg.topic)
+    const answer = (a: { ok: boolean, value?: unknown, error?: { message: string, kind?: string } }): void => {
+      const out: ControlMessage = { origin: this.instance, sent: Date.now(), kind: 'node-answer', to: msg.from, rid: msg.rid, ...a }
+      this.cmd.publish(this.keys.control, JSON.stringify(out)).catch(err => { this.log.warn({ err }, 'node answer not published') })
+    }
+    if (handler === undefined) { answer({ ok: false, error: { message: `node ${this.nodeId} does not handle ${msg.topic}` } }); return }
+    handler(msg.body).then(
+      value => { answer({ ok: true, value }) },
+      (err: Error & { kind?: unknown }) => { answer({ ok: false, error: { message: err.message, ...(typeof err.kind === 'string' ? { kind: err.kind } : {}) } }) }
+    )
+  }
+
   private onControl (text: string): void {
     let msg: ControlMessage
     try { msg = JSON.parse(text) as ControlMessage } catch { return }
+    if (msg.kind === 'node-request' || msg.kind === 'node-answer') {
+      if (msg.origin !== this.instance) this.onNodeMessage(msg)
+      return
+    }
     if (msg.origin === this.instance || this.hooks === undefined || this.store === undefined) return
     // publish-to-receipt time across nodes (their clocks are NTP-synced; a skew below zero counts as 0)
     if (typeof msg.sent === 'number') this.metrics.controlLagSeconds.observe(Math.max(0, Date.now() - msg.sent) / 1000)

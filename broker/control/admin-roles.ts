@@ -22,7 +22,7 @@ export const ADMIN_PERMISSIONS = {
   'policy.write': 'upload policy bundles, shadow, canary, promote, rollback, set the golden decisions',
   'policy.evaluate': 'dry-run a policy revision on any input (shows what it decides for any identity)',
   'token.manage': 'create, list and revoke admin tokens',
-  'certify.run': 'start and cancel certification runs (a run temporarily revokes / rotates the device under test\'s credential and starts a canary on its tenant, and puts both back)'
+  'certify.run': 'start, cancel and resume certification runs (a run temporarily revokes / rotates the device under test\'s credential and starts a canary on its tenant, and puts both back)'
 } as const
 
 export type AdminPermission = keyof typeof ADMIN_PERMISSIONS

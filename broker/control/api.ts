@@ -54,10 +54,12 @@ export interface ControlPlane {
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
   securityStats(since: string, tenants?: readonly string[]): TenantEventStats[]
   /** Certification runs (broker/certify): start (202, in the background), list, get, cancel, evidence. */
-  startCertification(tenant: string, input: { endpointId: string, level?: string | undefined, workflows?: string[] | undefined, onlineTimeoutSeconds?: number | undefined }, actor: Actor): RunView
-  listCertifications(tenant: string): RunView[]
-  getCertification(tenant: string, id: string): RunView
-  cancelCertification(tenant: string, id: string): RunView
+  startCertification(tenant: string, input: { endpointId: string, level?: string | undefined, workflows?: string[] | undefined, onlineTimeoutSeconds?: number | undefined }, actor: Actor): Promise<RunView>
+  listCertifications(tenant: string): Promise<RunView[]>
+  getCertification(tenant: string, id: string): Promise<RunView>
+  cancelCertification(tenant: string, id: string): Promise<RunView>
+  /** Resumes a run interrupted by a restart (202, in the background). */
+  resumeCertification(tenant: string, id: string, actor: Actor): Promise<RunView>
   certificationEvidence(tenant: string, id: string): Promise<{ manifest: Record<string, unknown>, verification: VerifyResult }>
   /** The device matrix as JSON, CSV or Markdown (only the given tenants' rows when scoped). */
   deviceMatrix(format: 'json' | 'csv' | 'markdown', tenants?: readonly string[]): { type: string, body: string }

@@ -226,30 +226,37 @@ export class GatewayControlPlane implements ControlPlane {
   }
 
   /** Starts a run in the background (202); progress through getCertification. */
-  startCertification (tenant: string, input: { endpointId: string, level?: string | undefined, workflows?: string[] | undefined, onlineTimeoutSeconds?: number | undefined }, actor: Actor): RunView {
+  // cluster mode: the service forwards a run to the node holding the device's session
+  async startCertification (tenant: string, input: { endpointId: string, level?: string | undefined, workflows?: string[] | undefined, onlineTimeoutSeconds?: number | undefined }, actor: Actor): Promise<RunView> {
     this.requireTenant(tenant)
-    return certifyCall(() => this.certifyService.start({ tenant, ...input }, actor.id))
+    return await certifyCall(async () => await this.certifyService.startRouted({ tenant, ...input }, actor.id))
   }
 
-  listCertifications (tenant: string): RunView[] {
+  async listCertifications (tenant: string): Promise<RunView[]> {
     this.requireTenant(tenant)
-    return this.certifyService.list(tenant)
+    return await this.certifyService.listRouted(tenant)
   }
 
-  getCertification (tenant: string, id: string): RunView {
+  async getCertification (tenant: string, id: string): Promise<RunView> {
     this.requireTenant(tenant)
-    return certifyCall(() => this.certifyService.get(tenant, id))
+    return await certifyCall(async () => await this.certifyService.getRouted(tenant, id))
   }
 
-  cancelCertification (tenant: string, id: string): RunView {
+  async cancelCertification (tenant: string, id: string): Promise<RunView> {
     this.requireTenant(tenant)
-    return certifyCall(() => this.certifyService.cancel(tenant, id))
+    return await certifyCall(async () => await this.certifyService.cancelRouted(tenant, id))
+  }
+
+  async resumeCertification (tenant: string, id: string, actor: Actor): Promise<RunView> {
+    this.requireTenant(tenant)
+    return await certifyCall(async () => await this.certifyService.resumeRouted(tenant, id, actor.id))
   }
 
   /** The signed manifest of a finished run and a fresh verification of its bundle against the gateway root. */
   async certificationEvidence (tenant: string, id: string): Promise<{ manifest: Record<string, unknown>, verification: VerifyResult }> {
-    const run = this.getCertification(tenant, id)
+    const run = await this.getCertification(tenant, id)
     if (run.evidencePath === undefined) throw new ControlError(409, 'no evidence yet', `run ${id} is ${run.state}; its evidence is filed when it ends`)
+    if (run.node !== undefined && run.node !== this.gw.nodeId) throw new ControlError(409, 'evidence on another node', `run ${id} ran on node ${run.node}: its evidence bundle is in that node's data dir (ask that node)`)
     const root = (await this.certificates.authority()).rootCaPem()
     const verification = await verifyEvidence(run.evidencePath, root)
     const manifest = JSON.parse(await readFile(join(run.evidencePath, MANIFEST_FILE), 'utf8')) as Record<string, unknown>
@@ -280,12 +287,13 @@ export class GatewayControlPlane implements ControlPlane {
   securityStats (since: string, tenants?: readonly string[]): TenantEventStats[] { return this.gw.events.stats(since, tenants) }
 }
 
-function certifyCall<T> (f: () => T): T {
+async function certifyCall<T> (f: () => Promise<T>): Promise<T> {
   try {
-    return f()
+    return await f()
   } catch (err) {
     if (err instanceof CertifyError) {
-      throw new ControlError(err.kind === 'invalid' ? 400 : err.kind === 'not_found' ? 404 : 409, err.kind === 'invalid' ? 'invalid certification request' : err.kind === 'not_found' ? 'not found' : 'conflict', err.message)
+      const [status, title] = err.kind === 'invalid' ? [400, 'invalid certification request'] as const : err.kind === 'not_found' ? [404, 'not found'] as const : err.kind === 'unavailable' ? [503, 'unavailable'] as const : [409, 'conflict'] as const
+      throw new ControlError(status, title, err.message)
     }
     throw err
   }

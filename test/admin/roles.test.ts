@@ -89,6 +89,7 @@ const ROUTES: Record<string, Fixture> = {
   'GET /v1/tenants/{tenant}/certifications': read('certify.list', '/v1/tenants/acme/certifications'),
   'GET /v1/tenants/{tenant}/certifications/{id}': read('certify.get', '/v1/tenants/acme/certifications/cr-20260101000000-00000000'),
   'DELETE /v1/tenants/{tenant}/certifications/{id}': { permission: 'certify.run', action: 'certify.cancel', path: '/v1/tenants/acme/certifications/cr-20260101000000-00000000' },
+  'POST /v1/tenants/{tenant}/certifications/{id}/resume': { permission: 'certify.run', action: 'certify.resume', path: '/v1/tenants/acme/certifications/cr-20260101000000-00000000/resume' },
   'GET /v1/tenants/{tenant}/certifications/{id}/evidence': read('certify.evidence', '/v1/tenants/acme/certifications/cr-20260101000000-00000000/evidence'),
   'GET /v1/certifications/matrix': read('certify.matrix', '/v1/certifications/matrix')
 }
@@ -148,7 +149,7 @@ test('every /v1 operation × every role: allowed → never 401/403/5xx and audit
       }
     }
   }
-  assert.equal(forbiddenCount, 50) // 24 viewer + 18 security + 8 noc + 0 admin
+  assert.equal(forbiddenCount, 52) // 25 viewer + 19 security + 8 noc + 0 admin
 })
 
 test('tenant-scoped tokens see and act on only their tenants; cross-tenant calls are 403 whether or not the tenant exists', async () => {

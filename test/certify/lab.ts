@@ -11,7 +11,7 @@ const CLI = join(import.meta.dirname, '..', '..', 'bin', 'uspgate.js')
 export interface Lab {
   /** Replaced by a test that restarts the gateway (same data dir). */
   t: TestGateway
-  agent: (tenant: string, eid: string, o: { v: '5.0' | '3.1.1', username?: string, password: string, controllerTopic?: string }) => Promise<Obuspa>
+  agent: (tenant: string, eid: string, o: { v: '5.0' | '3.1.1', username?: string, password: string, controllerTopic?: string, respawn?: boolean }) => Promise<Obuspa>
   cli: (...args: string[]) => Promise<{ code: number, stdout: string, stderr: string }>
   close: () => Promise<void>
 }
@@ -31,7 +31,8 @@ export async function startLab (): Promise<Lab> {
         mqttVersion: o.v,
         agentTopic: `${tenant}/usp/agent/${eid}`,
         controllerId: DEFAULT_CONTROLLER_ID,
-        controllerTopic: o.controllerTopic ?? `${tenant}/usp/controller/${DEFAULT_CONTROLLER_ID}`
+        controllerTopic: o.controllerTopic ?? `${tenant}/usp/controller/${DEFAULT_CONTROLLER_ID}`,
+        ...(o.respawn !== undefined ? { respawn: o.respawn } : {})
       })
       agents.push(a)
       return a

@@ -24,7 +24,8 @@ export interface TestGateway {
   token: string
   logText: () => string
   api: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<ApiResult>
-  restart: () => Promise<TestGateway>
+  /** Closes and starts again on the same data dir; `keepMqttPort`: on the same MQTT port (agents aimed at it come back). */
+  restart: (o?: { keepMqttPort?: boolean }) => Promise<TestGateway>
   close: () => Promise<void>
 }
 
@@ -66,6 +67,8 @@ export interface StartOptions {
   probe?: boolean
   limits?: Partial<Limits>
   dataDir?: string
+  /** The MQTT listener's port (default: a free one). */
+  mqttPort?: number
   logLines?: string[]
   mtls?: boolean | MtlsOptions
   redis?: GatewayConfig['redis']
@@ -93,7 +96,7 @@ export async function startGateway (opts: StartOptions = {}): Promise<TestGatewa
   const config: GatewayConfig = {
     dataDir,
     mqttHost: '127.0.0.1',
-    mqttPort: 0,
+    mqttPort: opts.mqttPort ?? 0,
     adminHost: '127.0.0.1',
     adminPort: 0,
     adminToken: ADMIN_TOKEN,
@@ -140,9 +143,10 @@ export async function startGateway (opts: StartOptions = {}): Promise<TestGatewa
     token: ADMIN_TOKEN,
     logText: () => lines.join(''),
     api: async (method, path, body, headers = {}) => await adminRequest(adminUrl, method, path, { body, headers }),
-    async restart () {
+    async restart (o = {}) {
+      const port = gw.mqttPort
       await gw.close()
-      return await startGateway({ ...opts, dataDir, logLines: lines })
+      return await startGateway({ ...opts, dataDir, logLines: lines, ...(o.keepMqttPort === true ? { mqttPort: port } : {}) })
     },
     async close () {
       await gw.close()

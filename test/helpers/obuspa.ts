@@ -21,6 +21,13 @@ export interface ObuspaOptions {
   controllerId: string
   controllerTopic: string
   /** Manufacturer etc. cannot be set through the reset file; obuspa reports its vendor defaults. */
+  /**
+   * Restart the agent when it exits, as a device's init does: obuspa's Device.Reboot() (and
+   * FactoryReset()) stops the process with exit(0) (dm_exec.c DM_EXEC_HandleScheduledExit; the
+   * vendor reboot hook is not set in this build), so without this a reboot is a power-off. The same
+   * database file is kept, so the agent comes back with its configuration and reboot cause.
+   */
+  respawn?: boolean
 }
 
 export interface Obuspa {
@@ -28,6 +35,8 @@ export interface Obuspa {
   cliSocket: string
   proc: ChildProcess
   log: () => Promise<string>
+  /** How many times the respawn loop restarted the agent (respawn: true). */
+  respawns: () => Promise<number>
   /** `obuspa -c <args>` against the running agent (through its CLI socket). */
   cli: (...args: string[]) => Promise<string>
   /** A provisioning script for USPGATE_CERTIFY_PROVISION_CMD that sets the new password in this agent. */
@@ -90,10 +99,15 @@ export async function startObuspa (o: ObuspaOptions): Promise<Obuspa> {
   await writeFile(join(dir, 'reset.txt'), reset, { mode: 0o600 })
   const cliSocket = join(dir, 'cli.sock')
   const logFile = join(dir, 'obuspa.log')
-  const proc = spawn(bin, ['-p', '-v', '3', '-r', join(dir, 'reset.txt'), '-f', join(dir, 'usp.db'), '-s', cliSocket, '-l', logFile, '-i', 'lo'], {
+  const args = ['-p', '-v', '3', '-r', join(dir, 'reset.txt'), '-f', join(dir, 'usp.db'), '-s', cliSocket, '-l', logFile, '-i', 'lo']
+  // respawn: a shell loop in the same process group (stop() kills the group: the loop and the agent)
+  const [cmd, argv]: [string, string[]] = o.respawn === true
+    ? ['/bin/sh', ['-c', 'while :; do "$@"; echo "obuspa exited ($?): restarting" >>"$OBUSPA_RESPAWN_LOG"; sleep 0.2; done', 'obuspa-respawn', bin, ...args]]
+    : [bin, args]
+  const proc = spawn(cmd, argv, {
     detached: true,
     stdio: 'ignore',
-    env: { ...process.env, USP_ENDPOINT_ID: o.endpointId }
+    env: { ...process.env, USP_ENDPOINT_ID: o.endpointId, OBUSPA_RESPAWN_LOG: join(dir, 'respawn.log') }
   })
   const cli = async (...args: string[]): Promise<string> => await new Promise((resolve, reject) => {
     execFile(bin, ['-s', cliSocket, '-c', ...args], { timeout: 20_000 }, (err, stdout, stderr) => err ? reject(new Error(`obuspa -c ${args[0]}: ${err.message} ${stderr}`)) : resolve(stdout))
@@ -103,6 +117,7 @@ export async function startObuspa (o: ObuspaOptions): Promise<Obuspa> {
     cliSocket,
     proc,
     log: async () => await readFile(logFile, 'utf8').catch(() => ''),
+    respawns: async () => (await readFile(join(dir, 'respawn.log'), 'utf8').catch(() => '')).split('\n').filter(Boolean).length,
     cli,
     async provisionScript () {
       const script = join(dir, 'provision.sh')

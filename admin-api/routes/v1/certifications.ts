@@ -23,7 +23,7 @@ const runView = {
     endpointId: { type: 'string' },
     level: { type: 'string' },
     workflows: { type: 'array', items: { type: 'string' } },
-    state: { type: 'string', enum: ['running', 'passed', 'failed', 'cancelled', 'error'] },
+    state: { type: 'string', enum: ['running', 'passed', 'failed', 'cancelled', 'error', 'interrupted'] },
     levelReached: { type: 'string' },
     startedAt: { type: 'string' },
     finishedAt: { type: 'string' },
@@ -31,7 +31,9 @@ const runView = {
     progress: { type: 'array', items: { type: 'object', additionalProperties: false, required: ['at', 'message'], properties: { at: { type: 'string' }, check: { type: 'string' }, message: { type: 'string' } } } },
     checks: { type: 'array', items: check },
     evidencePath: { type: 'string' },
-    matrixStatus: { type: 'string', enum: ['green', 'yellow', 'red'] }
+    matrixStatus: { type: 'string', enum: ['green', 'yellow', 'red'] },
+    attempts: { type: 'integer', description: 'attempts of the run (more than one when it was resumed after a restart)' },
+    node: { type: 'string', description: 'the node running it (cluster mode: the node holding the device\'s session)' }
   }
 } as const
 const runParams = { type: 'object', required: ['tenant', 'id'], additionalProperties: false, properties: { tenant: S.tenantId, id: runId } } as const
@@ -65,22 +67,32 @@ export function registerCertificationsRoutes (v1: FastifyInstance<any, any, any,
       response: { 202: runView, ...problems(404, 409, 503) }
     }
   }, async (req: FastifyRequest<{ Params: { tenant: string }, Body: { endpointId: string, level?: string, workflows?: string[], onlineTimeoutSeconds?: number } }>, reply) =>
-    reply.code(202).send(control.startCertification(req.params.tenant, req.body, req.actor!)))
+    reply.code(202).send(await control.startCertification(req.params.tenant, req.body, req.actor!)))
 
   v1.get('/tenants/:tenant/certifications', {
     config: { access: { permission: 'read', scope: 'tenant-param', action: 'certify.list' } },
     schema: { summary: 'Certification runs of the tenant since this node started', params: S.tenantParams, response: { 200: S.listOf('runs', runView), ...problems(404) } }
-  }, async (req: FastifyRequest<{ Params: { tenant: string } }>) => ({ runs: control.listCertifications(req.params.tenant) }))
+  }, async (req: FastifyRequest<{ Params: { tenant: string } }>) => ({ runs: await control.listCertifications(req.params.tenant) }))
 
   v1.get('/tenants/:tenant/certifications/:id', {
     config: { access: { permission: 'read', scope: 'tenant-param', action: 'certify.get' } },
-    schema: { summary: 'One certification run: state, progress, check results', params: runParams, response: { 200: runView, ...problems(404) } }
-  }, async (req: FastifyRequest<{ Params: { tenant: string, id: string } }>) => control.getCertification(req.params.tenant, req.params.id))
+    schema: { summary: 'One certification run: state, progress, check results (cluster mode: asked of the node running it)', params: runParams, response: { 200: runView, ...problems(404, 503) } }
+  }, async (req: FastifyRequest<{ Params: { tenant: string, id: string } }>) => await control.getCertification(req.params.tenant, req.params.id))
 
   v1.delete('/tenants/:tenant/certifications/:id', {
     config: { access: { permission: 'certify.run', scope: 'tenant-param', action: 'certify.cancel' } },
-    schema: { summary: 'Cancel a running certification run (it puts back what it changed, then files its evidence)', params: runParams, response: { 200: runView, ...problems(404, 409) } }
-  }, async (req: FastifyRequest<{ Params: { tenant: string, id: string } }>) => control.cancelCertification(req.params.tenant, req.params.id))
+    schema: { summary: 'Cancel a running certification run (it puts back what it changed, then files its evidence), or an interrupted one (ends cancelled at once, evidence filed)', params: runParams, response: { 200: runView, ...problems(404, 409, 503) } }
+  }, async (req: FastifyRequest<{ Params: { tenant: string, id: string } }>) => await control.cancelCertification(req.params.tenant, req.params.id))
+
+  v1.post('/tenants/:tenant/certifications/:id/resume', {
+    config: { access: { permission: 'certify.run', scope: 'tenant-param', action: 'certify.resume' } },
+    schema: {
+      summary: 'Resume a run interrupted by a gateway restart: a new attempt keeps the finished checks (results and records) and re-runs from the first unfinished one; one evidence bundle for the run',
+      params: runParams,
+      response: { 202: runView, ...problems(404, 409, 503) }
+    }
+  }, async (req: FastifyRequest<{ Params: { tenant: string, id: string } }>, reply) =>
+    reply.code(202).send(await control.resumeCertification(req.params.tenant, req.params.id, req.actor!)))
 
   v1.get('/tenants/:tenant/certifications/:id/evidence', {
     config: { access: { permission: 'read', scope: 'tenant-param', action: 'certify.evidence' } },
