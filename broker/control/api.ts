@@ -51,6 +51,8 @@ export interface ControlPlane {
   listSessions(tenant?: string): SessionView[]
   /** One page of events, newest first; `next` is the cursor of the older page. Throws ControlError 400 on a bad cursor. */
   queryEvents(q: EventQuery): { events: SecurityEvent[], next?: string }
+  /** Live events matching `q` (and, after `lastEventId`, the backlog since it); close() ends the subscription. */
+  followEvents(q: EventQuery, onEvent: (ev: SecurityEvent) => void, lastEventId?: string): { backlog: SecurityEvent[], close: () => void }
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
   securityStats(since: string, tenants?: readonly string[]): TenantEventStats[]
   /** Certification runs (broker/certify): start (202, in the background), list, get, cancel, evidence. */

@@ -276,6 +276,10 @@ export class GatewayControlPlane implements ControlPlane {
     }
   }
 
+  followEvents (q: EventQuery, onEvent: (ev: SecurityEvent) => void, lastEventId?: string): { backlog: SecurityEvent[], close: () => void } {
+    return this.gw.events.follow(q, onEvent, lastEventId)
+  }
+
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
   securityStats (since: string, tenants?: readonly string[]): TenantEventStats[] { return this.gw.events.stats(since, tenants) }
 }

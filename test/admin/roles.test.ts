@@ -51,6 +51,7 @@ const ROUTES: Record<string, Fixture> = {
   'DELETE /v1/tenants/{tenant}/credentials/{principal}': { permission: 'credential.revoke', action: 'credential.revoke', path: '/v1/tenants/acme/credentials/os::00256D-0001' },
   'GET /v1/sessions': read('session.list', '/v1/sessions'),
   'GET /v1/security-events': read('security-event.list', '/v1/security-events?limit=1'),
+  'GET /v1/security-events/stream': read('security-event.stream', '/v1/security-events/stream?maxSeconds=0'),
   'POST /v1/tokens': { permission: 'token.manage', action: 'token.create', path: '/v1/tokens', body: r => ({ name: `made by ${r}`, role: 'viewer' }) },
   'GET /v1/tokens': { permission: 'token.manage', action: 'token.list', path: '/v1/tokens' },
   'DELETE /v1/tokens/{id}': { permission: 'token.manage', action: 'token.revoke', path: '/v1/tokens/tok-0000000000000000' },

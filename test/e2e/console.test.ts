@@ -144,6 +144,8 @@ test('a cross-tenant attempt is shown as blocked, naming both tenants, to the at
   assert.equal(ev.targetTenant, 'victim')
   for (const [who, tok] of [['victim', tokens.victimViewer!], ['attacker', tokens.attackerViewer!]] as const) {
     const page = await newPage(browser)
+    const calls: Array<{ url: string, auth: string | undefined }> = []
+    page.on('request', r => { if (r.url().includes('/v1/security-events')) calls.push({ url: r.url(), auth: r.headers().authorization }) })
     await login(page, t.adminUrl, tok)
     await page.getByRole('link', { name: 'Security events' }).click()
     const row = page.locator('tr[data-code="acl.cross_tenant"]')
@@ -162,9 +164,18 @@ test('a cross-tenant attempt is shown as blocked, naming both tenants, to the at
     const options = await page.getByLabel('Tenant').locator('option').allInnerTexts()
     assert.deepEqual(options.filter(o => o !== 'All visible'), [who])
     if (who === 'attacker') {
-      // live tail: a new attempt shows up without a reload
+      // live tail (Server-Sent Events read with fetch): a new attempt shows up without a reload or a poll
+      await page.getByTestId('tail-state').filter({ hasText: 'live' }).waitFor({ timeout: UI_TIMEOUT })
+      const before = calls.length
       assert.equal(await publish(attacker, 'victim/bulkdata/live-tail'), 0x87)
       await page.locator('tr[data-code="acl.cross_tenant"]').filter({ hasText: 'victim/bulkdata/live-tail' }).waitFor({ timeout: UI_TIMEOUT })
+      assert.deepEqual(calls.slice(before), [], 'no new request: the event came on the open stream')
+      const stream = calls.filter(c => new URL(c.url).pathname === '/v1/security-events/stream')
+      assert.ok(stream.length >= 1, 'the console opened the event stream')
+      for (const c of calls) {
+        assert.equal(c.auth, `Bearer ${tok}`, 'the token is sent in the Authorization header')
+        assert.ok(!c.url.includes(tok), 'the token is never in a URL')
+      }
     }
     if (who === 'victim') {
       await screenshot(page, '03-events-victim')

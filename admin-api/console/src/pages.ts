@@ -2,7 +2,7 @@
 // when the token's role has the permission the call needs (the API still enforces it).
 import { useState } from 'preact/hooks'
 import { api, enc, qs } from './api.ts'
-import { can, Confirm, ErrorBox, EventRows, fmtTime, html, type Json, type Me, unscoped, usePoll } from './ui.ts'
+import { can, Confirm, ErrorBox, EventRows, fmtTime, html, type Json, type Me, unscoped, useEventStream, usePoll } from './ui.ts'
 
 const sum = (codes: Record<string, number>, pick: (code: string) => boolean): number =>
   Object.entries(codes).filter(([c]) => pick(c)).reduce((n, [, v]) => n + v, 0)
@@ -190,11 +190,18 @@ export function Events ({ me }: { me: Me }): Json {
   const [applied, setApplied] = useState(form)
   const [live, setLive] = useState(true)
   const iso = (local: string): string | undefined => local === '' ? undefined : new Date(local).toISOString()
-  const path = `/v1/security-events${qs({ code: applied.code.replace(/\s+/g, ''), tenant: applied.tenant, severity: applied.severity.join(','), since: iso(applied.since), until: iso(applied.until), limit: 200 })}`
-  const events = usePoll(path, live ? 2000 : 0)
+  const filter = { code: applied.code.replace(/\s+/g, ''), tenant: applied.tenant, severity: applied.severity.join(',') }
+  const path = `/v1/security-events${qs({ ...filter, since: iso(applied.since), until: iso(applied.until), limit: 200 })}`
+  const events = usePoll(path, 0)
+  // Live tail (Server-Sent Events, read with fetch so the token stays in a header): started after the
+  // newest event of the first page; off when the range has an end.
+  const tailing = live && applied.until === '' && events.data !== undefined
+  const tail = useEventStream(tailing ? `/v1/security-events/stream${qs(filter)}` : null, events.data?.events?.[0]?.id)
   const set = (k: 'code' | 'tenant' | 'since' | 'until') => (e: Event) => setForm({ ...form, [k]: (e.target as HTMLInputElement).value })
   const toggleSeverity = (s: string) => () => setForm({ ...form, severity: form.severity.includes(s) ? form.severity.filter(x => x !== s) : [...form.severity, s] })
-  const list: Json[] = events.data?.events ?? []
+  const first: Json[] = events.data?.events ?? []
+  const tailIds = new Set(tail.events.map((e: Json) => e.id))
+  const list: Json[] = [...tail.events, ...first.filter(e => !tailIds.has(e.id))].slice(0, 200)
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   return html`<section aria-labelledby="h-events">
     <h2 id="h-events">Security events</h2>
@@ -206,11 +213,12 @@ export function Events ({ me }: { me: Me }): Json {
       <label>From<input type="datetime-local" name="since" step="1" value=${form.since} onInput=${set('since')} /></label>
       <label>To<input type="datetime-local" name="until" step="1" value=${form.until} onInput=${set('until')} /></label>
       <button type="submit" class="primary">Apply filters</button>
-      <label class="inline"><input type="checkbox" name="live" checked=${live} onChange=${() => setLive(!live)} />Live tail (every 2 s)</label>
+      <label class="inline"><input type="checkbox" name="live" checked=${live} onChange=${() => setLive(!live)} />Live tail</label>
+      ${tailing ? html`<span class="muted" data-testid="tail-state">${tail.connected ? 'live' : 'reconnecting…'}</span>` : null}
       <button type="button" onClick=${() => download(`security-events-${stamp}.ndjson`, 'application/x-ndjson', list.map(ev => JSON.stringify(ev)).join('\n') + '\n')}>Export NDJSON</button>
       <button type="button" onClick=${() => download(`security-events-${stamp}.csv`, 'text/csv', toCsv(list))}>Export CSV</button>
     </form>
-    <${ErrorBox} error=${events.error} />
+    <${ErrorBox} error=${events.error ?? tail.error} />
     <p class="muted" aria-live="polite">${list.length} event(s), newest first${list.length === 200 ? ' (the newest 200: narrow the filter or the time range for older ones)' : ''}.</p>
     <${EventRows} events=${list} />
   </section>`
