@@ -227,8 +227,8 @@ export class Gateway {
         this.endpoints.connected(st.tenant, st.principal, st.role, st.protocol)
         if (st.role === 'agent') presence.online(st.tenant, st.principal)
       },
-      offline: st => {
-        this.endpoints.disconnected(st.tenant, st.principal)
+      offline: (st, cause) => {
+        this.endpoints.disconnected(st.tenant, st.principal, cause, st.protocol)
         if (st.role === 'agent') presence.offline(st.tenant, st.principal)
       }
     })

@@ -4,7 +4,7 @@
 import type { Registry } from 'prom-client'
 import type { CertificateAuthority } from '../../certs/index.ts'
 import type { Actor, EventQuery, SecurityEvent, TenantEventStats } from '../core/index.ts'
-import type { CredentialView, EndpointRecord, TenantRecord } from '../store/index.ts'
+import type { CredentialView, EndpointRecord, PresenceTransition, TenantRecord } from '../store/index.ts'
 import type { SessionView } from '../mqtt/index.ts'
 import type { UspAuditEntry } from '../usp/index.ts'
 import type { CertificateService } from '../pki/index.ts'
@@ -43,6 +43,8 @@ export interface ControlPlane {
   updateTenant(tenant: string, patch: TenantPatch, actor: Actor): Promise<TenantRecord & { disconnected?: number }>
   listEndpoints(tenant: string): Promise<EndpointRecord[]>
   getEndpoint(tenant: string, endpointId: string): Promise<EndpointRecord>
+  /** The endpoint's last online/offline transitions, newest first (404 when it never connected). */
+  endpointPresence(tenant: string, endpointId: string): Promise<PresenceTransition[]>
   uspAuditTrail(tenant: string, limit?: number): Promise<UspAuditEntry[]>
   listCredentials(tenant: string): CredentialView[]
   issueCredential(tenant: string, input: { principal: string, role: string }, actor: Actor): Promise<CredentialView & { secret: string }>

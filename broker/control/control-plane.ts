@@ -13,7 +13,7 @@ import type { Endpoints } from '../usp/index.ts'
 import type { UspAuditEntry, UspAuditTrail } from '../usp/index.ts'
 import type { CertificateService } from '../pki/index.ts'
 import type { PolicyVersions } from './policy-versions.ts'
-import { DEFAULT_USP_SETTINGS, type EndpointRecord, type TenantQuotas, type TenantUspSettings } from '../store/index.ts'
+import { DEFAULT_USP_SETTINGS, type EndpointRecord, type PresenceTransition, type TenantQuotas, type TenantUspSettings } from '../store/index.ts'
 import { AdminAccess } from './admin-access.ts'
 import { ControlError, type Actor } from '../core/index.ts'
 import type { ControlPlane } from './api.ts'
@@ -140,6 +140,14 @@ export class GatewayControlPlane implements ControlPlane {
     const e = await this.sharedRead(async () => await this.gw.endpoints.get(tenant, endpointId))
     if (!e) throw new ControlError(404, 'endpoint not found', `no endpoint "${endpointId}" has connected to tenant "${tenant}"`)
     return e
+  }
+
+  async endpointPresence (tenant: string, endpointId: string): Promise<PresenceTransition[]> {
+    this.requireTenant(tenant)
+    const [e, transitions] = await this.sharedRead(async () =>
+      await Promise.all([this.gw.endpoints.get(tenant, endpointId), this.gw.endpoints.presence(tenant, endpointId)]))
+    if (e === undefined && transitions.length === 0) throw new ControlError(404, 'endpoint not found', `no endpoint "${endpointId}" has connected to tenant "${tenant}"`)
+    return transitions
   }
 
   async uspAuditTrail (tenant: string, limit?: number): Promise<UspAuditEntry[]> {

@@ -158,6 +158,36 @@ test('at most 4 open streams per token: the fifth is 429, and a closed stream fr
   } finally { for (const s of open) s.close() }
 })
 
+test('presence timeline: connect, disconnect, reconnect are three transitions in order, with the reason; tenant scope enforced', async () => {
+  const path = `/v1/tenants/red/endpoints/${encodeURIComponent(AG)}/presence`
+  const c1 = await connect(t, { v: 5, username: creds.red!.username, password: creds.red!.secret, clientId: 'presence-1' })
+  await new Promise<void>(resolve => { c1.end(false, {}, () => resolve()) }) // with a DISCONNECT packet
+  const c2 = await connect(t, { v: 4, username: creds.red!.username, password: creds.red!.secret, clientId: 'presence-2' })
+  clients.push(c2)
+  const r = await waitFor(async () => {
+    const res = await get(path)
+    return res.status === 200 && res.body.transitions.length >= 3 && res
+  }, 15_000, 'three transitions')
+  const list = r.body.transitions as Array<{ state: string, time: string, node: string, mqttVersion: string, reason?: string }>
+  assert.deepEqual(list.map(x => [x.state, x.mqttVersion, x.reason]), [['online', '3.1.1', undefined], ['offline', '5.0', 'disconnect'], ['online', '5.0', undefined]], 'newest first')
+  assert.ok(list[0]!.time >= list[1]!.time && list[1]!.time >= list[2]!.time)
+  assert.ok(list.every(x => x.node === t.gw.nodeId))
+  // red's scoped token reads it; blue's may not; an unknown endpoint is 404
+  assert.equal((await get(path, tok.red)).status, 200)
+  assert.equal((await get(path, tok.blue)).status, 403)
+  assert.equal((await get(`/v1/tenants/red/endpoints/${encodeURIComponent('os::never-seen')}/presence`)).status, 404)
+  // a revocation cut is recorded as such
+  const revoked = await provision(t, 'red', 'os::00256D-0CUT')
+  const c3 = await connect(t, { v: 5, username: revoked.username, password: revoked.secret, clientId: 'presence-cut', reconnectPeriod: 0 })
+  clients.push(c3)
+  assert.equal((await t.api('DELETE', `/v1/tenants/red/credentials/${encodeURIComponent('os::00256D-0CUT')}`)).status, 200)
+  const cut = await waitFor(async () => {
+    const res = await get(`/v1/tenants/red/endpoints/${encodeURIComponent('os::00256D-0CUT')}/presence`)
+    return res.body.transitions?.[0]?.state === 'offline' && res.body.transitions
+  }, 15_000, 'the offline transition of the cut session')
+  assert.equal(cut[0].reason, 'revoked')
+})
+
 test('closing the gateway ends the open streams (last: it closes the gateway)', async () => {
   for (const c of clients.splice(0)) await closeClient(c)
   const s = await openStream('/v1/security-events/stream?maxSeconds=3600', tok.admin!)

@@ -45,6 +45,7 @@ const ROUTES: Record<string, Fixture> = {
   'PATCH /v1/tenants/{tenant}': { permission: 'tenant.write', action: 'tenant.update', path: '/v1/tenants/acme', body: r => ({ name: `ACME (${r})` }) },
   'GET /v1/tenants/{tenant}/endpoints': read('endpoint.list', '/v1/tenants/acme/endpoints'),
   'GET /v1/tenants/{tenant}/endpoints/{endpointId}': read('endpoint.get', '/v1/tenants/acme/endpoints/os::00256D-0001'),
+  'GET /v1/tenants/{tenant}/endpoints/{endpointId}/presence': read('endpoint.presence', '/v1/tenants/acme/endpoints/os::00256D-0001/presence'),
   'GET /v1/tenants/{tenant}/usp-audit': read('usp-audit.list', '/v1/tenants/acme/usp-audit?limit=5'),
   'POST /v1/tenants/{tenant}/credentials': { permission: 'credential.issue', action: 'credential.issue', path: '/v1/tenants/acme/credentials', body: r => ({ principal: `os::00256D-${r}`, role: 'agent' }) },
   'GET /v1/tenants/{tenant}/credentials': read('credential.list', '/v1/tenants/acme/credentials'),

@@ -245,6 +245,9 @@ test('a viewer sees no revoke button, and the call it could forge is refused wit
 })
 
 test('a security analyst revokes a device from its detail page and its live session is cut within 1 s', async () => {
+  // connect, disconnect (DISCONNECT packet), reconnect: the presence timeline shows each change
+  const earlier = await device('acme2')
+  await new Promise<void>(resolve => { earlier.end(false, {}, () => resolve()) })
   const c = await device('acme2')
   // USP traffic the detail page shows: the MQTTConnect record (agent info) and a Boot! Notify
   const controllerInbox = 'acme/usp/controller/self::ctrl-1'
@@ -261,6 +264,10 @@ test('a security analyst revokes a device from its detail page and its live sess
   await page.getByLabel('Search devices').fill(AG2)
   await rowOf(page, AG2).getByRole('link', { name: AG2 }).click()
   await page.getByTestId('presence').filter({ hasText: 'online' }).waitFor({ timeout: UI_TIMEOUT })
+  const timeline = page.getByTestId('presence-timeline').locator('tbody tr')
+  const states = async (): Promise<string[]> => await timeline.evaluateAll(trs => trs.map(tr => `${tr.getAttribute('data-state')}/${tr.getAttribute('data-reason')}`))
+  await waitFor(async () => (await states()).length === 3, UI_TIMEOUT, 'three transitions on the timeline')
+  assert.deepEqual(await states(), ['online/', 'offline/disconnect', 'online/'], 'newest first')
   await page.getByRole('table', { name: 'USP records' }).getByText('NOTIFY').waitFor({ timeout: UI_TIMEOUT })
   assert.match(await page.getByTestId('data-model').innerText(), /Not recorded/)
   await page.getByText(`acme/usp/agent/${AG2}`).first().waitFor({ timeout: UI_TIMEOUT })
@@ -273,6 +280,9 @@ test('a security analyst revokes a device from its detail page and its live sess
   assert.ok(cutAt - confirmedAt < 1000, `session cut ${cutAt - confirmedAt} ms after the confirm`)
   await page.getByTestId('credential-state').filter({ hasText: 'revoked' }).waitFor({ timeout: UI_TIMEOUT })
   await page.getByTestId('presence').filter({ hasText: 'offline' }).waitFor({ timeout: UI_TIMEOUT })
+  await waitFor(async () => (await states()).length === 4, UI_TIMEOUT, 'the cut on the timeline')
+  assert.deepEqual(await states(), ['offline/revoked', 'online/', 'offline/disconnect', 'online/'])
+  assert.match(await timeline.first().innerText(), /credential or certificate revoked/)
   await page.getByTestId('data-model').waitFor()
   await screenshot(page, '04-device-detail')
   await page.context().close()

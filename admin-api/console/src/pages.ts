@@ -87,9 +87,19 @@ export function Devices ({ me }: { me: Me }): Json {
 }
 
 // ---------------------------------------------------------------- Device detail
+const REASONS: Record<string, string> = {
+  disconnect: 'the device disconnected',
+  revoked: 'cut: credential or certificate revoked',
+  cut: 'cut by the gateway',
+  keepalive: 'keep-alive timeout',
+  error: 'connection error',
+  closed: 'connection closed without DISCONNECT'
+}
+
 export function DeviceDetail ({ me, tenant, endpointId }: { me: Me, tenant: string, endpointId: string }): Json {
   const base = `/v1/tenants/${enc(tenant)}`
   const ep = usePoll(`${base}/endpoints/${enc(endpointId)}`, 2000)
+  const timeline = usePoll(`${base}/endpoints/${enc(endpointId)}/presence`, 2000)
   const creds = usePoll(`${base}/credentials`, 3000)
   const certs = usePoll(`${base}/certificates`, 5000)
   const usp = usePoll(`${base}/usp-audit${qs({ endpoint: endpointId, limit: 50 })}`, 3000)
@@ -142,6 +152,15 @@ export function DeviceDetail ({ me, tenant, endpointId }: { me: Me, tenant: stri
             <td>${!c.revoked && can(me, 'cert.revoke') ? html`<button type="button" class="danger" onClick=${() => setConfirm({ kind: 'certificate', serial: c.serial })}>Revoke certificate</button>` : null}</td></tr>`)}
         </tbody></table>` : html`<p class="muted">No certificates.</p>`}
       </div>
+    </div>
+    <div class="card"><h3>Presence timeline</h3>
+      <${ErrorBox} error=${timeline.error} />
+      ${(timeline.data?.transitions ?? []).length === 0 ? html`<p class="muted">No presence changes recorded.</p>` : html`<table aria-label="Presence timeline" data-testid="presence-timeline">
+        <thead><tr><th scope="col">Time</th><th scope="col">State</th><th scope="col">Node</th><th scope="col">MQTT</th><th scope="col">Why it went offline</th></tr></thead>
+        <tbody>${timeline.data.transitions.map((x: Json, i: number) => html`<tr key=${i} data-state=${x.state} data-reason=${x.reason ?? ''}>
+          <td class="mono">${fmtTime(x.time)}</td><td><span class=${`badge ${x.state}`}>${x.state}</span></td><td>${x.node}</td><td>${x.mqttVersion}</td>
+          <td>${x.state === 'offline' ? `${REASONS[x.reason] ?? 'not known'}${x.detail ? ` (${x.detail})` : ''}` : ''}</td></tr>`)}</tbody></table>
+        <p class="muted">The newest ${timeline.data.transitions.length} change(s), newest first (at most 50 are kept).</p>`}
     </div>
     <div class="card"><h3>Data model</h3>
       <p data-testid="data-model">Not recorded: the USP audit keeps Record and Msg headers only (TR-369 R-SEC.4c), never GetSupportedDM or Get answers, so the objects and parameters this device reported are not stored.
