@@ -57,6 +57,8 @@ export interface ControlPlane {
   followEvents(q: EventQuery, onEvent: (ev: SecurityEvent) => void, lastEventId?: string): { backlog: SecurityEvent[], close: () => void }
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
   securityStats(since: string, tenants?: readonly string[]): TenantEventStats[]
+  /** Successful connects per tenant in the whole hours since `since`; undefined while Redis cannot be read (cluster mode). */
+  connectCounts(since: string, tenants?: readonly string[]): Promise<Map<string, number> | undefined>
   /** Certification runs (broker/certify): start (202, in the background), list, get, cancel, evidence. */
   startCertification(tenant: string, input: { endpointId: string, level?: string | undefined, workflows?: string[] | undefined, onlineTimeoutSeconds?: number | undefined }, actor: Actor): RunView
   listCertifications(tenant: string): RunView[]

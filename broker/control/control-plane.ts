@@ -7,7 +7,7 @@ import type { StateStore } from '../store/index.ts'
 import type { ClusterAccess, ClusterView } from './cluster-view.ts'
 import { InvalidCursorError, type EventQuery, type SecurityEvent, type SecurityEvents, type TenantEventStats } from '../core/index.ts'
 import type { SessionIndex, SessionView } from '../mqtt/index.ts'
-import type { Metrics } from '../core/index.ts'
+import type { ConnectCounts, Metrics } from '../core/index.ts'
 import type { Logger } from 'pino'
 import type { Endpoints } from '../usp/index.ts'
 import type { UspAuditEntry, UspAuditTrail } from '../usp/index.ts'
@@ -33,6 +33,7 @@ interface GatewayLike {
   readonly nodeId: string
   readonly ready: boolean
   readonly endpoints: Endpoints
+  readonly connects: ConnectCounts
   readonly uspAudit: UspAuditTrail
   readonly policyVersions?: PolicyVersions
   readonly certificates?: CertificateService
@@ -290,6 +291,15 @@ export class GatewayControlPlane implements ControlPlane {
 
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
   securityStats (since: string, tenants?: readonly string[]): TenantEventStats[] { return this.gw.events.stats(since, tenants) }
+
+  async connectCounts (since: string, tenants?: readonly string[]): Promise<Map<string, number> | undefined> {
+    try {
+      return await this.gw.connects.counts(Date.parse(since), tenants)
+    } catch (err) {
+      this.gw.log.warn({ err }, 'connect counts could not be read from Redis')
+      return undefined
+    }
+  }
 }
 
 function certifyCall<T> (f: () => T): T {

@@ -188,6 +188,25 @@ test('presence timeline: connect, disconnect, reconnect are three transitions in
   assert.equal(cut[0].reason, 'revoked')
 })
 
+test('successful connects per tenant in /v1/security-stats (24 h and 7 d): refused connects do not count; scoped tokens see their tenant only', async () => {
+  const okOf = async (tenant: string, window = '24h', as = tok.admin!): Promise<number | undefined> =>
+    (await get(`/v1/security-stats?window=${window}`, as)).body.tenants.find((s: { tenant: string }) => s.tenant === tenant)?.connectsOk
+  const before = await okOf('blue') ?? 0
+  for (const v of [5, 4] as const) {
+    const c = await connect(t, { v, username: creds.blue!.username, password: creds.blue!.secret, clientId: `ok-${v}` })
+    await closeClient(c)
+  }
+  await failConnect('blue', AG)
+  assert.equal(await okOf('blue'), before + 2)
+  assert.ok((await okOf('blue', '7d'))! >= before + 2)
+  const r = await get('/v1/security-stats?window=24h')
+  assert.ok(r.body.tenants.every((s: { connectsOk?: unknown }) => Number.isInteger(s.connectsOk)), 'every tenant row has the count')
+  // red's scoped token sees red's count and nothing of blue
+  const scoped = (await get('/v1/security-stats?window=24h', tok.red)).body.tenants
+  assert.deepEqual(scoped.map((s: { tenant: string }) => s.tenant), ['red'])
+  assert.ok(scoped[0].connectsOk >= 1)
+})
+
 test('closing the gateway ends the open streams (last: it closes the gateway)', async () => {
   for (const c of clients.splice(0)) await closeClient(c)
   const s = await openStream('/v1/security-events/stream?maxSeconds=3600', tok.admin!)

@@ -166,6 +166,29 @@ test('presence timeline across nodes: online and offline on node B, then online 
   assert.equal((await B.api('GET', `${endpointPath('tb', eid)}/presence`)).status, 404, 'another tenant: never connected there')
 })
 
+test('successful connects per tenant, cluster-wide: connects on either node are counted by both, in an expiring hash per hour', async () => {
+  const okOf = async (t: TestGateway): Promise<number> =>
+    (await getOk(t, '/v1/security-stats?window=24h&tenant=tc')).tenants.find((s: any) => s.tenant === 'tc')?.connectsOk ?? 0
+  const before = await okOf(A)
+  const eid = 'os::00256D-00C1'
+  for (const t of [A, B, B]) {
+    const p = await peer(t, 'tc', eid, 'agent', 5)
+    await p.close()
+  }
+  for (const t of [A, B]) {
+    const body = await poll(t, '/v1/security-stats?window=7d&tenant=tc', b => b.tenants.find((s: any) => s.tenant === 'tc')?.connectsOk === before + 3, 'three connects on both nodes')
+    assert.equal(body.tenants.length, 1)
+    assert.equal(await okOf(t), before + 3)
+  }
+  const raw = new Redis(redis.url)
+  try {
+    const hour = new Date(Date.now() - (Date.now() % 3600_000)).toISOString()
+    const key = `${prefix}connects:{${hour}}`
+    assert.ok(Number(await raw.hget(key, 'tc')) >= 3)
+    assert.ok(await raw.pttl(key) > 7 * 24 * 3600_000, 'kept as long as the 7 d window reaches it, then expires')
+  } finally { raw.disconnect() }
+})
+
 test('USP Records sent through either node are in both nodes\' usp-audit listing, newest first, with the limit; each node keeps its own file', async () => {
   assert.equal((await A.api('PATCH', '/v1/tenants/ta', { usp: { audit: 'message' } })).status, 200)
   await poll(B, '/v1/tenants', b => b.tenants.find((t: any) => t.id === 'ta')?.usp?.audit === 'message', 'audit level on node B')

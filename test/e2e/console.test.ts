@@ -215,6 +215,18 @@ test('HTML in a tenant name is text, and the CSP blocks an injected inline scrip
   })
   assert.equal(outcome.pwned, undefined, 'the inline script did not run')
   assert.match(outcome.directive, /^script-src/)
+  // connects ok per tenant: what the stats API counts, and a new connect shows up without a reload
+  const okCell = page.locator('tr[data-tenant="acme"] [data-testid=connects-ok]')
+  const apiOk = async (): Promise<number> => (await adminRequest(t.adminUrl, 'GET', '/v1/security-stats?window=24h&tenant=acme', { token: tokens.admin! })).body.tenants[0].connectsOk
+  const before = await apiOk()
+  assert.ok(before >= 1, 'acme devices connected in the earlier tests')
+  await okCell.filter({ hasText: new RegExp(`^${before}$`) }).waitFor({ timeout: UI_TIMEOUT })
+  const c = await device('acme')
+  await okCell.filter({ hasText: new RegExp(`^${before + 1}$`) }).waitFor({ timeout: UI_TIMEOUT })
+  await closeClient(c)
+  await page.getByLabel('Window').selectOption('7d')
+  await okCell.filter({ hasText: /^[1-9]/ }).waitFor({ timeout: UI_TIMEOUT })
+  await page.getByLabel('Window').selectOption('24h')
   await screenshot(page, '01-overview')
   await page.getByRole('link', { name: 'Cluster' }).click()
   await page.getByRole('table', { name: 'Nodes' }).waitFor({ timeout: UI_TIMEOUT })

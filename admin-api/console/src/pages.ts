@@ -14,6 +14,8 @@ export function Overview ({ me }: { me: Me }): Json {
   const tenants = usePoll('/v1/tenants', 0)
   const policies = usePoll(unscoped(me) ? '/v1/policies' : null, 5000)
   const byTenant = new Map<string, Json>((stats.data?.tenants ?? []).map((t: Json) => [t.tenant, t]))
+  // absent from every row while a cluster node cannot read the counts from Redis
+  const connectsKnown = [...byTenant.values()].some(t => t.connectsOk !== undefined)
   const active = policies.data?.active
   const revisionFor = (t: string): string => active === undefined ? 'not visible to a tenant-scoped token'
     : active.canary !== undefined && active.canary.tenants.includes(t) ? `${active.canary.revision} (canary)` : `${active.stable} (stable)`
@@ -26,12 +28,13 @@ export function Overview ({ me }: { me: Me }): Json {
     </div>
     <${ErrorBox} error=${stats.error ?? tenants.error} />
     <table aria-label="Security posture per tenant">
-      <thead><tr><th scope="col">Tenant</th><th scope="col" class="num">Connects refused</th><th scope="col" class="num">Bare usernames</th><th scope="col" class="num">Bad credentials</th><th scope="col" class="num">Throttled</th><th scope="col" class="num">Cross-tenant by</th><th scope="col" class="num">Cross-tenant against</th><th scope="col" class="num">USP refusals</th><th scope="col" class="num">Revocations</th><th scope="col">Policy revision</th></tr></thead>
+      <thead><tr><th scope="col">Tenant</th><th scope="col" class="num">Connects ok</th><th scope="col" class="num">Connects refused</th><th scope="col" class="num">Bare usernames</th><th scope="col" class="num">Bad credentials</th><th scope="col" class="num">Throttled</th><th scope="col" class="num">Cross-tenant by</th><th scope="col" class="num">Cross-tenant against</th><th scope="col" class="num">USP refusals</th><th scope="col" class="num">Revocations</th><th scope="col">Policy revision</th></tr></thead>
       <tbody>${(tenants.data?.tenants ?? []).map((t: Json) => {
-        const s = byTenant.get(t.id) ?? { codes: {}, crossTenantBy: 0, crossTenantAgainst: 0 }
+        const s = byTenant.get(t.id) ?? { codes: {}, crossTenantBy: 0, crossTenantAgainst: 0, connectsOk: connectsKnown ? 0 : undefined }
         return html`<tr key=${t.id} data-tenant=${t.id}>
           <th scope="row">${t.name}${t.name !== t.id ? html` <span class="muted mono">${t.id}</span>` : null}</th>
-          <td class="num">${sum(s.codes, c => c.startsWith('auth.') || c === 'cluster.connect_refused')}</td>
+          <td class="num" data-testid="connects-ok">${s.connectsOk ?? '—'}</td>
+          <td class="num" data-testid="connects-refused">${sum(s.codes, c => c.startsWith('auth.') || c === 'cluster.connect_refused')}</td>
           <td class="num">${s.codes['auth.bare_username'] ?? 0}</td>
           <td class="num">${s.codes['auth.bad_credentials'] ?? 0}</td>
           <td class="num">${s.codes['auth.throttled'] ?? 0}</td>
@@ -43,7 +46,7 @@ export function Overview ({ me }: { me: Me }): Json {
         </tr>`
       })}</tbody>
     </table>
-    <p class="muted">Counts come from the security events this node holds (the newest 100,000). Successful connects are not events; see <code>uspgate_connect_results_total</code> in /metrics.</p>
+    <p class="muted">Refusals and attempts come from the security events this node holds (the newest 100,000). Connects ok are sessions started, counted per tenant and whole hour (every node in a cluster; since the gateway started when it runs alone).</p>
   </section>`
 }
 
