@@ -61,7 +61,22 @@ export function registerSecurityEventsRoutes (v1: FastifyInstance<any, any, any,
   v1.get('/security-events/stream', {
     config: {
       access: { permission: 'read', scope: 'tenant-query', action: 'security-event.stream' },
-      openapi: { produces: { 'text/event-stream': { type: 'string', description: 'Server-Sent Events: `id:` (the event id) and `data:` (one security event as JSON) per event; `:` comment lines are heartbeats' } } }
+      openapi: {
+        produces: {
+          // one Server-Sent Event (the schema of each event, as OpenAPI 3.2 itemSchema and schemathesis read it)
+          'text/event-stream': {
+            type: 'object',
+            description: 'Server-Sent Events: `id:` (the event id) and `data:` (one security event as JSON) per event; `:` comment lines are heartbeats',
+            required: ['data'],
+            properties: {
+              event: { type: 'string', enum: ['message'] },
+              id: { type: 'string' },
+              retry: { type: 'integer' },
+              data: { type: 'string', contentMediaType: 'application/json', contentSchema: S.securityEvent }
+            }
+          }
+        }
+      }
     },
     schema: {
       summary: 'Live tail of the security events matching the filters (Server-Sent Events), tenant scope as for GET /v1/security-events',
