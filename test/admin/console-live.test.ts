@@ -158,6 +158,18 @@ test('at most 4 open streams per token: the fifth is 429, and a closed stream fr
   } finally { for (const s of open) s.close() }
 })
 
+test('a revoked token\'s stream ends at the next heartbeat', async () => {
+  const created = await t.api('POST', '/v1/tokens', { name: 'short-lived', role: 'viewer' })
+  assert.equal(created.status, 201)
+  const s = await openStream('/v1/security-events/stream?heartbeatSeconds=1&maxSeconds=600', created.body.token)
+  assert.equal(s.status, 200)
+  await waitFor(() => s.comments.includes('heartbeat'), 15_000, 'a heartbeat while the token is valid')
+  assert.equal((await t.api('DELETE', `/v1/tokens/${created.body.id}`)).status, 200)
+  const started = Date.now()
+  await s.ended
+  assert.ok(Date.now() - started < 10_000, 'ended within a few heartbeats')
+})
+
 test('presence timeline: connect, disconnect, reconnect are three transitions in order, with the reason; tenant scope enforced', async () => {
   const path = `/v1/tenants/red/endpoints/${encodeURIComponent(AG)}/presence`
   const c1 = await connect(t, { v: 5, username: creds.red!.username, password: creds.red!.secret, clientId: 'presence-1' })

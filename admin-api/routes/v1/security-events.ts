@@ -83,7 +83,7 @@ export function registerSecurityEventsRoutes (v1: FastifyInstance<any, any, any,
       description: 'Each event is sent as `id: <event id>` and `data: <the event as JSON>`, oldest first. With a `Last-Event-ID` header ' +
         '(what EventSource sends when it reconnects) the events after that one are sent first (at most 1000), then the live ones, ' +
         'without duplicates; without it, only events recorded after the request. A comment line is sent every `heartbeatSeconds`. ' +
-        'The stream ends after `maxSeconds` (0: right after the backlog) or `limit` events, or when this reader falls 1 MiB behind: ' +
+        'The stream ends after `maxSeconds` (0: right after the backlog) or `limit` events, at the first heartbeat after the token is revoked, or when this reader falls 1 MiB behind: ' +
         `reconnect with Last-Event-ID. At most ${MAX_STREAMS_PER_TOKEN} open streams per token (429 beyond). ` +
         'The bearer token goes in the Authorization header, never in the URL (read it with fetch() and a stream reader).',
       querystring: {
@@ -143,7 +143,13 @@ export function registerSecurityEventsRoutes (v1: FastifyInstance<any, any, any,
     if (maxSeconds === 0) end()
     else {
       deadline = setTimeout(end, maxSeconds * 1000)
-      heartbeat = setInterval(() => { if (!ended) out.write(': heartbeat\n\n') }, heartbeatSeconds * 1000)
+      // the token is checked again at every heartbeat: a revoked token's stream ends then
+      const bearer = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? ''
+      heartbeat = setInterval(() => {
+        if (ended) return
+        if (control.admin.authenticate(bearer, req.ip) === undefined) { end(); return }
+        out.write(': heartbeat\n\n')
+      }, heartbeatSeconds * 1000)
     }
     return reply
       .type('text/event-stream; charset=utf-8')
