@@ -36,6 +36,7 @@ export interface CollectedRoute {
     tags?: string[]
     params?: JsonSchema
     querystring?: JsonSchema
+    headers?: JsonSchema
     body?: JsonSchema
     response: Record<string, JsonSchema>
   }
@@ -109,7 +110,7 @@ const openApiPath = (url: string): string => url.replace(/::/g, '\u0000').replac
 const operationId = (method: string, url: string): string =>
   `${method.toLowerCase()}${url.replace(/[:{}]/g, '').split(/[/-]/).filter(Boolean).map(s => s[0]!.toUpperCase() + s.slice(1)).join('')}`
 
-function parameters (where: 'path' | 'query', schema: JsonSchema | undefined): object[] {
+function parameters (where: 'path' | 'query' | 'header', schema: JsonSchema | undefined): object[] {
   if (schema === undefined) return []
   const props = (schema.properties ?? {}) as Record<string, JsonSchema>
   const required = new Set((schema.required ?? []) as string[])
@@ -131,7 +132,7 @@ export function buildOpenApi (routes: readonly CollectedRoute[], opts: { https: 
     if (r.schema.description !== undefined) op.description = r.schema.description
     op.tags = r.schema.tags ?? [r.url.startsWith('/v1/') ? r.url.split('/')[2]! : 'operations']
     op.security = r.authenticated ? [{ bearer: [] }] : []
-    const params = [...parameters('path', r.schema.params), ...parameters('query', r.schema.querystring)]
+    const params = [...parameters('path', r.schema.params), ...parameters('query', r.schema.querystring), ...parameters('header', r.schema.headers)]
     if (params.length > 0) op.parameters = params
     if (r.schema.body !== undefined || r.openapi.consumes !== undefined) {
       const body = r.schema.body

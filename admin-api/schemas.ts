@@ -53,6 +53,21 @@ export const endpoint = {
   }
 } as const
 
+/** One presence change of an endpoint (GET …/endpoints/{endpointId}/presence). */
+export const presenceTransition = {
+  type: 'object',
+  required: ['state', 'time', 'node', 'mqttVersion'],
+  additionalProperties: false,
+  properties: {
+    state: { type: 'string', enum: ['online', 'offline'] },
+    time: { type: 'string' },
+    node: { type: 'string' },
+    mqttVersion: { type: 'string' },
+    reason: { type: 'string', enum: ['disconnect', 'revoked', 'cut', 'keepalive', 'error', 'closed'], description: 'offline only: its DISCONNECT, cut for a revocation, another cut by the gateway, keep-alive timeout, socket error, or closed without DISCONNECT' },
+    detail: { type: 'string' }
+  }
+} as const
+
 export const uspAuditEntry = {
   type: 'object',
   additionalProperties: false,

@@ -7,9 +7,9 @@ import { join } from 'node:path'
 import { hostname } from 'node:os'
 import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
-import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, unknownSettings, eventExportFromEnv, attachEventSinks, type EventExportSettings, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
+import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, unknownSettings, eventExportFromEnv, attachEventSinks, MemoryConnectCounts, type ConnectCounts, type EventExportSettings, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
-import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisUspAudit, ClusterPki } from './cluster/index.ts'
+import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisConnectCounts, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
 import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, rememberKeptSessions, createMemoryPersistence, countMemoryStore, drainClients, storeGrantedSubscriptionsOnly, discardOfflineState, pendingClientIds, Fairness, type GatewayClient, type ClientState } from './mqtt/index.ts'
 import { GatewayControlPlane, PolicyVersions, ensureBootstrapToken } from './control/index.ts'
@@ -33,6 +33,8 @@ interface Mode {
   cluster: Cluster | undefined
   store: StateStore
   endpoints: Endpoints
+  /** Successful connects per tenant and hour (GET /v1/security-stats) */
+  connects: ConnectCounts
   sharedUspAudit: SharedUspAudit | undefined
   /** aedes' persistence and (cluster) emitter */
   aedes: { persistence: unknown, mq?: unknown }
@@ -47,6 +49,7 @@ function buildMode (config: GatewayConfig, nodeId: string, log: Logger, metrics:
       cluster: undefined,
       store: new FileStateStore(config.dataDir),
       endpoints: new EndpointRegistry(config.dataDir, nodeId),
+      connects: new MemoryConnectCounts(),
       sharedUspAudit: undefined,
       aedes: { persistence },
       storeCounts: countMemoryStore(persistence)
@@ -60,6 +63,7 @@ function buildMode (config: GatewayConfig, nodeId: string, log: Logger, metrics:
     store: new RedisStateStore(cluster.cmd, config.redis.prefix),
     // cluster mode: endpoints and the USP audit trail are cluster-wide in Redis (the NDJSON files stay per node)
     endpoints: new RedisEndpointRegistry(cluster, log),
+    connects: new RedisConnectCounts(cluster, log),
     sharedUspAudit: new RedisUspAudit(cluster, log),
     aedes: { persistence: cluster.persistence, mq: cluster.mq },
     storeCounts: cluster.storeCounts
@@ -81,6 +85,8 @@ export class Gateway {
   /** Stored policy versions and the active assignment (stable / canary / shadow). */
   readonly policyVersions: PolicyVersions
   readonly endpoints: Endpoints
+  /** Successful connects per tenant and hour. */
+  readonly connects: ConnectCounts
   readonly uspAudit: UspAuditTrail
   /** The CA (<dataDir>/pki), the MQTTS listener (mutual TLS) and certificate revocation. */
   readonly certificates: CertificateService
@@ -117,6 +123,7 @@ export class Gateway {
     this.cluster = mode.cluster
     this.store = mode.store
     this.endpoints = mode.endpoints
+    this.connects = mode.connects
     this.uspAudit = new UspAuditTrail(config.dataDir, mode.sharedUspAudit)
     this.sessions = new SessionIndex(this.nodeId)
     this.throttle = new AuthThrottle(config.limits.authFailuresBeforeBackoff, config.limits.authMaxBackoffSeconds)
@@ -225,11 +232,12 @@ export class Gateway {
       metrics: this.metrics,
       online: st => {
         this.policy.fitSessions(this.sessions.size)
+        this.connects.ok(st.tenant)
         this.endpoints.connected(st.tenant, st.principal, st.role, st.protocol)
         if (st.role === 'agent') presence.online(st.tenant, st.principal)
       },
-      offline: st => {
-        this.endpoints.disconnected(st.tenant, st.principal)
+      offline: (st, cause) => {
+        this.endpoints.disconnected(st.tenant, st.principal, cause, st.protocol)
         if (st.role === 'agent') presence.offline(st.tenant, st.principal)
       }
     })
@@ -405,6 +413,7 @@ export class Gateway {
       await new Promise<void>(resolve => this.broker.close(() => resolve()))
       this.listeners.destroyAll()
       await this.endpoints.flush() // the last offline marks, before the Redis connections close
+      await this.connects.flush()
       await this.cluster?.close()
       await this.admin?.close()
       await this.probe?.close()

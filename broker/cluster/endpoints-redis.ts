@@ -13,14 +13,20 @@
 // A record that says online is reported offline when its node instance has no live heartbeat
 // (`<prefix>nodes:<id>`, see cluster.ts): the node crashed or restarted without its sessions.
 // Best effort: while Redis is down changes wait in memory (one patch per endpoint) and are retried.
+//
+// Presence transitions (online / offline with time, node, MQTT version and why a session ended) go
+// with the same batched write, into a capped list per endpoint, `<prefix>presence:{<tenant>}:<id>`
+// (LPUSH + LTRIM to PRESENCE_HISTORY + EXPIRE, newest first): O(1) per transition, nothing per message.
 import type { Logger } from 'pino'
 import type { Cluster } from './cluster.ts'
-import type { EndpointRecord } from '../store/index.ts'
-import { mqttVersion, type Endpoints } from '../usp/index.ts'
+import type { EndpointRecord, PresenceTransition } from '../store/index.ts'
+import { mqttVersion, offlineTransition, PRESENCE_HISTORY, type Endpoints, type OfflineCause } from '../usp/index.ts'
 
 const FLUSH_MS = 1000
 /** Patches per EVAL: a storm of thousands is sent as several short scripts, not one that blocks Redis. */
 const CHUNK = 500
+/** A presence timeline nobody changed for this long is dropped by Redis. */
+const PRESENCE_TTL_SECONDS = 30 * 24 * 3600
 
 /** What one node changed about one endpoint since its last write. */
 interface Patch {
@@ -71,6 +77,8 @@ return 0
 
 export class RedisEndpointRegistry implements Endpoints {
   private pending = new Map<string, Patch>()
+  /** Presence transitions not yet written, per endpoint key, oldest first (never part of the merged record). */
+  private transitions = new Map<string, { tenant: string, endpointId: string, list: PresenceTransition[] }>()
   private timer: NodeJS.Timeout | undefined
   private writing: Promise<void> = Promise.resolve()
 
@@ -87,10 +95,36 @@ export class RedisEndpointRegistry implements Endpoints {
     p.online = true
     p.firstContact ??= now
     p.mqttVersion = mqttVersion(protocol)
+    this.transition(tenant, endpointId, { state: 'online', time: now, node: this.cluster.nodeId, mqttVersion: p.mqttVersion })
   }
 
-  disconnected (tenant: string, endpointId: string): void {
-    this.patch(tenant, endpointId, new Date().toISOString()).online = false
+  disconnected (tenant: string, endpointId: string, cause?: OfflineCause, protocol?: number): void {
+    const now = new Date().toISOString()
+    this.patch(tenant, endpointId, now).online = false
+    this.transition(tenant, endpointId, offlineTransition(now, this.cluster.nodeId, protocol !== undefined ? mqttVersion(protocol) : 'unknown', cause))
+  }
+
+  /** Every node's transitions of the endpoint, newest first. Throws when Redis cannot be read. */
+  async presence (tenant: string, endpointId: string): Promise<PresenceTransition[]> {
+    await this.flush()
+    const raw = await this.cluster.cmd.lrange(this.presenceKey(tenant, endpointId), 0, PRESENCE_HISTORY - 1)
+    const out: PresenceTransition[] = []
+    for (const text of raw) {
+      try {
+        const t = JSON.parse(text) as PresenceTransition
+        if (typeof t === 'object' && t !== null && typeof t.time === 'string' && (t.state === 'online' || t.state === 'offline')) out.push(t)
+      } catch { /* unreadable: skipped */ }
+    }
+    // nodes write in batches: order by time (stable, so one node's same-millisecond pair keeps its order)
+    return out.sort((a, b) => a.time < b.time ? 1 : a.time > b.time ? -1 : 0)
+  }
+
+  private transition (tenant: string, endpointId: string, t: PresenceTransition): void {
+    const k = `${tenant}\u0000${endpointId}`
+    let e = this.transitions.get(k)
+    if (e === undefined) { e = { tenant, endpointId, list: [] }; this.transitions.set(k, e) }
+    e.list.push(t)
+    if (e.list.length > PRESENCE_HISTORY) e.list.shift()
   }
 
   sawConnectRecord (tenant: string, endpointId: string, subscribedTopic: string): void {
@@ -144,17 +178,26 @@ export class RedisEndpointRegistry implements Endpoints {
   }
 
   private async write (): Promise<void> {
-    if (this.pending.size === 0) return
+    if (this.pending.size === 0 && this.transitions.size === 0) return
     const redis = this.cluster.cmd
     if (redis.status !== 'ready') { this.schedule(); return } // no offline queue: wait for Redis
     const batch = [...this.pending]
     this.pending = new Map()
+    const history = [...this.transitions]
+    this.transitions = new Map()
     const chunks: Array<typeof batch> = []
     const pipeline = redis.pipeline()
     for (let i = 0; i < batch.length; i += CHUNK) {
       const chunk = batch.slice(i, i + CHUNK)
       chunks.push(chunk)
       pipeline.eval(MERGE, chunk.length, ...chunk.map(([, p]) => this.key(p.tenant)), ...chunk.flatMap(([, p]) => [p.endpointId, JSON.stringify(p)]))
+    }
+    // per endpoint: its transitions in one LPUSH (oldest first, so the newest ends up at the head), capped
+    for (const [, h] of history) {
+      const key = this.presenceKey(h.tenant, h.endpointId)
+      pipeline.lpush(key, ...h.list.map(t => JSON.stringify(t)))
+      pipeline.ltrim(key, 0, PRESENCE_HISTORY - 1)
+      pipeline.expire(key, PRESENCE_TTL_SECONDS)
     }
     let results: Array<[Error | null, unknown]> | null = null
     try { results = await pipeline.exec() } catch (err) { this.log.debug({ err }, 'endpoint registry write failed') }
@@ -165,6 +208,15 @@ export class RedisEndpointRegistry implements Endpoints {
       // retried whole: merging a patch again gives the same record
       failed += chunk.length
       for (const [k, p] of chunk) this.requeue(k, p)
+    })
+    // LPUSH, LTRIM, EXPIRE per endpoint: the LPUSH reply says whether its transitions were written
+    history.forEach(([k, h], i) => {
+      const reply = results?.[chunks.length + i * 3]
+      if (reply !== undefined && reply[0] === null) return
+      failed += 1
+      const newer = this.transitions.get(k)
+      const list = [...h.list, ...(newer?.list ?? [])].slice(-PRESENCE_HISTORY)
+      this.transitions.set(k, { tenant: h.tenant, endpointId: h.endpointId, list })
     })
     if (failed > 0) {
       this.log.debug({ failed }, 'endpoint registry changes not written to Redis; retrying')
@@ -183,6 +235,11 @@ export class RedisEndpointRegistry implements Endpoints {
 
   private key (tenant: string): string {
     return `${this.cluster.settings.prefix}endpoints:${tenant}`
+  }
+
+  /** Hash-tagged by tenant: one endpoint's timeline lives in one slot with its tenant's other keys. */
+  private presenceKey (tenant: string, endpointId: string): string {
+    return `${this.cluster.settings.prefix}presence:{${tenant}}:${endpointId}`
   }
 
   /** node id → instance of every node with a live heartbeat. */

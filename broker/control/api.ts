@@ -4,7 +4,7 @@
 import type { Registry } from 'prom-client'
 import type { CertificateAuthority } from '../../certs/index.ts'
 import type { Actor, EventQuery, SecurityEvent, TenantEventStats } from '../core/index.ts'
-import type { CredentialView, EndpointRecord, TenantRecord } from '../store/index.ts'
+import type { CredentialView, EndpointRecord, PresenceTransition, TenantRecord } from '../store/index.ts'
 import type { SessionView } from '../mqtt/index.ts'
 import type { UspAuditEntry } from '../usp/index.ts'
 import type { CertificateService } from '../pki/index.ts'
@@ -43,6 +43,8 @@ export interface ControlPlane {
   updateTenant(tenant: string, patch: TenantPatch, actor: Actor): Promise<TenantRecord & { disconnected?: number }>
   listEndpoints(tenant: string): Promise<EndpointRecord[]>
   getEndpoint(tenant: string, endpointId: string): Promise<EndpointRecord>
+  /** The endpoint's last online/offline transitions, newest first (404 when it never connected). */
+  endpointPresence(tenant: string, endpointId: string): Promise<PresenceTransition[]>
   uspAuditTrail(tenant: string, limit?: number): Promise<UspAuditEntry[]>
   listCredentials(tenant: string): CredentialView[]
   issueCredential(tenant: string, input: { principal: string, role: string }, actor: Actor): Promise<CredentialView & { secret: string }>
@@ -51,8 +53,12 @@ export interface ControlPlane {
   listSessions(tenant?: string): SessionView[]
   /** One page of events, newest first; `next` is the cursor of the older page. Throws ControlError 400 on a bad cursor. */
   queryEvents(q: EventQuery): { events: SecurityEvent[], next?: string }
+  /** Live events matching `q` (and, after `lastEventId`, the backlog since it); close() ends the subscription. */
+  followEvents(q: EventQuery, onEvent: (ev: SecurityEvent) => void, lastEventId?: string): { backlog: SecurityEvent[], close: () => void }
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
   securityStats(since: string, tenants?: readonly string[]): TenantEventStats[]
+  /** Successful connects per tenant in the whole hours since `since`; undefined while Redis cannot be read (cluster mode). */
+  connectCounts(since: string, tenants?: readonly string[]): Promise<Map<string, number> | undefined>
   /** Certification runs (broker/certify): start (202, in the background), list, get, cancel, evidence. */
   startCertification(tenant: string, input: { endpointId: string, level?: string | undefined, workflows?: string[] | undefined, onlineTimeoutSeconds?: number | undefined }, actor: Actor): Promise<RunView>
   listCertifications(tenant: string): Promise<RunView[]>

@@ -7,13 +7,13 @@ import type { StateStore } from '../store/index.ts'
 import type { ClusterAccess, ClusterView } from './cluster-view.ts'
 import { InvalidCursorError, type EventQuery, type SecurityEvent, type SecurityEvents, type TenantEventStats } from '../core/index.ts'
 import type { SessionIndex, SessionView } from '../mqtt/index.ts'
-import type { Metrics } from '../core/index.ts'
+import type { ConnectCounts, Metrics } from '../core/index.ts'
 import type { Logger } from 'pino'
 import type { Endpoints } from '../usp/index.ts'
 import type { UspAuditEntry, UspAuditTrail } from '../usp/index.ts'
 import type { CertificateService } from '../pki/index.ts'
 import type { PolicyVersions } from './policy-versions.ts'
-import { DEFAULT_USP_SETTINGS, type EndpointRecord, type TenantQuotas, type TenantUspSettings } from '../store/index.ts'
+import { DEFAULT_USP_SETTINGS, type EndpointRecord, type PresenceTransition, type TenantQuotas, type TenantUspSettings } from '../store/index.ts'
 import { AdminAccess } from './admin-access.ts'
 import { ControlError, type Actor } from '../core/index.ts'
 import type { ControlPlane } from './api.ts'
@@ -33,6 +33,7 @@ interface GatewayLike {
   readonly nodeId: string
   readonly ready: boolean
   readonly endpoints: Endpoints
+  readonly connects: ConnectCounts
   readonly uspAudit: UspAuditTrail
   readonly policyVersions?: PolicyVersions
   readonly certificates?: CertificateService
@@ -140,6 +141,14 @@ export class GatewayControlPlane implements ControlPlane {
     const e = await this.sharedRead(async () => await this.gw.endpoints.get(tenant, endpointId))
     if (!e) throw new ControlError(404, 'endpoint not found', `no endpoint "${endpointId}" has connected to tenant "${tenant}"`)
     return e
+  }
+
+  async endpointPresence (tenant: string, endpointId: string): Promise<PresenceTransition[]> {
+    this.requireTenant(tenant)
+    const [e, transitions] = await this.sharedRead(async () =>
+      await Promise.all([this.gw.endpoints.get(tenant, endpointId), this.gw.endpoints.presence(tenant, endpointId)]))
+    if (e === undefined && transitions.length === 0) throw new ControlError(404, 'endpoint not found', `no endpoint "${endpointId}" has connected to tenant "${tenant}"`)
+    return transitions
   }
 
   async uspAuditTrail (tenant: string, limit?: number): Promise<UspAuditEntry[]> {
@@ -283,8 +292,21 @@ export class GatewayControlPlane implements ControlPlane {
     }
   }
 
+  followEvents (q: EventQuery, onEvent: (ev: SecurityEvent) => void, lastEventId?: string): { backlog: SecurityEvent[], close: () => void } {
+    return this.gw.events.follow(q, onEvent, lastEventId)
+  }
+
   /** Per-tenant event counts since a time (the console's security posture); `tenants` limits the answer. */
   securityStats (since: string, tenants?: readonly string[]): TenantEventStats[] { return this.gw.events.stats(since, tenants) }
+
+  async connectCounts (since: string, tenants?: readonly string[]): Promise<Map<string, number> | undefined> {
+    try {
+      return await this.gw.connects.counts(Date.parse(since), tenants)
+    } catch (err) {
+      this.gw.log.warn({ err }, 'connect counts could not be read from Redis')
+      return undefined
+    }
+  }
 }
 
 async function certifyCall<T> (f: () => Promise<T>): Promise<T> {

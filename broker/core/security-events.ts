@@ -127,6 +127,8 @@ export class SecurityEvents {
   onEvent: (code: EventCode, tenant: string | undefined) => void = () => {}
   /** Every event written (cluster mode appends it to the shared Redis stream). */
   onWritten: (ev: SecurityEvent) => void = () => {}
+  /** Live readers (GET /v1/security-events/stream): every event written here or ingested from another node. */
+  private readonly readers = new Set<(ev: SecurityEvent) => void>()
   /** Current policy revision, stamped on events that do not name one. */
   revision: () => string | undefined = () => undefined
 
@@ -288,6 +290,7 @@ export class SecurityEvents {
       if (this.file.maxBytes > 0 && this.bytes >= this.file.maxBytes) this.rotate()
     }
     this.onWritten(ev)
+    this.tell(ev)
     for (const s of this.sinks) s.send(ev)
     // log levels follow severities, so "level >= error" alerting sees every critical event
     const level = def.severity === 'critical' ? 'error' : def.severity === 'warning' ? 'warn' : 'info'
@@ -305,6 +308,44 @@ export class SecurityEvents {
     while (i > 0 && this.index[i - 1]!.time > ev.time) i--
     this.index.splice(i, 0, ev)
     if (this.index.length > INDEX_SIZE) this.index.splice(0, this.index.length - INDEX_SIZE)
+    this.tell(ev)
+  }
+
+  private tell (ev: SecurityEvent): void {
+    for (const r of this.readers) {
+      try { r(ev) } catch (err) { this.log.warn({ err }, 'security event reader failed') }
+    }
+  }
+
+  /**
+   * A live reader: `onEvent` gets every later event matching `q` (time range, cursor and limit are
+   * ignored). With `lastEventId`, the events after it that match are returned as the backlog first
+   * (oldest first, at most `backlogLimit`), in the same tick as the subscription: nothing is missed
+   * or sent twice between them. An id no longer in the index resumes from the time it encodes.
+   */
+  follow (q: EventQuery, onEvent: (ev: SecurityEvent) => void, lastEventId?: string, backlogLimit = 1000): { backlog: SecurityEvent[], close: () => void } {
+    const m = matcher({ ...q, since: undefined, until: undefined })
+    const backlog: SecurityEvent[] = []
+    if (lastEventId !== undefined) {
+      let start = -1
+      for (let i = this.index.length - 1; i >= 0; i--) {
+        if (this.index[i]!.id === lastEventId) { start = i + 1; break }
+      }
+      if (start === -1) {
+        const ms = parseInt(lastEventId.split('-')[0] ?? '', 36)
+        const after = Number.isFinite(ms) ? new Date(ms).toISOString() : undefined
+        start = this.index.length
+        if (after !== undefined) while (start > 0 && this.index[start - 1]!.time > after) start--
+      }
+      for (let i = start; i < this.index.length; i++) {
+        const ev = this.index[i]!
+        if (m(ev)) backlog.push(ev)
+      }
+      if (backlog.length > backlogLimit) backlog.splice(0, backlog.length - backlogLimit)
+    }
+    const reader = (ev: SecurityEvent): void => { if (m(ev)) onEvent(ev) }
+    this.readers.add(reader)
+    return { backlog, close: () => { this.readers.delete(reader) } }
   }
 
   /** Newest first. */
@@ -320,9 +361,7 @@ export class SecurityEvents {
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000)
     const since = q.since !== undefined ? Date.parse(q.since) : undefined
     const until = q.until !== undefined ? Date.parse(q.until) : undefined
-    const codes = q.code?.split(',').filter(c => c.length > 0)
-    const severities = q.severity?.split(',').filter(c => c.length > 0)
-    const minRank = q.minSeverity !== undefined ? SEVERITY_RANK[q.minSeverity] ?? 0 : 0
+    const m = matcher(q)
     const out: SecurityEvent[] = []
     let i = q.cursor !== undefined ? this.cursorStart(q.cursor) : this.index.length - 1
     for (; i >= 0 && out.length < limit; i--) {
@@ -330,14 +369,7 @@ export class SecurityEvents {
       const t = Date.parse(ev.time)
       if (since !== undefined && t < since) { i = -1; break }
       if (until !== undefined && t >= until) continue
-      if (q.tenant !== undefined && ev.tenant !== q.tenant && ev.targetTenant !== q.tenant) continue
-      if (codes !== undefined && !matchesCode(ev.code, codes)) continue
-      if (severities !== undefined && !severities.includes(ev.severity)) continue
-      if (q.principal !== undefined && ev.principal !== q.principal) continue
-      if (minRank > 0 && (SEVERITY_RANK[ev.severity] ?? 0) < minRank) continue
-      if (q.actor !== undefined && ev.actor !== q.actor) continue
-      if (q.action !== undefined && ev.action !== q.action && !(q.action.endsWith('.') && ev.action?.startsWith(q.action) === true)) continue
-      if (q.tenants !== undefined && !visibleTo(ev, q.tenants)) continue
+      if (!m(ev)) continue
       out.push(ev)
     }
     const last = out[out.length - 1]
@@ -395,6 +427,24 @@ export class SecurityEvents {
     await Promise.all(this.sinks.map(async sink => { await sink.close().catch(err => this.log.warn({ err, sink: sink.name }, 'event sink close failed')) }))
     if (s) this.retire(s)
     await Promise.all(this.retiring)
+  }
+}
+
+/** The filters of a query but the time range and paging. */
+function matcher (q: EventQuery): (ev: SecurityEvent) => boolean {
+  const codes = q.code?.split(',').filter(c => c.length > 0)
+  const severities = q.severity?.split(',').filter(c => c.length > 0)
+  const minRank = q.minSeverity !== undefined ? SEVERITY_RANK[q.minSeverity] ?? 0 : 0
+  return ev => {
+    if (q.tenant !== undefined && ev.tenant !== q.tenant && ev.targetTenant !== q.tenant) return false
+    if (codes !== undefined && !matchesCode(ev.code, codes)) return false
+    if (severities !== undefined && !severities.includes(ev.severity)) return false
+    if (q.principal !== undefined && ev.principal !== q.principal) return false
+    if (minRank > 0 && (SEVERITY_RANK[ev.severity] ?? 0) < minRank) return false
+    if (q.actor !== undefined && ev.actor !== q.actor) return false
+    if (q.action !== undefined && ev.action !== q.action && !(q.action.endsWith('.') && ev.action?.startsWith(q.action) === true)) return false
+    if (q.tenants !== undefined && !visibleTo(ev, q.tenants)) return false
+    return true
   }
 }
 

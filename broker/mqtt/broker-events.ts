@@ -2,6 +2,7 @@
 // online/offline callbacks), and client/connection errors become security events.
 import type { Aedes, Client } from 'aedes'
 import type { Limits, Metrics, SecurityEventInput } from '../core/index.ts'
+import type { OfflineReason } from '../store/index.ts'
 import type { ClientState, SessionHandle, SessionIndex } from './sessions.ts'
 import { isGatewayDenial, type GatewayClient } from './client.ts'
 
@@ -10,11 +11,21 @@ export interface SessionEvents {
   metrics: Metrics
   /** A session of this identity is live on this node. */
   online: (st: ClientState) => void
-  /** The identity's last session on this node ended. */
-  offline: (st: ClientState) => void
+  /** The identity's last session on this node ended, and why (as far as this node knows). */
+  offline: (st: ClientState, cause: { reason: OfflineReason, detail?: string }) => void
 }
 
-type TrackedClient = GatewayClient & { gwHandle?: SessionHandle }
+type TrackedClient = GatewayClient & { gwHandle?: SessionHandle, gwLastError?: string, _disconnected?: boolean, disconnectReasonCode?: number | null }
+
+/** Why a session ended: its DISCONNECT, a revocation or another cut by the gateway, the keep-alive, a socket error, or a plain close. */
+function offlineCause (c: TrackedClient, st: ClientState): { reason: OfflineReason, detail?: string } {
+  if (st.revoked) return { reason: 'revoked' }
+  if (c._disconnected === true) return { reason: 'disconnect' }
+  if (c.gwLastError === 'keep alive timeout') return { reason: 'keepalive' }
+  if (typeof c.disconnectReasonCode === 'number') return { reason: 'cut', detail: `DISCONNECT 0x${c.disconnectReasonCode.toString(16).padStart(2, '0')} sent by the gateway` }
+  if (c.gwLastError !== undefined) return { reason: 'error', detail: c.gwLastError.slice(0, 200) }
+  return { reason: 'closed', detail: 'connection closed without DISCONNECT' }
+}
 
 export function trackSessions (broker: Aedes, ev: SessionEvents): void {
   broker.on('client', (client: Client) => {
@@ -38,7 +49,12 @@ export function trackSessions (broker: Aedes, ev: SessionEvents): void {
     const st = c.gw!
     ev.metrics.connections.labels(st.listener, String(st.protocol)).dec()
     // offline only when this was the endpoint's last session on this node
-    if (ev.sessions.ofIdentity(st.identity).length === 0) ev.offline(st)
+    if (ev.sessions.ofIdentity(st.identity).length === 0) ev.offline(st, offlineCause(c, st))
+  })
+  // the last error of a session, for the reason it went offline (one per connection at most, never per message)
+  broker.on('clientError', (client: Client, err: Error) => {
+    const c = client as TrackedClient
+    if (c.gwHandle !== undefined && c.gwLastError === undefined) c.gwLastError = err?.message ?? String(err)
   })
 }
 

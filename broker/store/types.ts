@@ -44,6 +44,21 @@ export interface EndpointRecord {
   node: string
 }
 
+/** Why a session ended, when the gateway knows (GET /v1/tenants/{tenant}/endpoints/{id}/presence). */
+export type OfflineReason = 'disconnect' | 'revoked' | 'cut' | 'keepalive' | 'error' | 'closed'
+
+/** One presence change of an endpoint on one node. */
+export interface PresenceTransition {
+  state: 'online' | 'offline'
+  time: string
+  node: string
+  mqttVersion: string
+  /** offline only */
+  reason?: OfflineReason
+  /** e.g. the DISCONNECT reason code the gateway sent, or the socket error */
+  detail?: string
+}
+
 /** A row of the certification device matrix: its meaning belongs to broker/certify (matrix.ts). */
 export interface DeviceMatrixRecord { key: string, [field: string]: unknown }
 

@@ -10,7 +10,13 @@
 // instead (RedisEndpointRegistry, broker/cluster/endpoints-redis.ts).
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ChangeLog, writeFileAtomic, type EndpointRecord } from '../store/index.ts'
+import { ChangeLog, writeFileAtomic, type EndpointRecord, type OfflineReason, type PresenceTransition } from '../store/index.ts'
+
+/** Presence transitions kept per endpoint (the newest). */
+export const PRESENCE_HISTORY = 50
+
+/** Why a session ended, as the registry records it. */
+export interface OfflineCause { reason: OfflineReason, detail?: string | undefined }
 
 /** The log is folded into the snapshot once it holds more lines than this and than half the registry. */
 const MIN_COMPACT_CHANGES = 1000
@@ -19,15 +25,19 @@ const MIN_COMPACT_CHANGES = 1000
 export interface Endpoints {
   load(): Promise<void>
   connected(tenant: string, endpointId: string, role: string, protocol: number): void
-  disconnected(tenant: string, endpointId: string): void
+  disconnected(tenant: string, endpointId: string, cause?: OfflineCause, protocol?: number): void
   sawConnectRecord(tenant: string, endpointId: string, subscribedTopic: string): void
   list(tenant: string): Promise<EndpointRecord[]>
   get(tenant: string, endpointId: string): Promise<EndpointRecord | undefined>
+  /** The endpoint's last PRESENCE_HISTORY online/offline transitions, newest first. */
+  presence(tenant: string, endpointId: string): Promise<PresenceTransition[]>
   flush(): Promise<void>
 }
 
 export class EndpointRegistry implements Endpoints {
   private readonly endpoints = new Map<string, EndpointRecord>()
+  /** Presence transitions since this process started, oldest first, at most PRESENCE_HISTORY each (not persisted). */
+  private readonly history = new Map<string, PresenceTransition[]>()
   private readonly path: string
   private readonly log: ChangeLog<EndpointRecord>
   /** Keys of the endpoints changed since the last flush. */
@@ -69,16 +79,29 @@ export class EndpointRegistry implements Endpoints {
       mqttVersion: mqttVersion(protocol),
       node: this.node
     })
+    this.remember(k, { state: 'online', time: now, node: this.node, mqttVersion: mqttVersion(protocol) })
     this.changed(k)
   }
 
-  disconnected (tenant: string, endpointId: string): void {
+  disconnected (tenant: string, endpointId: string, cause?: OfflineCause, protocol?: number): void {
     const k = key(tenant, endpointId)
     const e = this.endpoints.get(k)
     if (!e) return
     e.online = false
     e.lastSeen = new Date().toISOString()
+    this.remember(k, offlineTransition(e.lastSeen, this.node, protocol !== undefined ? mqttVersion(protocol) : e.mqttVersion, cause))
     this.changed(k)
+  }
+
+  async presence (tenant: string, endpointId: string): Promise<PresenceTransition[]> {
+    return [...(this.history.get(key(tenant, endpointId)) ?? [])].reverse()
+  }
+
+  private remember (k: string, t: PresenceTransition): void {
+    let h = this.history.get(k)
+    if (h === undefined) { h = []; this.history.set(k, h) }
+    h.push(t)
+    if (h.length > PRESENCE_HISTORY) h.shift()
   }
 
   sawConnectRecord (tenant: string, endpointId: string, subscribedTopic: string): void {
@@ -131,6 +154,15 @@ export class EndpointRegistry implements Endpoints {
 
 function key (tenant: string, endpointId: string): string {
   return `${tenant}\u0000${endpointId}`
+}
+
+export function offlineTransition (time: string, node: string, version: string, cause?: OfflineCause): PresenceTransition {
+  const t: PresenceTransition = { state: 'offline', time, node, mqttVersion: version }
+  if (cause !== undefined) {
+    t.reason = cause.reason
+    if (cause.detail !== undefined) t.detail = cause.detail
+  }
+  return t
 }
 
 /** The MQTT protocol level as TR-181 Device.MQTT.Client.{i}.ProtocolVersion names it. */

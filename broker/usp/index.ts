@@ -63,7 +63,7 @@ export {
 } from './schema.ts'
 
 export { UspAuditTrail, USP_AUDIT_PER_TENANT, type UspAuditEntry, type SharedUspAudit } from './audit.ts'
-export { EndpointRegistry, mqttVersion, type Endpoints } from './endpoints.ts'
+export { EndpointRegistry, mqttVersion, offlineTransition, PRESENCE_HISTORY, type Endpoints, type OfflineCause } from './endpoints.ts'
 export { Presence, presenceTopic, type PublishRetained } from './presence.ts'
 export { uspRecordObserver, type RecordCounter } from './observer.ts'
 

@@ -111,7 +111,7 @@ test('the document is structurally valid OpenAPI 3.1: required fields, parameter
       const params = (op.parameters ?? []) as Array<{ name: string, in: string, required: boolean, schema: unknown }>
       assert.deepEqual(params.filter(p => p.in === 'path').map(p => p.name).sort(), templated, `${method} ${path} path parameters`)
       for (const p of params) {
-        assert.ok(['path', 'query'].includes(p.in) && typeof p.schema === 'object', `${method} ${path} ${p.name}`)
+        assert.ok(['path', 'query', 'header'].includes(p.in) && typeof p.schema === 'object', `${method} ${path} ${p.name}`)
         if (p.in === 'path') assert.equal(p.required, true)
       }
       if (op.requestBody !== undefined) {

@@ -140,6 +140,55 @@ test('a session taken over by another node: the old node\'s disconnect does not 
   await waitForEndpoint(A, 'ta', eid, e => e.online === false && e.node === 'node-b', 'offline after the last session')
 })
 
+test('presence timeline across nodes: online and offline on node B, then online on node A, newest first from either node, in a capped hash-tagged Redis list', async () => {
+  const eid = 'os::00256D-00P1'
+  const p1 = await peer(B, 'ta', eid, 'agent', 4)
+  await waitForEndpoint(A, 'ta', eid, e => e.online === true, 'online')
+  await p1.close()
+  await waitForEndpoint(A, 'ta', eid, e => e.online === false, 'offline')
+  await pause(15)
+  const p2 = await peer(A, 'ta', eid, 'agent', 5)
+  for (const t of [A, B]) {
+    const body = await poll(t, `${endpointPath('ta', eid)}/presence`, b => b.transitions.length >= 3, 'three transitions')
+    assert.deepEqual(body.transitions.map((x: any) => [x.state, x.node, x.mqttVersion]),
+      [['online', 'node-a', '5.0'], ['offline', 'node-b', '3.1.1'], ['online', 'node-b', '3.1.1']])
+    assert.ok(typeof body.transitions[1].reason === 'string')
+  }
+  const raw = new Redis(redis.url)
+  try {
+    const key = `${prefix}presence:{ta}:${eid}`
+    assert.equal(await raw.llen(key), 3)
+    const ttl = await raw.ttl(key)
+    assert.ok(ttl > 0, 'the timeline expires when nobody changes it')
+  } finally { raw.disconnect() }
+  await p2.close()
+  await poll(B, `${endpointPath('ta', eid)}/presence`, b => b.transitions.length === 4 && b.transitions[0].state === 'offline', 'the fourth transition')
+  assert.equal((await B.api('GET', `${endpointPath('tb', eid)}/presence`)).status, 404, 'another tenant: never connected there')
+})
+
+test('successful connects per tenant, cluster-wide: connects on either node are counted by both, in an expiring hash per hour', async () => {
+  const okOf = async (t: TestGateway): Promise<number> =>
+    (await getOk(t, '/v1/security-stats?window=24h&tenant=tc')).tenants.find((s: any) => s.tenant === 'tc')?.connectsOk ?? 0
+  const before = await okOf(A)
+  const eid = 'os::00256D-00C1'
+  for (const t of [A, B, B]) {
+    const p = await peer(t, 'tc', eid, 'agent', 5)
+    await p.close()
+  }
+  for (const t of [A, B]) {
+    const body = await poll(t, '/v1/security-stats?window=7d&tenant=tc', b => b.tenants.find((s: any) => s.tenant === 'tc')?.connectsOk === before + 3, 'three connects on both nodes')
+    assert.equal(body.tenants.length, 1)
+    assert.equal(await okOf(t), before + 3)
+  }
+  const raw = new Redis(redis.url)
+  try {
+    const hour = new Date(Date.now() - (Date.now() % 3600_000)).toISOString()
+    const key = `${prefix}connects:{${hour}}`
+    assert.ok(Number(await raw.hget(key, 'tc')) >= 3)
+    assert.ok(await raw.pttl(key) > 7 * 24 * 3600_000, 'kept as long as the 7 d window reaches it, then expires')
+  } finally { raw.disconnect() }
+})
+
 test('USP Records sent through either node are in both nodes\' usp-audit listing, newest first, with the limit; each node keeps its own file', async () => {
   assert.equal((await A.api('PATCH', '/v1/tenants/ta', { usp: { audit: 'message' } })).status, 200)
   await poll(B, '/v1/tenants', b => b.tenants.find((t: any) => t.id === 'ta')?.usp?.audit === 'message', 'audit level on node B')

@@ -144,6 +144,8 @@ test('a cross-tenant attempt is shown as blocked, naming both tenants, to the at
   assert.equal(ev.targetTenant, 'victim')
   for (const [who, tok] of [['victim', tokens.victimViewer!], ['attacker', tokens.attackerViewer!]] as const) {
     const page = await newPage(browser)
+    const calls: Array<{ url: string, auth: string | undefined }> = []
+    page.on('request', r => { if (r.url().includes('/v1/security-events')) calls.push({ url: r.url(), auth: r.headers().authorization }) })
     await login(page, t.adminUrl, tok)
     await page.getByRole('link', { name: 'Security events' }).click()
     const row = page.locator('tr[data-code="acl.cross_tenant"]')
@@ -162,9 +164,18 @@ test('a cross-tenant attempt is shown as blocked, naming both tenants, to the at
     const options = await page.getByLabel('Tenant').locator('option').allInnerTexts()
     assert.deepEqual(options.filter(o => o !== 'All visible'), [who])
     if (who === 'attacker') {
-      // live tail: a new attempt shows up without a reload
+      // live tail (Server-Sent Events read with fetch): a new attempt shows up without a reload or a poll
+      await page.getByTestId('tail-state').filter({ hasText: 'live' }).waitFor({ timeout: UI_TIMEOUT })
+      const before = calls.length
       assert.equal(await publish(attacker, 'victim/bulkdata/live-tail'), 0x87)
       await page.locator('tr[data-code="acl.cross_tenant"]').filter({ hasText: 'victim/bulkdata/live-tail' }).waitFor({ timeout: UI_TIMEOUT })
+      assert.deepEqual(calls.slice(before), [], 'no new request: the event came on the open stream')
+      const stream = calls.filter(c => new URL(c.url).pathname === '/v1/security-events/stream')
+      assert.ok(stream.length >= 1, 'the console opened the event stream')
+      for (const c of calls) {
+        assert.equal(c.auth, `Bearer ${tok}`, 'the token is sent in the Authorization header')
+        assert.ok(!c.url.includes(tok), 'the token is never in a URL')
+      }
     }
     if (who === 'victim') {
       await screenshot(page, '03-events-victim')
@@ -204,6 +215,18 @@ test('HTML in a tenant name is text, and the CSP blocks an injected inline scrip
   })
   assert.equal(outcome.pwned, undefined, 'the inline script did not run')
   assert.match(outcome.directive, /^script-src/)
+  // connects ok per tenant: what the stats API counts, and a new connect shows up without a reload
+  const okCell = page.locator('tr[data-tenant="acme"] [data-testid=connects-ok]')
+  const apiOk = async (): Promise<number> => (await adminRequest(t.adminUrl, 'GET', '/v1/security-stats?window=24h&tenant=acme', { token: tokens.admin! })).body.tenants[0].connectsOk
+  const before = await apiOk()
+  assert.ok(before >= 1, 'acme devices connected in the earlier tests')
+  await okCell.filter({ hasText: new RegExp(`^${before}$`) }).waitFor({ timeout: UI_TIMEOUT })
+  const c = await device('acme')
+  await okCell.filter({ hasText: new RegExp(`^${before + 1}$`) }).waitFor({ timeout: UI_TIMEOUT })
+  await closeClient(c)
+  await page.getByLabel('Window').selectOption('7d')
+  await okCell.filter({ hasText: /^[1-9]/ }).waitFor({ timeout: UI_TIMEOUT })
+  await page.getByLabel('Window').selectOption('24h')
   await screenshot(page, '01-overview')
   await page.getByRole('link', { name: 'Cluster' }).click()
   await page.getByRole('table', { name: 'Nodes' }).waitFor({ timeout: UI_TIMEOUT })
@@ -234,6 +257,9 @@ test('a viewer sees no revoke button, and the call it could forge is refused wit
 })
 
 test('a security analyst revokes a device from its detail page and its live session is cut within 1 s', async () => {
+  // connect, disconnect (DISCONNECT packet), reconnect: the presence timeline shows each change
+  const earlier = await device('acme2')
+  await new Promise<void>(resolve => { earlier.end(false, {}, () => resolve()) })
   const c = await device('acme2')
   // USP traffic the detail page shows: the MQTTConnect record (agent info) and a Boot! Notify
   const controllerInbox = 'acme/usp/controller/self::ctrl-1'
@@ -250,6 +276,10 @@ test('a security analyst revokes a device from its detail page and its live sess
   await page.getByLabel('Search devices').fill(AG2)
   await rowOf(page, AG2).getByRole('link', { name: AG2 }).click()
   await page.getByTestId('presence').filter({ hasText: 'online' }).waitFor({ timeout: UI_TIMEOUT })
+  const timeline = page.getByTestId('presence-timeline').locator('tbody tr')
+  const states = async (): Promise<string[]> => await timeline.evaluateAll(trs => trs.map(tr => `${tr.getAttribute('data-state')}/${tr.getAttribute('data-reason')}`))
+  await waitFor(async () => (await states()).length === 3, UI_TIMEOUT, 'three transitions on the timeline')
+  assert.deepEqual(await states(), ['online/', 'offline/disconnect', 'online/'], 'newest first')
   await page.getByRole('table', { name: 'USP records' }).getByText('NOTIFY').waitFor({ timeout: UI_TIMEOUT })
   assert.match(await page.getByTestId('data-model').innerText(), /Not recorded/)
   await page.getByText(`acme/usp/agent/${AG2}`).first().waitFor({ timeout: UI_TIMEOUT })
@@ -262,6 +292,9 @@ test('a security analyst revokes a device from its detail page and its live sess
   assert.ok(cutAt - confirmedAt < 1000, `session cut ${cutAt - confirmedAt} ms after the confirm`)
   await page.getByTestId('credential-state').filter({ hasText: 'revoked' }).waitFor({ timeout: UI_TIMEOUT })
   await page.getByTestId('presence').filter({ hasText: 'offline' }).waitFor({ timeout: UI_TIMEOUT })
+  await waitFor(async () => (await states()).length === 4, UI_TIMEOUT, 'the cut on the timeline')
+  assert.deepEqual(await states(), ['offline/revoked', 'online/', 'offline/disconnect', 'online/'])
+  assert.match(await timeline.first().innerText(), /credential or certificate revoked/)
   await page.getByTestId('data-model').waitFor()
   await screenshot(page, '04-device-detail')
   await page.context().close()

@@ -40,3 +40,21 @@ test('a flush appends the changed endpoints only; a restart keeps everything, of
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+test('the presence timeline keeps the newest 50 transitions per endpoint, newest first, with the reason', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'uspgate-endpoints-'))
+  try {
+    const r = new EndpointRegistry(dir, 'n1')
+    await r.load()
+    for (let i = 0; i < 40; i++) {
+      r.connected('acme', 'os::P-1', 'agent', i % 2 === 0 ? 5 : 4)
+      r.disconnected('acme', 'os::P-1', { reason: i === 39 ? 'keepalive' : 'disconnect' }, i % 2 === 0 ? 5 : 4)
+    }
+    const list = await r.presence('acme', 'os::P-1')
+    assert.equal(list.length, 50)
+    assert.deepEqual([list[0]!.state, list[0]!.reason, list[0]!.mqttVersion, list[1]!.state, list[2]!.reason], ['offline', 'keepalive', '3.1.1', 'online', 'disconnect'])
+    assert.deepEqual(await r.presence('acme', 'os::P-2'), [])
+    assert.deepEqual(await r.presence('other', 'os::P-1'), [], 'per tenant')
+    await r.flush()
+  } finally { await rm(dir, { recursive: true, force: true }) }
+})

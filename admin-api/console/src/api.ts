@@ -43,3 +43,43 @@ export function qs (params: Record<string, string | number | undefined>): string
 }
 
 export const enc = encodeURIComponent
+
+/**
+ * Reads a Server-Sent Events stream of the admin API with fetch() and a stream reader: EventSource
+ * cannot send the Authorization header, and the token must never be in a URL. Calls `onEvent` per
+ * event (its id and data), resolves when the server ends the stream, rejects on an HTTP error
+ * (ApiError) or a network error, and stops when `signal` aborts.
+ */
+export async function readEventStream (path: string, lastEventId: string | undefined, onEvent: (id: string | undefined, data: string) => void, signal: AbortSignal, onOpen: () => void = () => {}): Promise<void> {
+  const headers: Record<string, string> = { accept: 'text/event-stream' }
+  if (token !== null) headers.authorization = `Bearer ${token}`
+  if (lastEventId !== undefined) headers['last-event-id'] = lastEventId
+  const res = await fetch(path, { headers, cache: 'no-store', credentials: 'omit', signal })
+  if (!res.ok || res.body === null) {
+    const text = await res.text()
+    let p: { title?: string, detail?: string } = {}
+    try { p = JSON.parse(text) as typeof p } catch { /* not JSON */ }
+    if (res.status === 401) onUnauthorized()
+    throw new ApiError(res.status, p.title ?? `HTTP ${res.status}`, p.detail ?? p.title ?? text.slice(0, 200))
+  }
+  onOpen()
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
+  let buf = ''
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) return
+    buf += value.replace(/\r\n?/g, '\n')
+    let i: number
+    while ((i = buf.indexOf('\n\n')) !== -1) {
+      const block = buf.slice(0, i)
+      buf = buf.slice(i + 2)
+      let id: string | undefined
+      const data: string[] = []
+      for (const line of block.split('\n')) {
+        if (line.startsWith('id:')) id = line.slice(3).trimStart()
+        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''))
+      }
+      if (data.length > 0) onEvent(id, data.join('\n'))
+    }
+  }
+}

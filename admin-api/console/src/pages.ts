@@ -2,7 +2,7 @@
 // when the token's role has the permission the call needs (the API still enforces it).
 import { useState } from 'preact/hooks'
 import { api, enc, qs } from './api.ts'
-import { can, Confirm, ErrorBox, EventRows, fmtTime, html, type Json, type Me, unscoped, usePoll } from './ui.ts'
+import { can, Confirm, ErrorBox, EventRows, fmtTime, html, type Json, type Me, unscoped, useEventStream, usePoll } from './ui.ts'
 
 const sum = (codes: Record<string, number>, pick: (code: string) => boolean): number =>
   Object.entries(codes).filter(([c]) => pick(c)).reduce((n, [, v]) => n + v, 0)
@@ -14,6 +14,8 @@ export function Overview ({ me }: { me: Me }): Json {
   const tenants = usePoll('/v1/tenants', 0)
   const policies = usePoll(unscoped(me) ? '/v1/policies' : null, 5000)
   const byTenant = new Map<string, Json>((stats.data?.tenants ?? []).map((t: Json) => [t.tenant, t]))
+  // absent from every row while a cluster node cannot read the counts from Redis
+  const connectsKnown = [...byTenant.values()].some(t => t.connectsOk !== undefined)
   const active = policies.data?.active
   const revisionFor = (t: string): string => active === undefined ? 'not visible to a tenant-scoped token'
     : active.canary !== undefined && active.canary.tenants.includes(t) ? `${active.canary.revision} (canary)` : `${active.stable} (stable)`
@@ -26,12 +28,13 @@ export function Overview ({ me }: { me: Me }): Json {
     </div>
     <${ErrorBox} error=${stats.error ?? tenants.error} />
     <table aria-label="Security posture per tenant">
-      <thead><tr><th scope="col">Tenant</th><th scope="col" class="num">Connects refused</th><th scope="col" class="num">Bare usernames</th><th scope="col" class="num">Bad credentials</th><th scope="col" class="num">Throttled</th><th scope="col" class="num">Cross-tenant by</th><th scope="col" class="num">Cross-tenant against</th><th scope="col" class="num">USP refusals</th><th scope="col" class="num">Revocations</th><th scope="col">Policy revision</th></tr></thead>
+      <thead><tr><th scope="col">Tenant</th><th scope="col" class="num">Connects ok</th><th scope="col" class="num">Connects refused</th><th scope="col" class="num">Bare usernames</th><th scope="col" class="num">Bad credentials</th><th scope="col" class="num">Throttled</th><th scope="col" class="num">Cross-tenant by</th><th scope="col" class="num">Cross-tenant against</th><th scope="col" class="num">USP refusals</th><th scope="col" class="num">Revocations</th><th scope="col">Policy revision</th></tr></thead>
       <tbody>${(tenants.data?.tenants ?? []).map((t: Json) => {
-        const s = byTenant.get(t.id) ?? { codes: {}, crossTenantBy: 0, crossTenantAgainst: 0 }
+        const s = byTenant.get(t.id) ?? { codes: {}, crossTenantBy: 0, crossTenantAgainst: 0, connectsOk: connectsKnown ? 0 : undefined }
         return html`<tr key=${t.id} data-tenant=${t.id}>
           <th scope="row">${t.name}${t.name !== t.id ? html` <span class="muted mono">${t.id}</span>` : null}</th>
-          <td class="num">${sum(s.codes, c => c.startsWith('auth.') || c === 'cluster.connect_refused')}</td>
+          <td class="num" data-testid="connects-ok">${s.connectsOk ?? '—'}</td>
+          <td class="num" data-testid="connects-refused">${sum(s.codes, c => c.startsWith('auth.') || c === 'cluster.connect_refused')}</td>
           <td class="num">${s.codes['auth.bare_username'] ?? 0}</td>
           <td class="num">${s.codes['auth.bad_credentials'] ?? 0}</td>
           <td class="num">${s.codes['auth.throttled'] ?? 0}</td>
@@ -43,7 +46,7 @@ export function Overview ({ me }: { me: Me }): Json {
         </tr>`
       })}</tbody>
     </table>
-    <p class="muted">Counts come from the security events this node holds (the newest 100,000). Successful connects are not events; see <code>uspgate_connect_results_total</code> in /metrics.</p>
+    <p class="muted">Refusals and attempts come from the security events this node holds (the newest 100,000). Connects ok are sessions started, counted per tenant and whole hour (every node in a cluster; since the gateway started when it runs alone).</p>
   </section>`
 }
 
@@ -87,9 +90,19 @@ export function Devices ({ me }: { me: Me }): Json {
 }
 
 // ---------------------------------------------------------------- Device detail
+const REASONS: Record<string, string> = {
+  disconnect: 'the device disconnected',
+  revoked: 'cut: credential or certificate revoked',
+  cut: 'cut by the gateway',
+  keepalive: 'keep-alive timeout',
+  error: 'connection error',
+  closed: 'connection closed without DISCONNECT'
+}
+
 export function DeviceDetail ({ me, tenant, endpointId }: { me: Me, tenant: string, endpointId: string }): Json {
   const base = `/v1/tenants/${enc(tenant)}`
   const ep = usePoll(`${base}/endpoints/${enc(endpointId)}`, 2000)
+  const timeline = usePoll(`${base}/endpoints/${enc(endpointId)}/presence`, 2000)
   const creds = usePoll(`${base}/credentials`, 3000)
   const certs = usePoll(`${base}/certificates`, 5000)
   const usp = usePoll(`${base}/usp-audit${qs({ endpoint: endpointId, limit: 50 })}`, 3000)
@@ -143,6 +156,15 @@ export function DeviceDetail ({ me, tenant, endpointId }: { me: Me, tenant: stri
         </tbody></table>` : html`<p class="muted">No certificates.</p>`}
       </div>
     </div>
+    <div class="card"><h3>Presence timeline</h3>
+      <${ErrorBox} error=${timeline.error} />
+      ${(timeline.data?.transitions ?? []).length === 0 ? html`<p class="muted">No presence changes recorded.</p>` : html`<table aria-label="Presence timeline" data-testid="presence-timeline">
+        <thead><tr><th scope="col">Time</th><th scope="col">State</th><th scope="col">Node</th><th scope="col">MQTT</th><th scope="col">Why it went offline</th></tr></thead>
+        <tbody>${timeline.data.transitions.map((x: Json, i: number) => html`<tr key=${i} data-state=${x.state} data-reason=${x.reason ?? ''}>
+          <td class="mono">${fmtTime(x.time)}</td><td><span class=${`badge ${x.state}`}>${x.state}</span></td><td>${x.node}</td><td>${x.mqttVersion}</td>
+          <td>${x.state === 'offline' ? `${REASONS[x.reason] ?? 'not known'}${x.detail ? ` (${x.detail})` : ''}` : ''}</td></tr>`)}</tbody></table>
+        <p class="muted">The newest ${timeline.data.transitions.length} change(s), newest first (at most 50 are kept).</p>`}
+    </div>
     <div class="card"><h3>Data model</h3>
       <p data-testid="data-model">Not recorded: the USP audit keeps Record and Msg headers only (TR-369 R-SEC.4c), never GetSupportedDM or Get answers, so the objects and parameters this device reported are not stored.
       ${recordTypes.size > 0 ? ` Messages seen: ${[...recordTypes].map(([t, n]) => `${t} × ${n}`).join(', ')}.` : ''}</p>
@@ -190,11 +212,18 @@ export function Events ({ me }: { me: Me }): Json {
   const [applied, setApplied] = useState(form)
   const [live, setLive] = useState(true)
   const iso = (local: string): string | undefined => local === '' ? undefined : new Date(local).toISOString()
-  const path = `/v1/security-events${qs({ code: applied.code.replace(/\s+/g, ''), tenant: applied.tenant, severity: applied.severity.join(','), since: iso(applied.since), until: iso(applied.until), limit: 200 })}`
-  const events = usePoll(path, live ? 2000 : 0)
+  const filter = { code: applied.code.replace(/\s+/g, ''), tenant: applied.tenant, severity: applied.severity.join(',') }
+  const path = `/v1/security-events${qs({ ...filter, since: iso(applied.since), until: iso(applied.until), limit: 200 })}`
+  const events = usePoll(path, 0)
+  // Live tail (Server-Sent Events, read with fetch so the token stays in a header): started after the
+  // newest event of the first page; off when the range has an end.
+  const tailing = live && applied.until === '' && events.data !== undefined
+  const tail = useEventStream(tailing ? `/v1/security-events/stream${qs(filter)}` : null, events.data?.events?.[0]?.id)
   const set = (k: 'code' | 'tenant' | 'since' | 'until') => (e: Event) => setForm({ ...form, [k]: (e.target as HTMLInputElement).value })
   const toggleSeverity = (s: string) => () => setForm({ ...form, severity: form.severity.includes(s) ? form.severity.filter(x => x !== s) : [...form.severity, s] })
-  const list: Json[] = events.data?.events ?? []
+  const first: Json[] = events.data?.events ?? []
+  const tailIds = new Set(tail.events.map((e: Json) => e.id))
+  const list: Json[] = [...tail.events, ...first.filter(e => !tailIds.has(e.id))].slice(0, 200)
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   return html`<section aria-labelledby="h-events">
     <h2 id="h-events">Security events</h2>
@@ -206,11 +235,12 @@ export function Events ({ me }: { me: Me }): Json {
       <label>From<input type="datetime-local" name="since" step="1" value=${form.since} onInput=${set('since')} /></label>
       <label>To<input type="datetime-local" name="until" step="1" value=${form.until} onInput=${set('until')} /></label>
       <button type="submit" class="primary">Apply filters</button>
-      <label class="inline"><input type="checkbox" name="live" checked=${live} onChange=${() => setLive(!live)} />Live tail (every 2 s)</label>
+      <label class="inline"><input type="checkbox" name="live" checked=${live} onChange=${() => setLive(!live)} />Live tail</label>
+      ${tailing ? html`<span class="muted" data-testid="tail-state">${tail.connected ? 'live' : 'reconnecting…'}</span>` : null}
       <button type="button" onClick=${() => download(`security-events-${stamp}.ndjson`, 'application/x-ndjson', list.map(ev => JSON.stringify(ev)).join('\n') + '\n')}>Export NDJSON</button>
       <button type="button" onClick=${() => download(`security-events-${stamp}.csv`, 'text/csv', toCsv(list))}>Export CSV</button>
     </form>
-    <${ErrorBox} error=${events.error} />
+    <${ErrorBox} error=${events.error ?? tail.error} />
     <p class="muted" aria-live="polite">${list.length} event(s), newest first${list.length === 200 ? ' (the newest 200: narrow the filter or the time range for older ones)' : ''}.</p>
     <${EventRows} events=${list} />
   </section>`

@@ -3,7 +3,7 @@
 import type { ComponentChildren } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { html } from 'htm/preact'
-import { api } from './api.ts'
+import { api, ApiError, readEventStream } from './api.ts'
 
 export { html }
 
@@ -31,6 +31,44 @@ export function usePoll (path: string | null, everyMs: number): { data: Json, er
     return () => { live = false; if (timer !== undefined) clearInterval(timer) }
   }, [path, everyMs, tick])
   return { data, error, reload: () => setTick(t => t + 1) }
+}
+
+/**
+ * The live tail of a Server-Sent Events path (null: off): the JSON events received since it started,
+ * newest first (at most `keep`). It starts after `afterId` (Last-Event-ID), reconnects after an end or
+ * a network error with the last id it saw, and stops on an HTTP error, which it reports.
+ */
+export function useEventStream (path: string | null, afterId: string | undefined, keep = 200): { events: Json[], error: string | null, connected: boolean } {
+  const [events, setEvents] = useState<Json[]>([])
+  const [error, setError] = useState<string | null>(null)
+  const [connected, setConnected] = useState(false)
+  useEffect(() => {
+    setEvents([])
+    setError(null)
+    if (path === null) return
+    const abort = new AbortController()
+    let last = afterId
+    let retry: ReturnType<typeof setTimeout> | undefined
+    const run = (): void => {
+      readEventStream(path, last, (id, data) => {
+        if (id !== undefined) last = id
+        let ev: Json
+        try { ev = JSON.parse(data) } catch { return }
+        setEvents(list => [ev, ...list.filter((e: Json) => e.id !== ev.id)].slice(0, keep))
+      }, abort.signal, () => setConnected(true)).then(() => {
+        setConnected(false)
+        if (!abort.signal.aborted) retry = setTimeout(run, 1000)
+      }, (err: Error) => {
+        setConnected(false)
+        if (abort.signal.aborted) return
+        if (err instanceof ApiError) { setError(err.message); return }
+        retry = setTimeout(run, 3000)
+      })
+    }
+    run()
+    return () => { abort.abort(); if (retry !== undefined) clearTimeout(retry) }
+  }, [path, afterId])
+  return { events, error, connected }
 }
 
 export function fmtTime (iso: string | undefined): string {

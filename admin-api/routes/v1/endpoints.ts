@@ -24,6 +24,15 @@ export function registerEndpointsRoutes (v1: FastifyInstance<any, any, any, any>
     }
   }, async (req: FastifyRequest<{ Params: { tenant: string, endpointId: string } }>) => await control.getEndpoint(req.params.tenant, req.params.endpointId))
 
+  v1.get('/tenants/:tenant/endpoints/:endpointId/presence', {
+    config: { access: { permission: 'read', scope: 'tenant-param', action: 'endpoint.presence' } },
+    schema: {
+      summary: 'Presence timeline of one USP endpoint: its last 50 online/offline transitions on every node, newest first, with the reason a session ended when known (embedded mode: since the gateway started)',
+      params: { type: 'object', required: ['tenant', 'endpointId'], additionalProperties: false, properties: { tenant: S.tenantId, endpointId: S.principal } },
+      response: { 200: S.listOf('transitions', S.presenceTransition), ...problems(503) }
+    }
+  }, async (req: FastifyRequest<{ Params: { tenant: string, endpointId: string } }>) => ({ transitions: await control.endpointPresence(req.params.tenant, req.params.endpointId) }))
+
   v1.get('/tenants/:tenant/usp-audit', {
     config: { access: { permission: 'read', scope: 'tenant-param', action: 'usp-audit.list' } },
     schema: {
