@@ -26,7 +26,7 @@ import type { SecurityEvent, SecurityEventInput } from '../core/index.ts'
 import type { Metrics } from '../core/index.ts'
 import type { ClusterAccess, ClusterView, NodeHeartbeat } from '../control/index.ts'
 import { RouteTableEmitter } from './routing/index.ts'
-import { batchPersistenceSetup, type SetupConnection } from './patches/index.ts'
+import { batchPersistenceSetup, indexRetainedInRedis, RetainedTopicIndex, type RetainedConnection, type SetupConnection } from './patches/index.ts'
 import { RedisStoreCounts, type CountingConnection } from './store-counts.ts'
 
 const require = createRequire(import.meta.url)
@@ -35,7 +35,7 @@ const redisPersistence = require('aedes-persistence-redis') as (opts: Record<str
 const requireFromPersistence = createRequire(require.resolve('aedes-persistence-redis'))
 const PersistenceRedis = requireFromPersistence('ioredis') as new (opts: Record<string, unknown>) => NodeJS.EventEmitter & PersistenceConnection & { disconnect(): void }
 // the library's own encoding of stored packets
-const msgpack = requireFromPersistence('msgpack-lite') as { decode(buf: Buffer): Record<string, unknown> }
+const msgpack = requireFromPersistence('msgpack-lite') as { encode(value: unknown): Buffer, decode(buf: Buffer): Record<string, unknown> }
 
 export const DEFAULT_REDIS_PREFIX = 'uspgate:'
 /** KEYS[1]: the policy index. ARGV: the new text; '1' if a current value is expected ('0': the key must be absent); that value. */
@@ -183,10 +183,15 @@ export class Cluster implements ClusterAccess {
     this.persistenceConn = new PersistenceRedis({ ...this.options, keyPrefix: `${p}aedes:`, retryStrategy, connectionName: `uspgate:${nodeId}:persistence` })
     this.persistenceConn.on('error', (err: Error) => { if (!this.closed) this.log.debug({ err }, 'persistence redis error') })
     guardRedisSocketErrors(this.persistenceConn)
-    this.storeCounts = new RedisStoreCounts(this.persistenceConn as unknown as CountingConnection, `${p}aedes:`)
+    const retainedIndex = new RetainedTopicIndex(this.persistenceConn as unknown as RetainedConnection, msgpack)
+    this.storeCounts = new RedisStoreCounts(this.persistenceConn as unknown as CountingConnection, `${p}aedes:`, async () => await retainedIndex.count())
     // wrapped with the QoS 2 fix, the fix that keeps a duplicate acknowledgement from deleting a message
-    // other subscribers still queue, and start-up loading of stored subscriptions in pipelines (patches/batched-persistence-setup.ts).
-    const persistence = batchPersistenceSetup(redisPersistence({ conn: this.persistenceConn }), this.persistenceConn as unknown as SetupConnection)
+    // other subscribers still queue, start-up loading of stored subscriptions in pipelines
+    // (patches/batched-persistence-setup.ts), and retained messages indexed by topic, so a wildcard
+    // SUBSCRIBE does not scan every retained message (patches/retained-topic-index.ts).
+    const persistence = indexRetainedInRedis(
+      batchPersistenceSetup(redisPersistence({ conn: this.persistenceConn }), this.persistenceConn as unknown as SetupConnection),
+      this.persistenceConn as unknown as RetainedConnection, msgpack)
     this.persistence = countEachAckOnce(hardenPersistence(persistence), this.persistenceConn, buf => msgpack.decode(buf))
     // Live routing: a message goes to the nodes whose routes match it, one PUBLISH each; losing the
     // emitter's links fails closed like the other connections, and its return triggers a resync.

@@ -1,12 +1,11 @@
 // Counts of the shared Redis session store (aedes-persistence-redis layout under <prefix>aedes:) for the
-// uspgate_retained_messages and uspgate_queued_messages gauges: retained = HLEN of the retained hash
-// (O(1)); queued = the summed lengths of the per-client outgoing lists, found with SCAN, so it is
+// uspgate_retained_messages and uspgate_queued_messages gauges: retained = the size of the retained
+// topic index (patches/retained-topic-index.ts: one ZCARD per first topic level, i.e. per tenant); queued = the summed lengths of the per-client outgoing lists, found with SCAN, so it is
 // recomputed at most every 30 s (a scrape every 15 s on each node must not walk the keyspace each time).
 const QUEUED_TTL_MS = 30_000
 
 /** The subset of the persistence's ioredis connection (keyPrefix <prefix>aedes:) used here. */
 export interface CountingConnection {
-  hlen: (key: string) => Promise<number>
   llen: (key: string) => Promise<number>
   scan: (cursor: string, ...args: Array<string | number>) => Promise<[string, string[]]>
 }
@@ -15,10 +14,10 @@ export class RedisStoreCounts {
   private queuedCache: { at: number, value: Promise<number> } | undefined
 
   /** keyPrefix: the connection's ioredis keyPrefix (applied to keys, but not to SCAN patterns or results). */
-  constructor (private readonly conn: CountingConnection, private readonly keyPrefix: string) {}
+  constructor (private readonly conn: CountingConnection, private readonly keyPrefix: string, private readonly retainedCount: () => Promise<number>) {}
 
   async retained (): Promise<number> {
-    try { return await this.conn.hlen('retained') } catch { return 0 }
+    try { return await this.retainedCount() } catch { return 0 }
   }
 
   async queued (): Promise<number> {

@@ -1,12 +1,14 @@
 // Cluster mode with real nodes in one process on one real redis-server: cross-node delivery (MQTT 5
 // and 3.1.1, never across tenants), the shared event stream and GET /v1/cluster, revocation on node A
 // cutting a live session on node B, a canary and a rollback on A changing decisions on B, a persistent
-// QoS 1 session moving to another node after its node went away, and a Redis restart mid-traffic.
+// QoS 1 session moving to another node after its node went away, a Redis restart mid-traffic, and the
+// agents' retained presence kept in the retained topic index (broker/cluster/patches/retained-topic-index.ts).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
+import { Redis } from 'ioredis'
 import { startGateway, provision, connect, refusedWith, waitFor, closeClient, removeDir, sleep, type TestGateway, untilConnected } from '../helpers/gateway.ts'
 import { startRedis, type TestRedis } from '../helpers/redis.ts'
 import { buildTempBundle } from '../policies/helpers.ts'
@@ -95,6 +97,31 @@ test('cross-node delivery for MQTT 5 and 3.1.1 within a tenant, never across ten
   assert.deepEqual(gotOther, [], 'tenant tb never sees tenant ta traffic')
   // the Redis channels carry the prefix
   assert.ok(B.gw.cluster!.settings.prefix === prefix)
+})
+
+test('presence set on node A is retained in Redis\' topic index and sent on node B to a controller\'s wildcard SUBSCRIBE, without a scan', async () => {
+  const keys = new Redis(redis.url)
+  try {
+    const calls = async (cmd: string): Promise<number> => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(await keys.info('commandstats'))?.[1] ?? 0)
+    const agent = await client(A, `tb:${AG}`, { clientId: 'tb-agent-presence' })
+    // the gateway's presence message is indexed under the tenant, not in the library's single hash
+    await waitFor(async () => (await keys.zscore(`${prefix}aedes:retained:{tb}:topics`, `tb/usp/status/${AG}`)) !== null, 3000, 'presence indexed')
+    assert.equal(await keys.exists(`${prefix}aedes:retained`), 0)
+    const hscans = await calls('hscan')
+    const ctl = await client(B, `tb:${CT}`, { clientId: 'tb-ctl-presence' })
+    const got: string[] = []
+    ctl.on('message', (topic, payload, packet) => { if (packet.retain) got.push(`${topic}=${payload.toString()}`) })
+    await ctl.subscribeAsync('tb/usp/status/+', { qos: 1 })
+    await waitFor(() => got.length > 0, 3000, 'retained presence on node B')
+    assert.deepEqual(got, [`tb/usp/status/${AG}=1`])
+    assert.equal(await calls('hscan'), hscans)
+    const m = await (await fetch(`${B.adminUrl}/metrics`)).text()
+    assert.ok(Number(/uspgate_retained_messages\{[^}]*\} (\d+)/.exec(m)?.[1]) >= 1, 'retained gauge counts the index')
+    await closeClient(agent)
+    await closeClient(ctl)
+  } finally {
+    keys.disconnect()
+  }
 })
 
 test('security events of every node are served by every node; GET /v1/cluster lists both nodes', async () => {
