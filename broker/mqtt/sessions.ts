@@ -31,7 +31,7 @@ export interface ClientState {
   inflightQos2: Set<number> | undefined
   /** QoS 2 message ids first used on this connection (clean-start dedup fix; created on first use). */
   seenQos2: Set<number> | undefined
-  bucket: { take(): boolean } | undefined
+  bucket: { take(): boolean, msUntil(n: number): number } | undefined
   /** Subscriptions this live client holds (aedes' client.subscriptions), as last counted (fairness.ts). */
   subscriptionCount: number
   /** The client part of every policy input, built once per session. */
