@@ -153,7 +153,7 @@ export class Gateway {
       revision: () => this.policy.revision,
       policy: this.policy,
       uspSettings: tenant => this.store.getTenant(tenant)?.usp ?? DEFAULT_USP_SETTINGS,
-      ...(mode.cluster ? { unavailable: () => mode.cluster!.unavailableReason() } : {}),
+      ...(mode.cluster ? { unavailable: () => mode.cluster!.unavailableReason(), connectionQuota: mode.cluster.connectionQuota } : {}),
       identityRevoked: st => this.identityRevoked(st),
       onUspRecord: uspRecordObserver({ records: this.metrics.uspRecords, audit: this.uspAudit, endpoints: this.endpoints })
     })
@@ -343,9 +343,13 @@ export class Gateway {
   private async startCluster (cluster: Cluster): Promise<void> {
     const store = this.store as RedisStateStore
     this.events.onWritten = ev => cluster.appendEvent(ev)
+    // this node id counts no connection yet (a restart after a crash: its old counts go)
+    await cluster.connectionQuota.reconcile(new Map())
     await cluster.start({
       resync: async () => {
         await store.load()
+        // quota releases that could not be written while away: this node's counts, rewritten
+        await cluster.connectionQuota.reconcile(this.countedConnections())
         await this.policyVersions.resync()
         await this.certificates.pkiSync?.resync() // certificate revocations and trust missed while away
         // revocations missed while away: cut sessions whose credential is now revoked
@@ -365,6 +369,13 @@ export class Gateway {
       },
       emit: e => { this.events.emit(e) }
     })
+  }
+
+  /** Live connections counted in the cluster-wide tenant connection quota, per tenant. */
+  private countedConnections (): Map<string, number> {
+    const counts = new Map<string, number>()
+    for (const h of this.sessions.matching(s => s.quotaCounted === true)) counts.set(h.state.tenant, (counts.get(h.state.tenant) ?? 0) + 1)
+    return counts
   }
 
   /** Why a session's identity is no longer trusted now (asked when a will fires after its connection ended). */

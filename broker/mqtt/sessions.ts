@@ -27,6 +27,8 @@ export interface ClientState {
   connectedAt: string
   revoked: boolean
   cleanStart: boolean
+  /** Counted in the cluster-wide tenant connection quota (released when its connection closes). */
+  quotaCounted?: boolean
   /** QoS 2 message ids received and not yet released by PUBREL (created at the first QoS 2 PUBLISH: most sessions never send one). */
   inflightQos2: Set<number> | undefined
   /** QoS 2 message ids first used on this connection (clean-start dedup fix; created on first use). */
