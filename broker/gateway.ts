@@ -153,7 +153,7 @@ export class Gateway {
       revision: () => this.policy.revision,
       policy: this.policy,
       uspSettings: tenant => this.store.getTenant(tenant)?.usp ?? DEFAULT_USP_SETTINGS,
-      ...(mode.cluster ? { unavailable: () => mode.cluster!.unavailableReason(), connectionQuota: mode.cluster.connectionQuota } : {}),
+      ...(mode.cluster ? { unavailable: () => mode.cluster!.unavailableReason(), connectionQuota: mode.cluster.tenantQuotas } : {}),
       identityRevoked: st => this.identityRevoked(st),
       onUspRecord: uspRecordObserver({ records: this.metrics.uspRecords, audit: this.uspAudit, endpoints: this.endpoints })
     })
@@ -201,7 +201,8 @@ export class Gateway {
         n => { if (n > 0) this.log.info({ sessions: n }, 'offline state of revoked sessions discarded') },
         err => this.log.warn({ err }, 'discarding offline state of revoked sessions failed'))
     }
-    const fairness = new Fairness({ limits, store: this.store, sessions: this.sessions, metrics: this.metrics, emit })
+    const cluster = mode.cluster
+    const fairness = new Fairness({ limits, store: this.store, sessions: this.sessions, metrics: this.metrics, emit, ...(cluster ? { clusterSubscriptions: (t: string) => cluster.tenantQuotas.otherSubscriptions(t) } : {}) })
     this.broker.on('subscribe', (_subs: unknown, client: Client) => fairness.recount(client as GatewayClient))
     this.broker.on('unsubscribe', (_subs: unknown, client: Client) => fairness.recount(client as GatewayClient))
     this.listeners = new MqttListeners({
@@ -344,12 +345,12 @@ export class Gateway {
     const store = this.store as RedisStateStore
     this.events.onWritten = ev => cluster.appendEvent(ev)
     // this node id counts no connection yet (a restart after a crash: its old counts go)
-    await cluster.connectionQuota.reconcile(new Map())
+    await cluster.tenantQuotas.reconcile(new Map())
     await cluster.start({
       resync: async () => {
         await store.load()
         // quota releases that could not be written while away: this node's counts, rewritten
-        await cluster.connectionQuota.reconcile(this.countedConnections())
+        await cluster.tenantQuotas.reconcile(this.countedConnections())
         await this.policyVersions.resync()
         await this.certificates.pkiSync?.resync() // certificate revocations and trust missed while away
         // revocations missed while away: cut sessions whose credential is now revoked
@@ -369,6 +370,10 @@ export class Gateway {
       },
       emit: e => { this.events.emit(e) }
     })
+    // subscription quotas across the nodes: this node's counts written, the others' read (tenant-quota.ts)
+    cluster.tenantQuotas.startSubscriptionSync(
+      () => this.store.listTenants().filter(t => (t.quotas?.maxSubscriptions ?? 0) > 0).map(t => t.id),
+      t => this.sessions.subscriptionsOf(t))
   }
 
   /** Live connections counted in the cluster-wide tenant connection quota, per tenant. */

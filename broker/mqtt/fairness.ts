@@ -17,6 +17,11 @@ export interface FairnessDeps {
   sessions: SessionIndex
   metrics: Metrics
   emit: (e: SecurityEventInput) => void
+  /**
+   * Cluster mode: the other nodes' subscriptions of a tenant with a subscription quota, or undefined
+   * when they cannot be counted now (new filters of the tenant are then refused: fail closed).
+   */
+  clusterSubscriptions?: (tenant: string) => number | undefined
 }
 
 /** Set on a subscription of a SUBSCRIBE that would exceed a quota: the subscribe pipeline refuses it. */
@@ -67,7 +72,14 @@ export class Fairness {
     const held = client.subscriptions as Record<string, unknown>
     const tenantQuota = store.getTenant(st.tenant)?.quotas?.maxSubscriptions ?? 0
     let clientRoom = limits.maxSubscriptionsPerClient > 0 ? limits.maxSubscriptionsPerClient - Object.keys(held).length : Infinity
-    let tenantRoom = tenantQuota > 0 ? tenantQuota - sessions.tenantUsage(st.tenant).subscriptions : Infinity
+    let tenantRoom = Infinity
+    let tenantWhere = 'on this node'
+    if (tenantQuota > 0) {
+      // issue 14: the quota is the tenant's, across the cluster (broker/cluster/tenant-quota.ts)
+      const others = this.deps.clusterSubscriptions === undefined ? 0 : this.deps.clusterSubscriptions(st.tenant)
+      if (this.deps.clusterSubscriptions !== undefined) tenantWhere = others === undefined ? 'across the cluster (the other nodes\' counts cannot be read now)' : 'across the cluster'
+      tenantRoom = others === undefined ? 0 : tenantQuota - sessions.subscriptionsOf(st.tenant) - others
+    }
     const seen = new Set<string>()
     for (const sub of subs) {
       if (Object.prototype.hasOwnProperty.call(held, sub.topic) || seen.has(sub.topic)) continue // not new
@@ -75,7 +87,7 @@ export class Fairness {
       if (clientRoom <= 0) {
         (sub as { [OVER_QUOTA]?: QuotaMark })[OVER_QUOTA] = { code: 'limits.subscriptions', reason: `client already holds ${limits.maxSubscriptionsPerClient} subscriptions` }
       } else if (tenantRoom <= 0) {
-        (sub as { [OVER_QUOTA]?: QuotaMark })[OVER_QUOTA] = { code: 'limits.tenant_subscriptions', reason: `tenant ${st.tenant} holds its quota of ${tenantQuota} subscriptions on this node` }
+        (sub as { [OVER_QUOTA]?: QuotaMark })[OVER_QUOTA] = { code: 'limits.tenant_subscriptions', reason: `tenant ${st.tenant} holds its quota of ${tenantQuota} subscriptions ${tenantWhere}` }
       } else {
         clientRoom--
         tenantRoom--

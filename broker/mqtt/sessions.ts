@@ -134,6 +134,11 @@ export class SessionIndex {
     return u
   }
 
+  /** Subscriptions held by a tenant's live clients on this node (without creating an entry). */
+  subscriptionsOf (tenant: string): number {
+    return this.perTenant.get(tenant)?.subscriptions ?? 0
+  }
+
   /** A live client's subscription count changed (SUBSCRIBE / UNSUBSCRIBE done). */
   subscriptionsCounted (st: ClientState, count: number): void {
     if (!this.byInternalId.has(st.internalId)) return

@@ -27,7 +27,7 @@ export interface TenantRecord {
 export interface TenantQuotas {
   /** Live MQTT connections of the tenant (cluster mode: across every node); a CONNECT above it is refused (0x97). */
   maxConnections?: number
-  /** Subscriptions held by the tenant's live clients on one node; new filters above it are refused. */
+  /** Subscriptions held by the tenant's live clients (cluster mode: across every node, within a second); new filters above it are refused. */
   maxSubscriptions?: number
 }
 

@@ -3,6 +3,7 @@
 // connection on each node fills it, a third on either node is refused with limits.tenant_connections,
 // and once one goes a new one is accepted. The count of a node that died (heartbeat expired) is
 // dropped by its peers; with Redis gone, a CONNECT to a tenant with a quota is refused (fail closed).
+// The subscription quota counts the subscriptions held on both nodes (synchronised once a second).
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { Redis } from 'ioredis'
@@ -62,7 +63,7 @@ test('cluster: a tenant connection quota of 2 counts connections on both nodes; 
   assert.deepEqual(await db.hgetall(HASH), { 'cq-b': '2' })
   assert.equal(await refusedWith(A, { username: creds[2]!.username, password: creds[2]!.secret, clientId: 'cq-3c' }), 0x97)
 
-  // a node that stops counts nothing any more: its peer drops its field once its heartbeat is gone
+  // everything released
   await closeClient(onB); await closeClient(again); await closeClient(o)
   await waitFor(async () => await total(db) === 0, 5000, 'all released')
 })
@@ -93,4 +94,33 @@ test('cluster: the count of a node that died is dropped when its heartbeat expir
   await redis.kill()
   const refused = await refusedWith(A, { username: cred.username, password: cred.secret, clientId: 'cq-d3' })
   assert.equal(refused, 0x88, 'MQTT 5: Server unavailable')
+})
+
+test('cluster: a tenant subscription quota of 3 counts the subscriptions held on both nodes (within the one-second sync)', async () => {
+  const redis = await startRedis()
+  cleanup.push(() => redis.stop())
+  const A = await node(redis.url, 'cs-a')
+  const B = await node(redis.url, 'cs-b')
+  const ca = await provision(A, 'cs', 'self::cs-ctrl-a', 'controller')
+  const cb = await provision(A, 'cs', 'self::cs-ctrl-b', 'controller')
+  assert.equal((await A.api('PATCH', '/v1/tenants/cs', { quotas: { maxSubscriptions: 3 } })).status, 200)
+  await waitFor(() => B.gw.store.getCredential('cs', 'self::cs-ctrl-b'), 5000, 'credential on node B')
+  const viewOf = (g: TestGateway): number | undefined => g.gw.cluster!.tenantQuotas.otherSubscriptions('cs')
+  await waitFor(() => viewOf(B) === 0, 5000, 'node B counts the tenant\'s subscriptions on the other nodes')
+
+  const subs = async (c: Awaited<ReturnType<typeof connect>>, xs: string[]): Promise<number[]> =>
+    await c.subscribeAsync(Object.fromEntries(xs.map(x => [`cs/bulkdata/${x}/#`, { qos: 0 as const }]))).then(
+      gs => gs.map(g => g.qos), (err: { packet?: { granted: number[] } }) => { if (err.packet === undefined) throw err; return err.packet.granted })
+  const onA = await connect(A, { username: ca.username, password: ca.secret, clientId: 'cs-a1' })
+  const onB = await connect(B, { username: cb.username, password: cb.secret, clientId: 'cs-b1' })
+  assert.deepEqual(await subs(onA, ['a', 'b']), [0, 0])
+  await waitFor(() => viewOf(B) === 2, 10_000, 'node B sees node A\'s 2 subscriptions')
+  assert.deepEqual(await subs(onB, ['c', 'd']), [0, 0x87], 'the tenant\'s fourth subscription, on the other node')
+  const ev = await waitForEvent(B, { code: 'limits.tenant_subscriptions', topic: 'cs/bulkdata/d/#' })
+  assert.match(ev.reason ?? '', /across the cluster/)
+  // node A's client goes: its subscriptions free the quota on node B too
+  await closeClient(onA)
+  await waitFor(() => viewOf(B) === 0, 10_000, 'node B sees node A\'s subscriptions gone')
+  assert.deepEqual(await subs(onB, ['e', 'f']), [0, 0])
+  await closeClient(onB)
 })
