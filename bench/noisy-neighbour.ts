@@ -4,7 +4,9 @@
 // its own process (`uspgate start` of the tree given by --repo, default this one), so the numbers of
 // an older tree (before the fairness work) and this one come from the same script.
 //
-//   npx tsx bench/noisy-neighbour.ts [--repo=/path/to/other/checkout] [--phase-ms=6000]
+//   npx tsx bench/noisy-neighbour.ts [--repo=/path/to/other/checkout] [--phase-ms=6000] [--only=publishes]
+//
+// --only=<text> runs the idle phase and the flood phases whose name contains <text> (e.g. publishes).
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, connect as netConnect, type Socket } from 'node:net'
@@ -47,7 +49,7 @@ function percentile (xs: number[], p: number): number {
 }
 
 /** Runs every flood phase against `uspgate start` of `REPO`; returns the markdown table. */
-export async function runNoisyNeighbour (REPO = THIS_REPO, PHASE_MS = 6000): Promise<string> {
+export async function runNoisyNeighbour (REPO = THIS_REPO, PHASE_MS = 6000, ONLY = ''): Promise<string> {
   const dataDir = await mkdtemp(join(tmpdir(), 'uspgate-noisy-'))
   const mqttPort = await freePort()
   const adminPort = await freePort()
@@ -130,6 +132,7 @@ export async function runNoisyNeighbour (REPO = THIS_REPO, PHASE_MS = 6000): Pro
     ]
     const rows: string[] = []
     for (const [name, flood] of phases) {
+      if (ONLY !== '' && name !== 'idle' && !name.includes(ONLY)) continue
       const xs = await probe(flood)
       rows.push(`| ${name} | ${xs.length} | ${percentile(xs, 0.5).toFixed(1)} | ${percentile(xs, 0.99).toFixed(1)} | ${Math.max(...xs).toFixed(1)} |`)
       await new Promise(r => setTimeout(r, 1000))
@@ -144,5 +147,5 @@ export async function runNoisyNeighbour (REPO = THIS_REPO, PHASE_MS = 6000): Pro
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  console.log(await runNoisyNeighbour(arg('repo', THIS_REPO), Number(arg('phase-ms', '6000'))))
+  console.log(await runNoisyNeighbour(arg('repo', THIS_REPO), Number(arg('phase-ms', '6000')), arg('only', '')))
 }

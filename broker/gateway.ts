@@ -160,7 +160,7 @@ export class Gateway {
       revision: () => this.policy.revision,
       policy: this.policy,
       uspSettings: tenant => this.store.getTenant(tenant)?.usp ?? DEFAULT_USP_SETTINGS,
-      ...(mode.cluster ? { unavailable: () => mode.cluster!.unavailableReason() } : {}),
+      ...(mode.cluster ? { unavailable: () => mode.cluster!.unavailableReason(), connectionQuota: mode.cluster.tenantQuotas } : {}),
       identityRevoked: st => this.identityRevoked(st),
       onUspRecord: uspRecordObserver({ records: this.metrics.uspRecords, audit: this.uspAudit, endpoints: this.endpoints })
     })
@@ -208,7 +208,8 @@ export class Gateway {
         n => { if (n > 0) this.log.info({ sessions: n }, 'offline state of revoked sessions discarded') },
         err => this.log.warn({ err }, 'discarding offline state of revoked sessions failed'))
     }
-    const fairness = new Fairness({ limits, store: this.store, sessions: this.sessions, metrics: this.metrics, emit })
+    const cluster = mode.cluster
+    const fairness = new Fairness({ limits, store: this.store, sessions: this.sessions, metrics: this.metrics, emit, ...(cluster ? { clusterSubscriptions: (t: string) => cluster.tenantQuotas.otherSubscriptions(t) } : {}) })
     this.broker.on('subscribe', (_subs: unknown, client: Client) => fairness.recount(client as GatewayClient))
     this.broker.on('unsubscribe', (_subs: unknown, client: Client) => fairness.recount(client as GatewayClient))
     this.listeners = new MqttListeners({
@@ -354,9 +355,13 @@ export class Gateway {
   private async startCluster (cluster: Cluster): Promise<void> {
     const store = this.store as RedisStateStore
     this.events.onWritten = ev => cluster.appendEvent(ev)
+    // this node id counts no connection yet (a restart after a crash: its old counts go)
+    await cluster.tenantQuotas.reconcile(new Map())
     await cluster.start({
       resync: async () => {
         await store.load()
+        // quota releases that could not be written while away: this node's counts, rewritten
+        await cluster.tenantQuotas.reconcile(this.countedConnections())
         await this.policyVersions.resync()
         await this.certificates.pkiSync?.resync() // certificate revocations and trust missed while away
         // revocations missed while away: cut sessions whose credential is now revoked
@@ -376,6 +381,17 @@ export class Gateway {
       },
       emit: e => { this.events.emit(e) }
     })
+    // subscription quotas across the nodes: this node's counts written, the others' read (tenant-quota.ts)
+    cluster.tenantQuotas.startSubscriptionSync(
+      () => this.store.listTenants().filter(t => (t.quotas?.maxSubscriptions ?? 0) > 0).map(t => t.id),
+      t => this.sessions.subscriptionsOf(t))
+  }
+
+  /** Live connections counted in the cluster-wide tenant connection quota, per tenant. */
+  private countedConnections (): Map<string, number> {
+    const counts = new Map<string, number>()
+    for (const h of this.sessions.matching(s => s.quotaCounted === true)) counts.set(h.state.tenant, (counts.get(h.state.tenant) ?? 0) + 1)
+    return counts
   }
 
   /** Why a session's identity is no longer trusted now (asked when a will fires after its connection ended). */

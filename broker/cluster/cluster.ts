@@ -28,6 +28,7 @@ import type { ClusterAccess, ClusterView, NodeHeartbeat } from '../control/index
 import { RouteTableEmitter } from './routing/index.ts'
 import { batchPersistenceSetup, indexRetainedInRedis, RetainedTopicIndex, type RetainedConnection, type SetupConnection } from './patches/index.ts'
 import { RedisStoreCounts, type CountingConnection } from './store-counts.ts'
+import { ClusterTenantQuotas } from './tenant-quota.ts'
 
 const require = createRequire(import.meta.url)
 const redisPersistence = require('aedes-persistence-redis') as (opts: Record<string, unknown>) => any
@@ -133,6 +134,8 @@ export class Cluster implements ClusterAccess {
   readonly persistence: ReturnType<typeof redisPersistence>
   /** aedes' emitter: local subscribers, and the route table for the other nodes. */
   readonly mq: RouteTableEmitter
+  /** Tenant connection and subscription quotas counted across the nodes (tenant-quota.ts). */
+  readonly tenantQuotas: ClusterTenantQuotas
   readonly keys: { control: string, events: string, nodesPrefix: string, policyIndex: string, policyBundle: (rev: string) => string, certRevoked: string }
   private hooks: ClusterHooks | undefined
   private store: RedisStateStore | undefined
@@ -163,6 +166,7 @@ export class Cluster implements ClusterAccess {
     const retryStrategy = (times: number): number => Math.min(50 * times, 1000)
     const base: RedisOptions = { ...this.options, lazyConnect: true, retryStrategy, connectionName: `uspgate:${nodeId}` }
     this.cmd = new Redis({ ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+    this.tenantQuotas = new ClusterTenantQuotas(this.cmd, p, nodeId, log)
     this.sub = new Redis({ ...base })
     this.tail = new Redis({ ...base, maxRetriesPerRequest: null })
     for (const conn of [this.cmd, this.sub, this.tail]) guardRedisSocketErrors(conn)
@@ -204,7 +208,9 @@ export class Cluster implements ClusterAccess {
       maintainEveryMs: HEARTBEAT_MS,
       log: this.log,
       onConnectionLost: () => this.connectionLost(),
-      onReady: () => this.scheduleResync(0)
+      onReady: () => this.scheduleResync(0),
+      // a crashed node's connections are gone: its tenant quota counts go with its routes
+      onNodeGone: node => { this.tenantQuotas.dropNode(node).catch((err: unknown) => this.log.warn({ err, node }, 'tenant quota counts of a dead node not dropped')) }
     })
     for (const conn of this.emitterConnections()) guardRedisSocketErrors(conn)
 
@@ -499,6 +505,7 @@ export class Cluster implements ClusterAccess {
     if (this.closed) return
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
     if (this.resyncTimer) clearTimeout(this.resyncTimer)
+    try { if (this.cmd.status === 'ready') await this.tenantQuotas.close() } catch { /* gone: peers drop the counts when the heartbeat expires */ }
     try { if (this.cmd.status === 'ready') await this.cmd.del(this.keys.nodesPrefix + this.nodeId) } catch { /* gone */ }
     this.closed = true
     this.upGauge.set(0)

@@ -29,8 +29,8 @@ export const EVENT_CODES = {
   'limits.handshake_timeout': { severity: 'info', meaning: 'A socket on the MQTTS or admin listener did not complete its TLS handshake (or, admin, send its first HTTP request) in time; closed.' },
   'limits.subscribe_filters': { severity: 'warning', meaning: 'SUBSCRIBE with more filters than the per-packet limit (USPGATE_MAX_FILTERS_PER_SUBSCRIBE); connection closed (MQTT 5: DISCONNECT 0x97) before any filter was decided.' },
   'limits.subscriptions': { severity: 'warning', meaning: 'A new filter would exceed the subscriptions one client may hold (USPGATE_MAX_SUBSCRIPTIONS_PER_CLIENT); that filter is refused in the SUBACK.' },
-  'limits.tenant_subscriptions': { severity: 'warning', meaning: 'A new filter would exceed the tenant\'s subscription quota on this node (tenant quotas.maxSubscriptions); that filter is refused in the SUBACK.' },
-  'limits.tenant_connections': { severity: 'warning', meaning: 'CONNECT above the tenant\'s connection quota on this node (tenant quotas.maxConnections); refused with CONNACK 0x97 (MQTT 3.1.1: 3).' },
+  'limits.tenant_subscriptions': { severity: 'warning', meaning: 'A new filter would exceed the tenant\'s subscription quota (tenant quotas.maxSubscriptions): on this node, and in cluster mode across every node (counts synchronised through Redis once a second; refused while the other nodes\' counts cannot be read); that filter is refused in the SUBACK.' },
+  'limits.tenant_connections': { severity: 'warning', meaning: 'CONNECT above the tenant\'s connection quota (tenant quotas.maxConnections): on this node, and in cluster mode across every node (counted in Redis); refused with CONNACK 0x97 (MQTT 3.1.1: 3). The reason says which ("on this node" / "across the cluster").' },
   'limits.keepalive': { severity: 'info', meaning: 'Client keep-alive expired or keep-alive outside the allowed range.' },
   'proxy.untrusted': { severity: 'warning', meaning: 'A connection from outside the trusted networks (USPGATE_PROXY_PROTOCOL_TRUSTED) started with a PROXY protocol header, i.e. tried to choose the address the gateway sees; closed.' },
   'proxy.malformed': { severity: 'warning', meaning: 'A PROXY protocol header that could not be parsed (or too long); connection closed.' },
@@ -78,7 +78,7 @@ export const EVENT_CODES = {
   'policy.promoted': { severity: 'warning', meaning: 'A policy revision became the stable revision for every tenant.' },
   'cluster.redis_down': { severity: 'critical', meaning: 'Cluster mode: this node lost Redis; new CONNECTs are refused (server unavailable) and admin writes fail (503) until it has resynchronised.' },
   'cluster.redis_up': { severity: 'info', meaning: 'Cluster mode: Redis is back and this node reloaded its state from it; new connections are accepted again.' },
-  'cluster.connect_refused': { severity: 'warning', meaning: 'Cluster mode: CONNECT refused with server unavailable because this node cannot trust its state copy (Redis down or not yet resynchronised).' }
+  'cluster.connect_refused': { severity: 'warning', meaning: 'Cluster mode: CONNECT refused with server unavailable because this node cannot trust its state copy (Redis down or not yet resynchronised), or could not check the tenant\'s cluster-wide connection quota in Redis.' }
 } as const satisfies Record<string, { severity: Severity, meaning: string }>
 
 export type EventCode = keyof typeof EVENT_CODES

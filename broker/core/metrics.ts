@@ -50,6 +50,8 @@ export class Metrics {
   readonly bytesIn: Counter
   readonly bytesOut: Counter
   readonly drops: Counter
+  /** Times a client over its publish rate had its socket reads paused until its tokens refilled (fairness.ts). */
+  readonly publishReadPauses: Counter
   readonly securityEvents: Counter
   readonly policyInfo: Gauge
   readonly uspRecords: Counter
@@ -109,6 +111,7 @@ export class Metrics {
     this.bytesOut = new Counter({ name: 'uspgate_bytes_sent_total', help: 'Payload bytes delivered to subscribers', registers })
     this.drops = new Counter({ name: 'uspgate_messages_dropped_total', help: 'Messages not accepted or not delivered', labelNames: ['reason'], registers })
     for (const r of DROP_REASONS) this.drops.labels(r).inc(0)
+    this.publishReadPauses = new Counter({ name: 'uspgate_publish_read_pauses_total', help: 'Times a client over its publish rate had its socket reads paused until its tokens refilled (backpressure)', registers })
     this.securityEvents = new Counter({ name: 'uspgate_security_events_total', help: 'Security events by code and tenant (tenant="" when none or not a known tenant)', labelNames: ['code', 'tenant'], registers })
     for (const code of Object.keys(EVENT_CODES)) this.securityEvents.labels(code, '').inc(0)
     this.uspRecords = new Counter({ name: 'uspgate_usp_records_total', help: 'USP Records on inbox topics', labelNames: ['record_type', 'msg_type', 'result'], registers })

@@ -31,6 +31,13 @@ export class TokenBucket {
     return Math.max(1, Math.ceil((1 - this.tokens) * 1000 / this.ratePerSecond))
   }
 
+  /** Milliseconds until `n` tokens are saved up (0 when they are already); `n` is capped at the burst. */
+  msUntil (n: number): number {
+    const want = Math.min(n, this.burst)
+    const tokens = Math.min(this.burst, this.tokens + (this.now() - this.last) * this.ratePerSecond / 1000)
+    return tokens >= want ? 0 : Math.ceil((want - tokens) * 1000 / this.ratePerSecond)
+  }
+
   /** Time of the last take(). */
   get lastUsed (): number { return this.last }
 }

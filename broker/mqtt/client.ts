@@ -29,6 +29,8 @@ export type GatewayClient = Client & {
   gwUspEndpointId?: string | string[]
   /** Remote address, read once when the socket was accepted (each read of socket.remoteAddress is a syscall). */
   gwRemote?: string
+  /** Pauses reading and parsing this client's packets while its publish rate is spent (fairness.ts). */
+  gwReadGate?: { hold(ms: number): boolean }
   /** Set by the MQTTS listener when the client presented a certificate that passed identifyPeer. */
   gwCertIdentity?: CertIdentity
 }

@@ -178,13 +178,48 @@ const noTakeover: ConnectStep = (a, ctx) => {
   }
 }
 
-/** The tenant's connection quota on this node (a takeover by the same identity replaces a connection, it adds none). */
+/** A takeover by the same identity and client id on this node replaces a connection, it adds none. */
+const replacesOwnConnection = (a: ConnectAttempt, ctx: PipelineContext): boolean =>
+  ctx.deps.sessions.ofIdentity(usernameOf(a.tenant!, a.principal!)).some(h => h.state.wireClientId === a.wire)
+
+const tenantConnectionsRefusal = (ctx: PipelineContext, tenant: string, quota: number, where: string): Refusal => {
+  ctx.deps.metrics.drops.labels('limits.tenant_connections').inc()
+  return { code: 'limits.tenant_connections', reason: `tenant ${tenant} holds its quota of ${quota} connections ${where}`, returnCode: CONNACK.SERVER_UNAVAILABLE, reasonV5: CONNACK_V5.QUOTA_EXCEEDED }
+}
+
+/** The tenant's connection quota on this node (in cluster mode also across the cluster: clusterConnectionQuota). */
 const withinTenantConnections: ConnectStep = (a, ctx) => {
   const quota = ctx.deps.store.getTenant(a.tenant!)?.quotas?.maxConnections ?? 0
   if (quota <= 0 || ctx.deps.sessions.tenantUsage(a.tenant!).connections < quota) return undefined
-  if (ctx.deps.sessions.ofIdentity(usernameOf(a.tenant!, a.principal!)).some(h => h.state.wireClientId === a.wire)) return undefined
-  ctx.deps.metrics.drops.labels('limits.tenant_connections').inc()
-  return { code: 'limits.tenant_connections', reason: `tenant ${a.tenant!} holds its quota of ${quota} connections on this node`, returnCode: CONNACK.SERVER_UNAVAILABLE, reasonV5: CONNACK_V5.QUOTA_EXCEEDED }
+  if (replacesOwnConnection(a, ctx)) return undefined
+  return tenantConnectionsRefusal(ctx, a.tenant!, quota, 'on this node')
+}
+
+/**
+ * Issue 14 (tenant quotas hold for the tenant, not per node): in cluster mode the connection is also
+ * counted in Redis, atomically against every node's count; the last step, as it is asynchronous.
+ * The place is given back when the connection closes, whenever that is. Redis unreachable: refused
+ * (fail closed, like every cluster-mode CONNECT without a trusted state).
+ */
+async function clusterConnectionQuota (a: ConnectAttempt, ctx: PipelineContext): Promise<Refusal | undefined> {
+  const counter = ctx.deps.connectionQuota
+  const quota = ctx.deps.store.getTenant(a.tenant!)?.quotas?.maxConnections ?? 0
+  if (counter === undefined || quota <= 0) return undefined
+  // a takeover on this node: the connection it replaces still holds its place until it closes
+  const allowed = quota + (replacesOwnConnection(a, ctx) ? 1 : 0)
+  let full: number | undefined
+  try {
+    full = await counter.acquire(a.tenant!, allowed)
+  } catch (err) {
+    return { code: 'cluster.connect_refused', reason: `tenant connection quota cannot be checked: ${(err as Error).message}`, returnCode: CONNACK.SERVER_UNAVAILABLE }
+  }
+  if (full !== undefined) return tenantConnectionsRefusal(ctx, a.tenant!, quota, `across the cluster (${full} counted)`)
+  a.state!.quotaCounted = true
+  const tenant = a.tenant!
+  const conn = a.client.conn as { once(ev: 'close', f: () => void): void, destroyed?: boolean }
+  if (conn.destroyed === true) counter.release(tenant)
+  else conn.once('close', () => counter.release(tenant))
+  return undefined
 }
 
 /** TR-369 R-MQTT.13: an MQTT 5 endpoint names its Endpoint ID in CONNECT; it must be the authenticated one. */
@@ -290,9 +325,8 @@ export function connectHooks (ctx: PipelineContext): Required<Pick<AedesOptions,
     authenticate (client: Client, username, password, done) {
       const c = client as GatewayClient
       const a: ConnectAttempt = { client: c, username, password, address: remoteOf(client), wire: c.gwWireId ?? client.id, lockedFor: 0 }
-      for (const step of connectSteps) {
-        let r = step(a, ctx)
-        if (r === undefined) continue
+      const refuse = (refusal: Refusal): void => {
+        let r = refusal
         if (r.authFailure && a.lockedFor > 0) r = throttledRefusal(a, r) // not counted again: the lock does not grow while locked
         else if (r.authFailure && username !== undefined) throttle.recordFailure(username, a.address)
         if (r.reasonV5 !== undefined && client.version === 5) setConnackRefusalReason(client, r.reasonV5)
@@ -300,19 +334,29 @@ export function connectHooks (ctx: PipelineContext): Required<Pick<AedesOptions,
         const who = a.tenant !== undefined ? { tenant: a.tenant, principal: a.principal } : {}
         emit({ code: r.code, reason: r.reason, remoteAddress: a.address, clientId: a.wire, action: 'connect', ...who, ...r.extra })
         done(connectError(r.returnCode), null)
-        return
       }
-      const st = a.state!
-      c.gw = st
-      if (client.version === 5 && st.role === 'agent') {
-        // TR-369 R-MQTT.15/.44: tell the Agent which topic to subscribe to (its inbox).
-        setConnackUserProperties(client, { 'subscribe-topic': inboxTopic(st.tenant, 'agent', st.principal) })
+      for (const step of connectSteps) {
+        const r = step(a, ctx)
+        if (r !== undefined) { refuse(r); return }
       }
-      if (c.gwAssigned !== undefined && client.version === 5) c._assignedClientId = c.gwAssigned
-      resumeQueuedMessages(c)
-      resumeSessionPresent(c)
-      connectOk.inc()
-      done(null, true)
+      if (ctx.deps.connectionQuota === undefined) { admit(); return }
+      clusterConnectionQuota(a, ctx).then(r => { if (r === undefined) admit(); else refuse(r) }, (err: unknown) => {
+        refuse({ code: 'cluster.connect_refused', reason: `tenant connection quota: ${(err as Error).message}`, returnCode: CONNACK.SERVER_UNAVAILABLE })
+      })
+
+      function admit (): void {
+        const st = a.state!
+        c.gw = st
+        if (client.version === 5 && st.role === 'agent') {
+          // TR-369 R-MQTT.15/.44: tell the Agent which topic to subscribe to (its inbox).
+          setConnackUserProperties(client, { 'subscribe-topic': inboxTopic(st.tenant, 'agent', st.principal) })
+        }
+        if (c.gwAssigned !== undefined && client.version === 5) c._assignedClientId = c.gwAssigned
+        resumeQueuedMessages(c)
+        resumeSessionPresent(c)
+        connectOk.inc()
+        done(null, true)
+      }
     }
   }
 }

@@ -24,6 +24,11 @@ export interface HookDeps {
   /** shared subscription groups (`$share/<group>/<filter>`), per tenant */
   shared: SharedSubscriptions
   uspSettings: (tenant: string) => TenantUspSettings
+  /**
+   * Cluster mode: the tenant connection quota across every node (broker/cluster/tenant-quota.ts).
+   * acquire resolves undefined when a place was taken, else the tenant's connections (quota full).
+   */
+  connectionQuota?: { acquire(tenant: string, allowed: number): Promise<number | undefined>, release(tenant: string): void }
   /** Cluster mode: why new connections must be refused now (undefined: admit). */
   unavailable?: () => string | undefined
   /**

@@ -14,7 +14,7 @@ import type { Limits, Metrics, SecurityEventInput } from '../core/index.ts'
 import { listen } from '../core/index.ts'
 import type { GatewayClient } from './client.ts'
 import { coalesceWrites } from './socket-writes.ts'
-import type { Fairness } from './fairness.ts'
+import { ReadGate, type Fairness } from './fairness.ts'
 import { DISCONNECT } from './reason-codes.ts'
 import { prefacedStream, type ProxyProtocolGate } from './proxy-protocol.ts'
 import { deliverPerMatchingSubscriptions, enforceOutboundLimits } from './patches/index.ts'
@@ -84,6 +84,8 @@ export class MqttListeners {
     // before any subscription captures the delivery functions (also a restored session's)
     deliverPerMatchingSubscriptions(client)
     enforceOutboundLimits(client, { maxBacklogBytes: limits.maxClientBufferBytes, sharedSubscriptions: shared.available, onDrop: reason => metrics.drops.labels(reason).inc() })
+    // publish backpressure: reads stop while the client's publish rate is spent (fairness.ts)
+    if (this.deps.fairness !== undefined && limits.publishRatePerSecond > 0) client.gwReadGate = new ReadGate(client as unknown as ConstructorParameters<typeof ReadGate>[0])
     const maxInflight = limits.maxInflightQos2
     let overLimit = false
     // Runs before aedes sees each parsed packet.

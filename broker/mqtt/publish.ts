@@ -71,10 +71,13 @@ const uspEnvelope: PublishStep = (a, ctx) => {
     audit: usp.audit
   })
   ctx.deps.onUspRecord(st, packet.topic, inspection)
+  // Issue 14 "events name both sides": a reply-to into another (existing) tenant makes the attempt
+  // that tenant's event too, so its tenant-scoped token sees it; the inbox topic names the publisher's own.
+  const targetTenant = ctx.targetTenantOf(st.tenant, inspection.refusedReplyTo)
   // Refused records are never delivered.
-  if (inspection.verdict === 'refuse') return { ok: false, code: inspection.code!, reason: inspection.reason ?? inspection.code! }
+  if (inspection.verdict === 'refuse') return { ok: false, code: inspection.code!, reason: inspection.reason ?? inspection.code!, targetTenant }
   if (inspection.code !== undefined) {
-    ctx.deps.emit(ctx.eventFor(st, a.client, { code: inspection.code, action: 'publish', topic: packet.topic, reason: `observe mode, delivered: ${inspection.reason ?? ''}` }))
+    ctx.deps.emit(ctx.eventFor(st, a.client, { code: inspection.code, action: 'publish', topic: packet.topic, reason: `observe mode, delivered: ${inspection.reason ?? ''}`, targetTenant }))
   }
   return undefined
 }

@@ -27,11 +27,13 @@ export interface ClientState {
   connectedAt: string
   revoked: boolean
   cleanStart: boolean
+  /** Counted in the cluster-wide tenant connection quota (released when its connection closes). */
+  quotaCounted?: boolean
   /** QoS 2 message ids received and not yet released by PUBREL (created at the first QoS 2 PUBLISH: most sessions never send one). */
   inflightQos2: Set<number> | undefined
   /** QoS 2 message ids first used on this connection (clean-start dedup fix; created on first use). */
   seenQos2: Set<number> | undefined
-  bucket: { take(): boolean } | undefined
+  bucket: { take(): boolean, msUntil(n: number): number } | undefined
   /** Subscriptions this live client holds (aedes' client.subscriptions), as last counted (fairness.ts). */
   subscriptionCount: number
   /** The client part of every policy input, built once per session. */
@@ -130,6 +132,11 @@ export class SessionIndex {
     let u = this.perTenant.get(tenant)
     if (u === undefined) { u = { connections: 0, subscriptions: 0 }; this.perTenant.set(tenant, u) }
     return u
+  }
+
+  /** Subscriptions held by a tenant's live clients on this node (without creating an entry). */
+  subscriptionsOf (tenant: string): number {
+    return this.perTenant.get(tenant)?.subscriptions ?? 0
   }
 
   /** A live client's subscription count changed (SUBSCRIBE / UNSUBSCRIBE done). */

@@ -20,14 +20,14 @@ export interface TenantRecord {
   usp?: TenantUspSettings
   /** A disabled tenant's sessions are cut and its CONNECTs refused (auth.tenant_disabled) until it is enabled. */
   disabled?: boolean
-  /** Fairness quotas of this tenant, per gateway node (absent or 0: no limit). */
+  /** Fairness quotas of this tenant (absent or 0: no limit). */
   quotas?: TenantQuotas
 }
 
 export interface TenantQuotas {
-  /** Live MQTT connections of the tenant on one node; a CONNECT above it is refused (0x97). */
+  /** Live MQTT connections of the tenant (cluster mode: across every node); a CONNECT above it is refused (0x97). */
   maxConnections?: number
-  /** Subscriptions held by the tenant's live clients on one node; new filters above it are refused. */
+  /** Subscriptions held by the tenant's live clients (cluster mode: across every node, within a second); new filters above it are refused. */
   maxSubscriptions?: number
 }
 

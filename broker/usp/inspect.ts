@@ -43,11 +43,17 @@ export interface UspInspection {
   message?: InspectedMessage
   /** The reply-to a receiver will use: the Response Topic on MQTT 5, else the 3.1.1 suffix. */
   replyTo?: string
+  /**
+   * With usp.reply_to_cross_tenant: the refused reply-to itself, so the gateway can name the tenant it
+   * points into (issue 14: cross-tenant events carry the target tenant, the victim's token sees them).
+   */
+  refusedReplyTo?: string
 }
 
 interface Finding {
   code: UspFindingCode
   reason: string
+  refusedReplyTo?: string
 }
 
 /** Quotes attacker-supplied text for a reason string, bounded so it cannot flood the logs. */
@@ -76,6 +82,7 @@ export function inspectUspPublish (ctx: UspPublishContext): UspInspection {
     result.verdict = ctx.mode === 'observe' ? 'pass' : 'refuse'
     result.code = finding.code
     result.reason = finding.reason
+    if (finding.refusedReplyTo !== undefined) result.refusedReplyTo = finding.refusedReplyTo
   }
   return result
 }
@@ -124,7 +131,7 @@ function inspect (
   for (const candidate of [ctx.responseTopic, suffixReplyTo]) {
     if (candidate === undefined) continue
     const problem = replyToProblem(candidate, ctx.publisher.tenant)
-    if (problem !== undefined) return { code: 'usp.reply_to_cross_tenant', reason: problem }
+    if (problem !== undefined) return { code: 'usp.reply_to_cross_tenant', reason: problem, refusedReplyTo: candidate }
   }
   return finding
 }

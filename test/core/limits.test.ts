@@ -60,9 +60,11 @@ test('publishing above the per-client rate drops QoS 0 messages and reports limi
   assert.ok(received < 200 && received <= allowed, `received ${received} of 200 (at most ${Math.floor(allowed)} allowed)`)
   assert.equal(pub.connected, true)
   await waitForEvent(t, { code: 'limits.rate_limited', clientId: 'rate-pub' })
-  // the event log is flood-controlled: far fewer events than drops
+  // the event log is flood-controlled (at most 20 events of a kind per second per client); the drops
+  // themselves are spread over the flood by the read backpressure (about one per pause, fairness.ts)
+  const seconds = Math.ceil((Date.now() - sentAt) / 1000)
   const events = t.gw.events.query({ code: 'limits.rate_limited', limit: 1000 }).length
-  assert.ok(events <= 25, `${events} rate-limit events logged`)
+  assert.ok(events <= 20 * seconds, `${events} rate-limit events logged in ${seconds} s`)
   await closeClient(pub); await closeClient(sub)
 })
 

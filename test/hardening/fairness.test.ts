@@ -5,7 +5,7 @@
 import { test, after, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { startGateway, provision, connect, closeClient, removeDir, waitFor, waitForEvent, refusedWith, type TestGateway } from '../helpers/gateway.ts'
-import { rawConnect } from '../helpers/raw-mqtt.ts'
+import { rawConnect, encode } from '../helpers/raw-mqtt.ts'
 
 let t: TestGateway
 let ctrl: { username: string, secret: string }
@@ -125,4 +125,59 @@ test('a SUBSCRIBE of 8,000 filters is decided in slices: the event loop keeps tu
   // 256 per turn by default (USPGATE subscribeDecisionsPerTurn); at most two slices fall between two samples
   assert.ok(maxPerTurn <= 2 * 256, `${maxPerTurn} decisions in one event-loop turn`)
   await closeClient(client)
+})
+
+test('publish flood: over its rate the client is not read from (backpressure) while a neighbour tenant\'s QoS 1 round trips complete', async (ctx) => {
+  const RATE = 50
+  const g = await startGateway({ limits: { publishRatePerSecond: RATE, publishBurst: RATE } })
+  after(async () => { await g.close(); await removeDir(g.dataDir) })
+  const flooder = await provision(g, 'fl', 'os::00256D-FL0001', 'agent')
+  const calmAgent = await provision(g, 'calm', 'os::00256D-CA0001', 'agent')
+  const calmCtrl = await provision(g, 'calm', 'self::calm-ctrl', 'controller')
+  const sub = await connect(g, { username: calmCtrl.username, password: calmCtrl.secret })
+  await sub.subscribeAsync('calm/bulkdata/#', { qos: 1 })
+  const pub = await connect(g, { username: calmAgent.username, password: calmAgent.secret })
+  const arrived = new Map<string, () => void>()
+  sub.on('message', (_topic, payload) => { arrived.get(payload.toString())?.() })
+
+  const peer = await rawConnect(g.mqttPort, flooder.username, flooder.secret, { protocolVersion: 5, clientId: 'fl-flood' })
+  const pausesBefore = (await g.gw.metrics.publishReadPauses.get()).values[0]?.value ?? 0
+  const N = 5000
+  // 5,000 back-to-back QoS 1 PUBLISHes in one write: the gateway reads them in a few large chunks
+  const burst = Buffer.concat(Array.from({ length: N }, (_, i) => encode({ cmd: 'publish', topic: 'fl/bulkdata/os::00256D-FL0001/t', payload: Buffer.alloc(32, 1), qos: 1, messageId: i + 1 }, 5)))
+  // the PUBACKs land in peer.received (nobody waits for them)
+  const pubacks = (): Array<{ reasonCode: number }> => peer.received.filter(p => p.cmd === 'puback')
+  const start = Date.now()
+  peer.sendRaw(burst)
+
+  // the neighbour: a QoS 1 round trip every 50 ms while the flood is on; every one completes
+  const rtts: number[] = []
+  for (let i = 0; i < 30; i++) {
+    const token = `rt-${i}`
+    const began = Date.now()
+    const got = new Promise<void>(resolve => arrived.set(token, resolve))
+    await pub.publishAsync('calm/bulkdata/os::00256D-CA0001/rt', token, { qos: 1 })
+    await Promise.race([got, new Promise((_, reject) => setTimeout(() => reject(new Error(`round trip ${i} did not complete in 10 s`)), 10_000))])
+    rtts.push(Date.now() - began)
+    await new Promise(r => setTimeout(r, 50))
+  }
+  const elapsedS = (Date.now() - start) / 1000
+  const processed = pubacks().length
+  const refused = pubacks().filter(a => a.reasonCode >= 0x80).length
+  ctx.diagnostic(`${processed} of ${N} processed (${refused} refused) in ${elapsedS.toFixed(1)} s; neighbour round trip max ${Math.max(...rtts)} ms`)
+  // Throttled: the flooder is read at its rate, not as fast as the gateway can parse and refuse.
+  // Each pause (about 100 ms, until a tenth of a second of tokens is back) lets through what refilled
+  // plus the one packet that found the bucket empty, and at most 64 packets are parsed per turn.
+  // Without the backpressure all 5,000 are parsed and answered (refused) within about a second.
+  const bound = RATE + RATE * elapsedS + 20 * elapsedS + 64
+  assert.ok(processed <= bound, `${processed} of ${N} PUBLISHes processed in ${elapsedS.toFixed(1)} s (at most ${Math.floor(bound)} at ${RATE}/s)`)
+  assert.ok(processed < N, 'the flood is not all processed yet')
+  assert.ok(refused > 0, 'packets parsed over the rate are still refused (PUBACK 0x97)')
+  await waitForEvent(g, { code: 'limits.rate_limited', clientId: 'fl-flood' })
+  const pauses = ((await g.gw.metrics.publishReadPauses.get()).values[0]?.value ?? 0) - pausesBefore
+  assert.ok(pauses > 0, 'uspgate_publish_read_pauses_total counts the pauses')
+  assert.equal(rtts.length, 30, 'every neighbour round trip completed')
+  peer.end()
+  await closeClient(pub)
+  await closeClient(sub)
 })

@@ -1,4 +1,4 @@
-// Hole 1 of issue 14: a device connects with a delayed will and a persistent session, drops its
+// Hole 1 of issue 14 (credential, certificate and CA revocation): a device connects with a delayed will and a persistent session, drops its
 // socket, and its credential is revoked before the will fires. Nothing it left behind may act or
 // stay: the will is never published, the delayed-will timer, the stored will, the session's
 // subscriptions and its queue are gone (single node: memory; cluster: Redis keys), and messages
@@ -9,6 +9,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { Redis } from 'ioredis'
 import { startGateway, provision, connect, closeClient, removeDir, waitFor, waitForEvent, sleep, type TestGateway } from '../helpers/gateway.ts'
 import { startRedis } from '../helpers/redis.ts'
+import { issueCert, ensureTenant, rootCaPem, connectTls } from '../helpers/mtls.ts'
 
 const cleanup: Array<() => Promise<void>> = []
 after(async () => { for (const f of cleanup.reverse()) await f().catch(() => {}) })
@@ -108,3 +109,76 @@ test('cluster: revoked on another node, the delayed will is not published and no
   assert.equal(await db.sismember(`${prefix}aedes:clients`, INTERNAL_ID), 0, 'still listed as a persistent client')
   assert.equal((A.gw.broker as unknown as BrokerPeek).delayedWills.has(INTERNAL_ID), false, 'delayed-will timer kept on node A')
 })
+
+// The same attack for a device authenticated by its certificate (mTLS): revoking its certificate
+// serial, or its tenant's issuing CA, must discard what its ended session left behind exactly like a
+// credential revocation (SessionIndex.revokeOffline, reached from MqttsListener.cutSerial / revalidate).
+// Without that, the will would still be refused when it fires (the will re-checks the certificate),
+// but the delayed-will timer, the session's subscriptions and its queue would stay.
+const CERT_TENANT = 'rvc'
+for (const how of ['certificate', 'issuing CA'] as const) {
+  test(`single node, mTLS: revoking the device's ${how} after the socket dropped discards the delayed will, the session and its queue`, async () => {
+    const t = await startGateway({ mtls: true })
+    cleanup.push(async () => { await t.close(); await removeDir(t.dataDir) })
+    await ensureTenant(t, CERT_TENANT)
+    const root = await rootCaPem(t)
+    const principal = how === 'certificate' ? 'os::00256D-RC0001' : 'os::00256D-RC0002'
+    const wire = `rvc-${how === 'certificate' ? 'cert' : 'ca'}`
+    const internalId = `${CERT_TENANT}:${principal}|${wire}`
+    const willTopic = `${CERT_TENANT}/bulkdata/${principal}/will`
+    const inbox = `${CERT_TENANT}/usp/agent/${principal}`
+    const cert = await issueCert(t, CERT_TENANT, principal)
+    const bystanderCert = await issueCert(t, CERT_TENANT, 'os::00256D-RC0099')
+
+    // a controller (password) watching for the will, and a certificate bystander of another serial
+    const c = await provision(t, CERT_TENANT, 'self::rvc-ctrl', 'controller')
+    assert.equal((await t.api('PATCH', `/v1/tenants/${CERT_TENANT}`, { usp: { inspection: 'off' } })).status, 200)
+    const ctrl = await connect(t, { username: c.username, password: c.secret })
+    cleanup.push(async () => await closeClient(ctrl))
+    await ctrl.subscribeAsync(`${CERT_TENANT}/bulkdata/#`, { qos: 1 })
+    const wills: string[] = []
+    ctrl.on('message', (topic, payload) => { if (topic === willTopic) wills.push(payload.toString()) })
+
+    const agent = await connectTls(t, {
+      root, identity: cert, v: 5, clientId: wire, clean: false,
+      properties: { sessionExpiryInterval: 30 },
+      will: { topic: willTopic, payload: Buffer.from('agent gone'), qos: 1, retain: false, properties: { willDelayInterval: WILL_DELAY_S } }
+    })
+    await agent.subscribeAsync(inbox, { qos: 1 })
+    ;(agent as MqttClient & { stream: { destroy(): void } }).stream.destroy() // no DISCONNECT: the will is armed
+    await waitFor(() => t.gw.sessions.list(CERT_TENANT).every(s => s.principal !== principal), 5000, 'agent session gone')
+
+    const broker = t.gw.broker as unknown as BrokerPeek
+    const queuedFor = async (): Promise<number> => {
+      let n = 0
+      for await (const _ of broker.persistence.outgoingStream({ id: internalId })) n++
+      return n
+    }
+    assert.ok(broker.delayedWills.has(internalId), 'the control: the will is pending before the revocation')
+    assert.equal((await broker.persistence.subscriptionsByClient({ id: internalId })).length, 1, 'the control: the session is kept')
+
+    if (how === 'certificate') {
+      const r = await t.api('DELETE', `/v1/tenants/${CERT_TENANT}/certificates/${cert.serial}?reason=keyCompromise`)
+      assert.equal(r.status, 200, JSON.stringify(r.body))
+      assert.equal(r.body.disconnected, 0, 'no live session: only offline state to discard')
+      await waitForEvent(t, { code: 'cert.revoked', tenant: CERT_TENANT })
+    } else {
+      const r = await t.api('POST', `/v1/tenants/${CERT_TENANT}/ca/revoke`, { reason: 'cACompromise' })
+      assert.equal(r.status, 200, JSON.stringify(r.body))
+      await waitForEvent(t, { code: 'ca.revoked', tenant: CERT_TENANT })
+    }
+    // traffic for the revoked device after the revocation must not be queued for it
+    await ctrl.publishAsync(inbox, Buffer.from('for a revoked device'), { qos: 1 })
+
+    await sleep(WILL_DELAY_S * 1000 + 1500)
+    assert.deepEqual(wills, [], 'the will of a revoked identity was published')
+    assert.equal(broker.delayedWills.has(internalId), false, 'delayed-will timer kept')
+    assert.deepEqual(await broker.persistence.subscriptionsByClient({ id: internalId }), [], 'session subscriptions kept')
+    assert.equal(await queuedFor(), 0, 'messages queued for the revoked session')
+    if (how === 'certificate') {
+      // only the revoked serial: another certificate of the tenant still connects
+      const other = await connectTls(t, { root, identity: bystanderCert, v: 5, clientId: 'rvc-bystander' })
+      await closeClient(other)
+    }
+  })
+}

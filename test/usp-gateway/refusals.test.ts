@@ -5,7 +5,7 @@
 // subscriber (checked with a sentinel sent after it on the same path).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { startGateway, removeDir, waitForEvent, type TestGateway } from '../helpers/gateway.ts'
+import { startGateway, removeDir, waitForEvent, adminRequest, type TestGateway } from '../helpers/gateway.ts'
 import {
   UspPeer, enrol, inboxOf, withReplyToSuffix, bootNotifyMsg, getMsg, msgIdOf, pause, USP_CONTENT_TYPE,
   type MqttV, type PublishResult
@@ -66,12 +66,24 @@ async function auditEntry (topic: string, code: string): Promise<Record<string, 
   return entry
 }
 
+const victimTokens = new Map<string, string>()
+async function victimToken (tenant: string): Promise<string> {
+  const known = victimTokens.get(tenant)
+  if (known !== undefined) return known
+  const res = await t.api('POST', '/v1/tokens', { name: `${tenant} security`, role: 'security', tenants: [tenant] })
+  assert.equal(res.status, 201, JSON.stringify(res.body))
+  victimTokens.set(tenant, res.body.token)
+  return res.body.token
+}
+
 interface Send { topic: string, payload: Buffer, responseTopic?: string }
 interface RefusalCase {
   name: string
   code: string
   reason: RegExp
   versions: MqttV[]
+  /** The tenant the attempt targets (issue 14: the event names it, and that tenant's scoped token sees it). */
+  targetTenant?: string
   /** What the publisher sends. Default reply-to: its own inbox, in the form its version uses. */
   build: (agent: UspPeer) => Send
 }
@@ -128,6 +140,7 @@ const cases: RefusalCase[] = [
     code: 'usp.reply_to_cross_tenant',
     reason: /reply-to "beta\/usp\/controller\/self::beta-controller" is outside tenant "rf"/,
     versions: [5],
+    targetTenant: 'beta',
     build: a => toController(a, uniqueBoot(a), 'beta/usp/controller/self::beta-controller')
   },
   {
@@ -135,10 +148,12 @@ const cases: RefusalCase[] = [
     code: 'usp.reply_to_cross_tenant',
     reason: /reply-to "beta\/usp\/controller\/self::beta-controller" is outside tenant "rf"/,
     versions: [4, 5],
+    targetTenant: 'beta',
     // An MQTT 5 publisher may also carry the suffix (a bridge would hand it on to a 3.1.1 receiver).
     build: a => ({ topic: withReplyToSuffix(CTRL_INBOX, 'beta/usp/controller/self::beta-controller'), payload: uniqueBoot(a), ...(a.v === 5 ? { responseTopic: AGENT_INBOX } : {}) })
   },
   {
+    // rf-other is no tenant: there is no victim to name
     name: 'a reply-to into a tenant whose name merely starts with this one',
     code: 'usp.reply_to_cross_tenant',
     reason: /outside tenant "rf"/,
@@ -181,6 +196,14 @@ for (const c of cases) {
       assert.match(ev.reason ?? '', c.reason)
       assert.equal(ev.clientId, agent.clientId)
       assert.ok(typeof ev.policyRevision === 'string' && ev.policyRevision.length > 0, 'the event names the policy revision')
+      assert.equal(ev.targetTenant, c.targetTenant, 'the event names the tenant the reply-to points into')
+      if (c.targetTenant !== undefined) {
+        // the victim tenant's security team sees the attempt on it with its tenant-scoped token
+        const seen = await adminRequest(t.adminUrl, 'GET', `/v1/security-events?code=${c.code}&tenant=${c.targetTenant}`, { token: await victimToken(c.targetTenant) })
+        assert.equal(seen.status, 200, JSON.stringify(seen.body))
+        assert.ok(seen.body.events.some((e: { clientId?: string, tenant?: string, targetTenant?: string }) =>
+          e.clientId === agent.clientId && e.tenant === TENANT && e.targetTenant === c.targetTenant), 'the victim tenant\'s scoped token does not see the attempt on it')
+      }
 
       const audit = await auditEntry(send.topic, c.code)
       assert.equal(audit.result, 'refused')

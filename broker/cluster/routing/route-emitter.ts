@@ -60,6 +60,8 @@ export interface RouteEmitterOptions {
   onConnectionLost?: () => void
   /** The emitter is connected with its route set written and every peer's loaded. */
   onReady?: () => void
+  /** This node found `node` dead and dropped its routes (called on the one node that dropped them). */
+  onNodeGone?: (node: string) => void
 }
 
 export interface RouteStats { localFilters: number, remoteNodes: number, remoteRoutes: number }
@@ -412,6 +414,7 @@ export class RouteTableEmitter {
         await this.pub.srem(this.keys.registry, node)
         await this.pub.publish(this.keys.changes, JSON.stringify(gone))
         this.log.warn({ node }, 'heartbeat of a node expired: its routes are dropped')
+        this.opts.onNodeGone?.(node)
       }
     }
     for (const node of live) {
