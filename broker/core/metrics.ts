@@ -17,6 +17,21 @@ export const DROP_REASONS = ['acl.cross_tenant', 'acl.denied', 'acl.reserved_top
 /** Actions the policy engine decides. */
 const ACTIONS = ['connect', 'publish', 'subscribe', 'deliver'] as const
 
+/**
+ * prom-client's labels() validates and copies its values into a new child on every call; a path taken
+ * per connection or per message keeps one child per label set instead (the metric's own label values
+ * are bounded, so this map is too).
+ */
+export function labelled<C> (metric: { labels(...values: string[]): C }): (...values: string[]) => C {
+  const children = new Map<string, C>()
+  return (...values) => {
+    const k = values.join('\u0000')
+    let child = children.get(k)
+    if (child === undefined) { child = metric.labels(...values); children.set(k, child) }
+    return child
+  }
+}
+
 /** What the scrape-time gauges read from the running broker (set by the gateway once it is wired). */
 export interface BrokerCounts {
   /** MQTT sessions with a live connection on this node. */

@@ -1,7 +1,7 @@
 // aedes' events, turned into the gateway's: sessions come and go (session index, connection gauge,
 // online/offline callbacks), and client/connection errors become security events.
 import type { Aedes, Client } from 'aedes'
-import type { Limits, Metrics, SecurityEventInput } from '../core/index.ts'
+import { labelled, type Limits, type Metrics, type SecurityEventInput } from '../core/index.ts'
 import type { OfflineReason } from '../store/index.ts'
 import type { ClientState, SessionHandle, SessionIndex } from './sessions.ts'
 import { isGatewayDenial, type GatewayClient } from './client.ts'
@@ -27,18 +27,22 @@ function offlineCause (c: TrackedClient, st: ClientState): { reason: OfflineReas
   return { reason: 'closed', detail: 'connection closed without DISCONNECT' }
 }
 
+/** A live client as the session index sees it (methods on a class: no closures per connection). */
+class ClientHandle implements SessionHandle {
+  constructor (readonly state: ClientState, private readonly client: Client) {}
+  disconnect (reasonCode: number): void { this.client.disconnect({ reasonCode }) }
+  destroy (): void { (this.client.conn as { destroy?: () => void }).destroy?.() }
+}
+
 export function trackSessions (broker: Aedes, ev: SessionEvents): void {
+  const connections = labelled(ev.metrics.connections)
   broker.on('client', (client: Client) => {
     const st = (client as GatewayClient).gw
     if (!st) return
-    const handle: SessionHandle = {
-      state: st,
-      disconnect: reasonCode => { client.disconnect({ reasonCode }) },
-      destroy: () => { (client.conn as { destroy?: () => void }).destroy?.() }
-    }
+    const handle = new ClientHandle(st, client)
     ;(client as TrackedClient).gwHandle = handle
     ev.sessions.add(handle)
-    ev.metrics.connections.labels(st.listener, String(st.protocol)).inc()
+    connections(st.listener, String(st.protocol)).inc()
     ev.online(st)
   })
   broker.on('clientDisconnect', (client: Client) => {
@@ -47,7 +51,7 @@ export function trackSessions (broker: Aedes, ev: SessionEvents): void {
     ev.sessions.remove(c.gwHandle)
     c.gwHandle = undefined
     const st = c.gw!
-    ev.metrics.connections.labels(st.listener, String(st.protocol)).dec()
+    connections(st.listener, String(st.protocol)).dec()
     // offline only when this was the endpoint's last session on this node
     if (ev.sessions.ofIdentity(st.identity).length === 0) ev.offline(st, offlineCause(c, st))
   })

@@ -114,7 +114,10 @@ const passwordIdentity: ConnectStep = (a, ctx) => {
   if (cred.revokedAt !== undefined) return badCredentials('auth.revoked', `credential revoked at ${cred.revokedAt}`, { tenant, principal })
   if (!verifySecret(a.password, cred.secretHash)) return badCredentials('auth.bad_credentials', 'wrong secret', { tenant, principal })
   ctx.deps.throttle.recordSuccess(a.username!, a.address)
-  Object.assign(a, { tenant, principal, role: cred.role, auth: 'password' })
+  a.tenant = tenant
+  a.principal = principal
+  a.role = cred.role
+  a.auth = 'password'
   return undefined
 }
 
@@ -251,7 +254,8 @@ const buildState: ConnectStep = (a, ctx) => {
     auth: a.auth!,
     remoteAddress: a.address,
     cleanStart: c._cleanStart === true,
-    ...(a.auth === 'certificate' && c.gwCertIdentity ? { certSerial: c.gwCertIdentity.serial, ...(c.gwCertIdentity.peer ? { certPeer: c.gwCertIdentity.peer } : {}) } : {}),
+    certSerial: a.auth === 'certificate' ? c.gwCertIdentity?.serial : undefined,
+    certPeer: a.auth === 'certificate' ? c.gwCertIdentity?.peer : undefined,
     bucket: limits.publishRatePerSecond > 0 ? new TokenBucket(limits.publishRatePerSecond, limits.publishBurst) : undefined
   })
   return undefined
@@ -324,7 +328,7 @@ export function connectHooks (ctx: PipelineContext): Required<Pick<AedesOptions,
 
     authenticate (client: Client, username, password, done) {
       const c = client as GatewayClient
-      const a: ConnectAttempt = { client: c, username, password, address: remoteOf(client), wire: c.gwWireId ?? client.id, lockedFor: 0 }
+      const a: ConnectAttempt = { client: c, username, password, address: remoteOf(client), wire: c.gwWireId ?? client.id, tenant: undefined, principal: undefined, role: undefined, auth: undefined, state: undefined, lockedFor: 0 }
       const refuse = (refusal: Refusal): void => {
         let r = refusal
         if (r.authFailure && a.lockedFor > 0) r = throttledRefusal(a, r) // not counted again: the lock does not grow while locked

@@ -24,6 +24,7 @@ export class AuthThrottle {
 
   /** Seconds the attempt must wait, or 0 when it may proceed. */
   lockedFor (username: string, address: string): number {
+    if (this.state.size === 0) return 0 // no failures remembered: no key strings to build per CONNECT
     const now = Date.now()
     let wait = 0
     for (const key of [`u|${username}|${address}`, `a|${address}`]) {
@@ -39,7 +40,7 @@ export class AuthThrottle {
   }
 
   recordSuccess (username: string, address: string): void {
-    this.state.delete(`u|${username}|${address}`)
+    if (this.state.size > 0) this.state.delete(`u|${username}|${address}`)
   }
 
   private bump (key: string, threshold: number): void {

@@ -42,18 +42,19 @@ export function subscribeHook (ctx: PipelineContext): Required<Pick<AedesOptions
   function decideSubscription (client: Parameters<Required<AedesOptions>['authorizeSubscribe']>[0], sub: Subscription, done: (err: Error | null, sub: Subscription | null) => void): void {
     const c = client as GatewayClient
     const st = c.gw
-    const deny = (check: Denial): void => {
-      ctx.decisionMetric('subscribe', 'deny', check.code)
-      emit(ctx.eventFor(st, c, { code: check.code, action: 'subscribe', topic: sub.topic, reason: check.reason, targetTenant: check.targetTenant }))
-      done(null, null) // SUBACK 0x87 (MQTT 5) / 0x80 (3.1.1) for this filter only
-    }
-    if (st === undefined) return deny({ ok: false, code: 'acl.cross_tenant', reason: 'subscribe without an identity' })
+    if (st === undefined) return deny(c, st, sub, { ok: false, code: 'acl.cross_tenant', reason: 'subscribe without an identity' }, done)
     for (const step of subscribeSteps) {
       const r = step(st, sub as Subscription, ctx)
-      if (r !== undefined) return deny(r)
+      if (r !== undefined) return deny(c, st, sub, r, done)
     }
     // MQTT 5 subscription options only ever narrow delivery; nothing to rewrite.
     markGranted(sub) // only granted filters are stored in a persistent session (patches/granted-subscriptions.ts)
     done(null, sub as Subscription)
+  }
+
+  function deny (c: GatewayClient, st: ClientState | undefined, sub: Subscription, check: Denial, done: (err: Error | null, sub: Subscription | null) => void): void {
+    ctx.decisionMetric('subscribe', 'deny', check.code)
+    emit(ctx.eventFor(st, c, { code: check.code, action: 'subscribe', topic: sub.topic, reason: check.reason, targetTenant: check.targetTenant }))
+    done(null, null) // SUBACK 0x87 (MQTT 5) / 0x80 (3.1.1) for this filter only
   }
 }

@@ -7,9 +7,18 @@ import { Transform, type Readable } from 'node:stream'
 
 type Persistence = { outgoingStream(client: unknown): Readable }
 
+/** Clean Start, or a session that ends with the connection (resumeQueuedMessages clears `clean` before the flush when it must not). */
+function isClean (client: unknown): boolean {
+  const c = client as { clean?: boolean, _cleanStart?: boolean } | null
+  return c?.clean === true || c?._cleanStart === true
+}
+
 export function markRedeliveries<T extends Persistence> (persistence: T): T {
   const stream = persistence.outgoingStream.bind(persistence)
-  persistence.outgoingStream = (client: unknown) => stream(client).pipe(new Transform({
+  // A clean session's queue is only ever cleared, never written (aedes' emptyQueueFilter and
+  // emptyOutgoingQueue), so its stream needs no marking: no Transform and pipe per clean CONNECT
+  // (2 % of the broker's CPU while 10,000 agents connected, bench --fleet --cpu-prof).
+  persistence.outgoingStream = (client: unknown) => isClean(client) ? stream(client) : stream(client).pipe(new Transform({
     objectMode: true,
     transform (packet: { cmd?: string, messageId?: number | null, dup?: boolean }, _enc, done) {
       if (packet.cmd === 'publish' && typeof packet.messageId === 'number') packet.dup = true
