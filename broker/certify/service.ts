@@ -242,15 +242,7 @@ export class CertificationService {
     this.host.requireWritable()
 
     const id = `cr-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomUUID().slice(0, 8)}`
-    const run = new CertificationRun(id, { tenant: input.tenant, endpointId: input.endpointId, level, workflows, actor, ...(online !== undefined ? { onlineTimeoutMs: online * 1000 } : {}) }, {
-      host: this.host,
-      checklist: this.checklist,
-      timings: { ...this.timings },
-      credentials: this.credentials,
-      controllerId: this.controllerId,
-      provisionCommand: (this.opts.provisionCommand ?? (() => process.env.USPGATE_CERTIFY_PROVISION_CMD || undefined))(),
-      ...this.runContext()
-    })
+    const run = new CertificationRun(id, { tenant: input.tenant, endpointId: input.endpointId, level, workflows, actor, ...(online !== undefined ? { onlineTimeoutMs: online * 1000 } : {}) }, this.runDeps())
     this.runs.set(id, run)
     this.active.set(key, id)
     this.host.events.emit({ code: 'certify.run_started', tenant: input.tenant, principal: input.endpointId, actor, action: 'certify.start', reason: `run ${id}, level ${level}${workflows.length ? `, workflows ${workflows.join(',')}` : ''}` })
@@ -259,8 +251,15 @@ export class CertificationService {
     return this.view(run)
   }
 
-  private runContext (): Pick<ConstructorParameters<typeof CertificationRun>[2], 'journal' | 'persist' | 'node'> {
+  /** What a run (a new one, or a resumed attempt) works with. */
+  private runDeps (): ConstructorParameters<typeof CertificationRun>[2] {
     return {
+      host: this.host,
+      checklist: this.checklist,
+      timings: { ...this.timings },
+      credentials: this.credentials,
+      controllerId: this.controllerId,
+      provisionCommand: (this.opts.provisionCommand ?? (() => process.env.USPGATE_CERTIFY_PROVISION_CMD || undefined))(),
       journal: async (runId, state) => { await this.journal(runId, state) },
       persist: async r => { await this.persist(r, 'running') },
       node: this.host.nodeId
@@ -287,15 +286,7 @@ export class CertificationService {
     if (running !== undefined) throw new CertifyError('conflict', `run ${running} is already certifying this device (one run per device at a time)`)
     this.host.requireWritable()
     const req: RunRequest = { ...rec.req, actor }
-    const run = new CertificationRun(id, req, {
-      host: this.host,
-      checklist: this.checklist,
-      timings: { ...this.timings },
-      credentials: this.credentials,
-      controllerId: this.controllerId,
-      provisionCommand: (this.opts.provisionCommand ?? (() => process.env.USPGATE_CERTIFY_PROVISION_CMD || undefined))(),
-      ...this.runContext()
-    }, rec)
+    const run = new CertificationRun(id, req, this.runDeps(), rec)
     // cancelling an interrupted run: the attempt ends before it touches anything; evidence is filed
     if (cancelled !== undefined) run.cancel(cancelled)
     this.interrupted.delete(id)
