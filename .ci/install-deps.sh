@@ -59,7 +59,15 @@ echo "schemathesis: $("$st_venv/bin/schemathesis" --version)"
 # (test/certify/): built from ../shared/peers (source tarball + build-obuspa.sh, which installs its
 # Debian build dependencies) into .peers/obuspa (git-ignored). build-obuspa.sh is idempotent: it only
 # prints the path when the binary is already there.
+# Where: $USPGATE_PEERS_DIR, else ../shared/peers beside this checkout, else beside the repository this
+# one was cloned from (CI may clone the project to /tmp/fresh, far from shared/).
 peers_dir="${USPGATE_PEERS_DIR:-$(cd .. && pwd)/shared/peers}"
+if [ -z "${USPGATE_PEERS_DIR:-}" ] && [ ! -f "$peers_dir/build-obuspa.sh" ]; then
+  origin="$(git config --get remote.origin.url 2>/dev/null || true)"
+  if [ -n "$origin" ] && [ -d "$origin" ] && [ -f "$(cd "$origin/.." && pwd)/shared/peers/build-obuspa.sh" ]; then
+    peers_dir="$(cd "$origin/.." && pwd)/shared/peers"
+  fi
+fi
 if [ ! -x .peers/obuspa/obuspa-11.0.4/obuspa ]; then
   if [ ! -f "$peers_dir/build-obuspa.sh" ]; then
     echo "cannot build obuspa: $peers_dir/build-obuspa.sh not found (set USPGATE_PEERS_DIR)" >&2; exit 1
