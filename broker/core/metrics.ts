@@ -19,15 +19,19 @@ const ACTIONS = ['connect', 'publish', 'subscribe', 'deliver'] as const
 
 /**
  * prom-client's labels() validates and copies its values into a new child on every call; a path taken
- * per connection or per message keeps one child per label set instead (the metric's own label values
- * are bounded, so this map is too).
+ * per connection or per message keeps one child per label set instead. The map is bounded: a label
+ * that grows over time (a policy revision) starts it afresh past `max` entries.
  */
-export function labelled<C> (metric: { labels(...values: string[]): C }): (...values: string[]) => C {
+export function labelled<C> (metric: { labels(...values: string[]): C }, max = 10_000): (...values: string[]) => C {
   const children = new Map<string, C>()
   return (...values) => {
     const k = values.join('\u0000')
     let child = children.get(k)
-    if (child === undefined) { child = metric.labels(...values); children.set(k, child) }
+    if (child === undefined) {
+      if (children.size >= max) children.clear()
+      child = metric.labels(...values)
+      children.set(k, child)
+    }
     return child
   }
 }

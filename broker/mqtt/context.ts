@@ -2,7 +2,7 @@
 // with its metric, and the per-turn delivery byte count used by the slow-consumer guard.
 import type { Client, PublishPacket } from 'aedes'
 import type { Limits, SecurityEventInput, Metrics } from '../core/index.ts'
-import { usernameOf, isTenantId } from '../core/index.ts'
+import { usernameOf, isTenantId, labelled } from '../core/index.ts'
 import type { TenantUspSettings, StateStore } from '../store/index.ts'
 import type { UspInspection } from '../usp/index.ts'
 import type { PolicyEngine, PolicyInput, Decision } from '../../policies/index.ts'
@@ -44,8 +44,7 @@ export type Denial = Exclude<Check, { ok: true }>
 
 export class PipelineContext {
   readonly hot: Metrics['hot']
-  // prom-client label lookups hash their values; keep one child per label set for the hot path.
-  private readonly decisionChildren = new Map<string, { inc(): void }>()
+  private readonly decisions: (action: string, result: string, reason: string, revision: string) => { inc(): void }
   // Event-loop turn number, advanced by one setImmediate per busy turn for all clients (not one per
   // subscriber): aedes writes deliveries in the turn after they are authorised.
   private turn = 0
@@ -53,6 +52,7 @@ export class PipelineContext {
 
   constructor (readonly deps: HookDeps) {
     this.hot = deps.metrics.hot
+    this.decisions = labelled(deps.metrics.decisions)
   }
 
   /** A security event about a client, with its identity, address and the revision that decides for its tenant. */
@@ -82,14 +82,7 @@ export class PipelineContext {
   }
 
   decisionMetric (action: string, result: 'allow' | 'deny', reason: string, revision = this.deps.revision()): void {
-    const k = `${action}|${result}|${reason}|${revision}`
-    let child = this.decisionChildren.get(k)
-    if (child === undefined) {
-      if (this.decisionChildren.size > 10_000) this.decisionChildren.clear()
-      child = this.deps.metrics.decisions.labels(action, result, reason, revision)
-      this.decisionChildren.set(k, child)
-    }
-    child.inc()
+    this.decisions(action, result, reason, revision).inc()
   }
 
   /** Asks the policy engine; the Decision carries the revision that made it. */

@@ -4,20 +4,13 @@ import type { UspInspection } from './inspect.ts'
 import type { UspAuditTrail } from './audit.ts'
 import type { Endpoints } from './endpoints.ts'
 
-export interface RecordCounter { labels(recordType: string, msgType: string, result: string): { inc(): void } }
+/** The counter child of one label set (memoised by the caller: this runs per message). */
+export type RecordCounter = (recordType: string, msgType: string, result: string) => { inc(): void }
 
 export interface ObservedPublisher { tenant: string, principal: string }
 
 export function uspRecordObserver (deps: { records: RecordCounter, audit: UspAuditTrail, endpoints: Endpoints }) {
-  // prom-client hashes the label values on every labels() call: one child per label set instead
-  // (a handful: record types × msg types × results)
-  const counters = new Map<string, { inc(): void }>()
-  const count = (recordType: string, msgType: string, result: string): void => {
-    const k = `${recordType}|${msgType}|${result}`
-    let c = counters.get(k)
-    if (c === undefined) { c = deps.records.labels(recordType, msgType, result); counters.set(k, c) }
-    c.inc()
-  }
+  const count = (recordType: string, msgType: string, result: string): void => { deps.records(recordType, msgType, result).inc() }
   return function onUspRecord (st: ObservedPublisher, topic: string, inspection: UspInspection): void {
     const env = inspection.envelope
     const result = inspection.verdict === 'refuse' ? 'refused' : 'delivered'
