@@ -76,16 +76,19 @@ export function visibleTenants (req: FastifyRequest): readonly string[] | undefi
   return req.actor?.tenants
 }
 
+/** A 429 with its retry-after, recorded as an admin.rate_limited security event (every refusal is one). */
+export function refuseTooMany (admin: ControlPlane['admin'], req: FastifyRequest, reply: FastifyReply, wait: number, reason: string): FastifyReply {
+  admin.rateLimited({ remoteAddress: req.ip, requestId: req.id, action: accessOf(req).action, target: pathOf(req), reason, actor: req.actor })
+  return sendProblem(reply.header('retry-after', String(wait)), 429, 'too many requests', `${reason}; retry after ${wait} s`)
+}
+
 export function installAccess (app: FastifyInstance, control: ControlPlane, settings: AdminSettings): { v1Hooks: (v1: FastifyInstance) => void } {
   const admin = control.admin
   const byAddress = new TokenBuckets(settings.addressRate, settings.addressRate * 4)
   const byToken = new TokenBuckets(settings.tokenRate, settings.tokenRate * 4)
   const authLock = new AuthFailureLock(settings.authFailuresPerMinute, settings.authLockSeconds)
 
-  const tooMany = (req: FastifyRequest, reply: FastifyReply, wait: number, reason: string): FastifyReply => {
-    admin.rateLimited({ remoteAddress: req.ip, requestId: req.id, action: accessOf(req).action, target: pathOf(req), reason, actor: req.actor })
-    return sendProblem(reply.header('retry-after', String(wait)), 429, 'too many requests', `${reason}; retry after ${wait} s`)
-  }
+  const tooMany = (req: FastifyRequest, reply: FastifyReply, wait: number, reason: string): FastifyReply => refuseTooMany(admin, req, reply, wait, reason)
 
   // Every response says which request it answers; nothing is CORS-enabled (no Access-Control-* headers).
   app.addHook('onRequest', async (req, reply) => {

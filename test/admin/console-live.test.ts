@@ -151,6 +151,9 @@ test('at most 4 open streams per token: the fifth is 429, and a closed stream fr
     const fifth = await get('/v1/security-events/stream?maxSeconds=0', tok.red)
     assert.equal(fifth.status, 429)
     assert.ok(fifth.headers.get('retry-after'))
+    // the refusal is a security event like every other 429 of the admin API
+    const refused = (await t.api('GET', '/v1/security-events?code=admin.rate_limited')).body.events as Array<{ reason?: string, target?: string }>
+    assert.ok(refused.some(e => e.reason === 'at most 4 open event streams per token' && e.target === '/v1/security-events/stream'), JSON.stringify(refused))
     // another token is not affected
     assert.equal((await get('/v1/security-events/stream?maxSeconds=0', tok.blue)).status, 200)
     open[0]!.close()

@@ -3,8 +3,8 @@
 import { PassThrough } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ControlPlane } from '../../../broker/control/index.ts'
-import { visibleTenants } from '../../plugins/access.ts'
-import { problems, sendProblem } from '../../plugins/problem.ts'
+import { refuseTooMany, visibleTenants } from '../../plugins/access.ts'
+import { problems } from '../../plugins/problem.ts'
 import * as S from '../../schemas.ts'
 
 interface Query {
@@ -106,7 +106,7 @@ export function registerSecurityEventsRoutes (v1: FastifyInstance<any, any, any,
     const tokenId = req.actor?.id ?? ''
     const n = open.get(tokenId) ?? 0
     if (n >= MAX_STREAMS_PER_TOKEN) {
-      return sendProblem(reply.header('retry-after', '5'), 429, 'too many requests', `at most ${MAX_STREAMS_PER_TOKEN} open event streams per token`)
+      return refuseTooMany(control.admin, req, reply, 5, `at most ${MAX_STREAMS_PER_TOKEN} open event streams per token`)
     }
     const { maxSeconds = 300, limit, heartbeatSeconds = 15, ...q } = req.query
     const out = new PassThrough()
