@@ -10,7 +10,14 @@ import { writeFile, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Session } from 'node:inspector/promises'
 import { Aedes } from 'aedes'
-import { Gateway, loadConfig } from '../broker/index.ts'
+import type * as GatewayModule from '../broker/index.ts'
+
+// The gateway as it ships: `npm start` and the container run dist/ (tsc's output, `npm run bench`
+// builds it first when stale), so that is what is measured. tsx's on-the-fly transpile of the sources
+// wraps every named function expression in a __name() call (Object.defineProperty per closure), ~3 %
+// of the broker's CPU per USP round trip that no deployment pays. USPGATE_BENCH_SOURCE=1: the sources.
+const GATEWAY_MODULE = process.env.USPGATE_BENCH_SOURCE === '1' ? '../broker/index.ts' : '../dist/broker/index.js'
+const { Gateway, loadConfig } = await import(GATEWAY_MODULE) as typeof GatewayModule
 
 export type BrokerKind = 'aedes' | 'aedes-nodelay' | 'aedes-nodelay-cork' | 'gateway'
 
