@@ -163,7 +163,7 @@ export class Gateway {
       uspSettings: tenant => this.store.getTenant(tenant)?.usp ?? DEFAULT_USP_SETTINGS,
       ...(mode.cluster ? { unavailable: () => mode.cluster!.unavailableReason(), connectionQuota: mode.cluster.tenantQuotas } : {}),
       identityRevoked: st => this.identityRevoked(st),
-      onUspRecord: uspRecordObserver({ records: labelled(this.metrics.uspRecords), audit: this.uspAudit, endpoints: this.endpoints })
+      onUspRecord: uspRecordObserver({ records: this.metrics.hotCounter(this.metrics.uspRecords), audit: this.uspAudit, endpoints: this.endpoints })
     })
     const limits = config.limits
     this.broker = new Aedes({

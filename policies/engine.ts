@@ -224,6 +224,16 @@ export class PolicyEngine {
     return this.cache.deleteIdentity(`${tenant}:${principal}`)
   }
 
+  /**
+   * A decision the caller kept (a session's memo of its topics) was used again: counted like a cache
+   * hit, in the tenant's window too, so the canary guard sees every publish it decided.
+   */
+  reused (tenant: string, d: Decision): void {
+    this.counters.hits++
+    const canary = this.state.canary
+    this.record(tenant, d, canary !== undefined && canary.tenants.has(tenant))
+  }
+
   /** Counts the decision in the tenant's sliding window; a canary deny/error checks the guard. */
   private record (tenant: string, d: Decision, isCanary: boolean): void {
     const now = this.now()

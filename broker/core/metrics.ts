@@ -58,6 +58,17 @@ function packageVersion (): string {
   return 'unknown'
 }
 
+class HotChild {
+  private n = 0
+  constructor (private readonly target: { inc(n: number): void }) {}
+  inc (): void { this.n++ }
+  fold (): void {
+    if (this.n === 0) return
+    this.target.inc(this.n)
+    this.n = 0
+  }
+}
+
 export class Metrics {
   readonly registry = new Registry()
   readonly connections: Gauge
@@ -88,7 +99,31 @@ export class Metrics {
    */
   readonly hot = { messagesIn: [0, 0, 0], messagesOut: [0, 0, 0], bytesIn: 0, bytesOut: 0 }
 
+  private readonly hotFolds: Array<() => void> = []
+
+  /**
+   * The label children of a counter incremented per message (policy decisions, USP records): inc()
+   * adds to a plain number, folded into the counter when /metrics is rendered, like `hot` above.
+   * Memoised by label values and bounded like labelled() (at `max` children, folded and forgotten).
+   */
+  hotCounter (counter: Counter, max = 10_000): (...values: string[]) => { inc(): void } {
+    const children = new Map<string, HotChild>()
+    const fold = (): void => { for (const c of children.values()) c.fold() }
+    this.hotFolds.push(fold)
+    return (...values) => {
+      const k = values.join('\u0000')
+      let child = children.get(k)
+      if (child === undefined) {
+        if (children.size >= max) { fold(); children.clear() }
+        child = new HotChild(counter.labels(...values))
+        children.set(k, child)
+      }
+      return child
+    }
+  }
+
   private foldHotCounters (): void {
+    for (const fold of this.hotFolds) fold()
     const h = this.hot
     for (let q = 0; q < 3; q++) {
       if (h.messagesIn[q]! > 0) { this.messagesIn.labels(String(q)).inc(h.messagesIn[q]!); h.messagesIn[q] = 0 }

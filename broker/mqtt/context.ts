@@ -2,7 +2,7 @@
 // with its metric, and the per-turn delivery byte count used by the slow-consumer guard.
 import type { Client, PublishPacket } from 'aedes'
 import type { Limits, SecurityEventInput, Metrics } from '../core/index.ts'
-import { usernameOf, isTenantId, labelled } from '../core/index.ts'
+import { usernameOf, isTenantId } from '../core/index.ts'
 import type { TenantUspSettings, StateStore } from '../store/index.ts'
 import type { UspInspection } from '../usp/index.ts'
 import type { PolicyEngine, PolicyInput, Decision } from '../../policies/index.ts'
@@ -10,6 +10,7 @@ import type { Check } from './invariants.ts'
 import type { AuthThrottle } from './limits.ts'
 import type { SharedSubscriptions } from './shared-subscriptions.ts'
 import type { ClientState, SessionIndex } from './sessions.ts'
+import { DecisionMemo } from './decision-memo.ts'
 import { identityFromInternalId, remoteOf, INTERNAL_ID_SEPARATOR, type GatewayClient } from './client.ts'
 
 export interface HookDeps {
@@ -52,7 +53,7 @@ export class PipelineContext {
 
   constructor (readonly deps: HookDeps) {
     this.hot = deps.metrics.hot
-    this.decisions = labelled(deps.metrics.decisions)
+    this.decisions = deps.metrics.hotCounter(deps.metrics.decisions)
   }
 
   /** A security event about a client, with its identity, address and the revision that decides for its tenant. */
@@ -94,6 +95,25 @@ export class PipelineContext {
     const d = this.deps.policy.decide(input)
     this.decisionMetric(action, d.allow ? 'allow' : 'deny', d.reason, d.revision)
     return d
+  }
+
+  /**
+   * Publish is decided per (topic, QoS, retain) once per policy revision, like delivery: the session's
+   * memo answers repeats (a USP agent answers to the same controller inbox every time); each use is
+   * still counted (metric, canary window).
+   */
+  decidePublish (st: ClientState, topic: string, qos: number, retain: boolean): Decision {
+    const policy = this.deps.policy
+    const memo = st.publishMemo ??= new DecisionMemo()
+    const kept = memo.get(policy.revisionFor(st.tenant), topic, qos, retain)
+    if (kept === undefined) {
+      const d = this.decide(st, 'publish', topic, qos, retain)
+      memo.set(topic, qos, retain, d)
+      return d
+    }
+    policy.reused(st.tenant, kept)
+    this.decisionMetric('publish', kept.allow ? 'allow' : 'deny', kept.reason, kept.revision)
+    return kept
   }
 
   /** Payload bytes let through to this client in the current turn (reset when a new turn starts). */
@@ -170,7 +190,8 @@ export function newClientState (s: Pick<ClientState, 'tenant' | 'principal' | 'r
     bucket: s.bucket,
     subscriptionCount: 0,
     policyClient: { tenant: s.tenant, principal: s.principal, role: s.role, client_id: s.wireClientId, protocol: s.protocol, auth: s.auth, listener: s.listener },
-    deliverMemo: Object.assign(new Map<string, Decision>(), { revision: '' }),
+    publishMemo: undefined,
+    deliverMemo: undefined,
     deliveringBytes: 0,
     deliveringTurn: -1
   }

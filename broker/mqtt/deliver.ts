@@ -1,10 +1,10 @@
 // Delivery (authorizeForward): synchronous, once per subscriber per message, so only cheap checks.
 // `deliverSteps` run in order; a step that refuses has already counted and reported the refusal.
 import type { AedesOptions, AedesPublishPacket, Client, PublishPacket } from 'aedes'
-import type { Decision } from '../../policies/index.ts'
 import type { ClientState } from './sessions.ts'
 import type { GatewayClient } from './client.ts'
 import { policyDenial, type PipelineContext } from './context.ts'
+import { DecisionMemo } from './decision-memo.ts'
 
 /** true: deliver so far; false: not delivered (already reported). */
 type DeliverStep = (client: Client, st: ClientState, packet: PublishPacket, ctx: PipelineContext) => boolean
@@ -61,17 +61,11 @@ const notSlowConsumer: DeliverStep = (client, st, packet, ctx) => {
  */
 const policyAllowsDelivery: DeliverStep = (client, st, packet, ctx) => {
   const { policy, metrics, emit } = ctx.deps
-  const revision = policy.revisionFor(st.tenant)
-  let memo = st.deliverMemo
-  if (memo.revision !== revision || memo.size > 4096) {
-    memo = st.deliverMemo = Object.assign(new Map<string, Decision>(), { revision })
-  }
-  const memoKey = packet.qos === 0 && !packet.retain ? packet.topic : `${packet.qos}${packet.retain ? 'r' : '-'}${packet.topic}`
-  let d = memo.get(memoKey)
+  const memo = st.deliverMemo ??= new DecisionMemo()
+  let d = memo.get(policy.revisionFor(st.tenant), packet.topic, packet.qos, packet.retain)
   if (d === undefined) {
     d = policy.decide({ action: 'deliver', client: st.policyClient, topic: packet.topic, qos: packet.qos, retain: packet.retain })
-    // errors are not memoized: the next delivery asks again
-    if (d.reason !== 'policy_error') memo.set(memoKey, d)
+    memo.set(packet.topic, packet.qos, packet.retain, d)
   }
   if (d.allow) return true
   ctx.decisionMetric('deliver', 'deny', d.reason, d.revision)

@@ -2,7 +2,7 @@
 // publishes. A step lets the packet through (undefined), refuses it (a Denial: event, metric, aedes
 // error), or has already reported itself and only says what to do with the packet (Handled).
 import type { Aedes, AedesOptions, Client, PublishPacket } from 'aedes'
-import { inspectUspPublish, isUspInbox } from '../usp/index.ts'
+import { inspectUspPublish, parseUspTopic } from '../usp/index.ts'
 import { checkTopicName } from './invariants.ts'
 import { rateVerdict } from './fairness.ts'
 import type { ClientState } from './sessions.ts'
@@ -52,7 +52,7 @@ const withinRate: PublishStep = (a, ctx) => {
 }
 
 const policyAllowsPublish: PublishStep = (a, ctx) => {
-  const verdict = ctx.decide(a.st, 'publish', a.packet.topic, a.packet.qos, a.packet.retain)
+  const verdict = ctx.decidePublish(a.st, a.packet.topic, a.packet.qos, a.packet.retain)
   return verdict.allow ? undefined : policyDenial(verdict)
 }
 
@@ -60,12 +60,15 @@ const policyAllowsPublish: PublishStep = (a, ctx) => {
 const uspEnvelope: PublishStep = (a, ctx) => {
   const { st, packet } = a
   const usp = ctx.deps.uspSettings(st.tenant)
-  if (usp.inspection === 'off' || !isUspInbox(packet.topic)) return undefined
+  if (usp.inspection === 'off') return undefined
+  const parsedTopic = parseUspTopic(packet.topic)
+  if (parsedTopic.kind !== 'agent' && parsedTopic.kind !== 'controller') return undefined
   const inspection = inspectUspPublish({
     publisher: { tenant: st.tenant, endpointId: st.principal, role: st.role },
     topic: packet.topic,
+    parsedTopic,
     payload: packet.payload as Buffer,
-    ...(packet.properties?.responseTopic !== undefined ? { responseTopic: packet.properties.responseTopic } : {}),
+    responseTopic: packet.properties?.responseTopic,
     protocolVersion: st.protocol as 3 | 4 | 5,
     mode: usp.inspection,
     audit: usp.audit

@@ -2,7 +2,8 @@
 // every connection of a credential at once, and by wire client id so a client
 // id held by one identity can never be presented by another.
 import type { Role } from '../core/index.ts'
-import type { PolicyClient, Decision } from '../../policies/index.ts'
+import type { PolicyClient } from '../../policies/index.ts'
+import type { DecisionMemo } from './decision-memo.ts'
 import { DISCONNECT } from './reason-codes.ts'
 
 export interface ClientState {
@@ -38,8 +39,9 @@ export interface ClientState {
   subscriptionCount: number
   /** The client part of every policy input, built once per session. */
   policyClient: PolicyClient
-  /** Delivery decisions of this session for one policy revision (see authorizeForward). */
-  deliverMemo: Map<string, Decision> & { revision: string }
+  /** Publish and delivery decisions of this session for one policy revision (created at first use). */
+  publishMemo: DecisionMemo | undefined
+  deliverMemo: DecisionMemo | undefined
   /** Payload bytes let through to this client in event-loop turn `deliveringTurn`, not yet written (see authorizeForward). */
   deliveringBytes: number
   deliveringTurn: number

@@ -38,6 +38,8 @@ export interface SharedUspAudit {
 export class UspAuditTrail {
   private stream: WriteStream | undefined
   private readonly recent = new Map<string, Ring<UspAuditEntry>>()
+  private pending = ''
+  private flushQueued = false
   readonly path: string
 
   constructor (dataDir: string, private readonly shared?: SharedUspAudit) {
@@ -50,7 +52,11 @@ export class UspAuditTrail {
   }
 
   record (e: UspAuditEntry): void {
-    this.stream?.write(JSON.stringify(e) + '\n')
+    if (this.stream !== undefined) {
+      // one file write per event-loop turn for all the records of the turn, not one per record
+      this.pending += JSON.stringify(e) + '\n'
+      if (!this.flushQueued) { this.flushQueued = true; setImmediate(this.flush) }
+    }
     if (this.shared !== undefined) { this.shared.append(e); return }
     let ring = this.recent.get(e.tenant)
     if (!ring) { ring = new Ring(USP_AUDIT_PER_TENANT); this.recent.set(e.tenant, ring) }
@@ -63,7 +69,15 @@ export class UspAuditTrail {
     return await this.shared.list(tenant, limit)
   }
 
+  private readonly flush = (): void => {
+    this.flushQueued = false
+    if (this.pending === '') return
+    this.stream?.write(this.pending)
+    this.pending = ''
+  }
+
   async close (): Promise<void> {
+    this.flush()
     const s = this.stream
     this.stream = undefined
     if (s) await new Promise<void>(resolve => s.end(resolve))

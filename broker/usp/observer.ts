@@ -13,25 +13,35 @@ export function uspRecordObserver (deps: { records: RecordCounter, audit: UspAud
   const count = (recordType: string, msgType: string, result: string): void => { deps.records(recordType, msgType, result).inc() }
   return function onUspRecord (st: ObservedPublisher, topic: string, inspection: UspInspection): void {
     const env = inspection.envelope
+    const msg = inspection.message
     const result = inspection.verdict === 'refuse' ? 'refused' : 'delivered'
-    count(env?.recordType ?? 'unparsed', inspection.message?.msgType ?? 'none', result)
-    if (env === undefined) {
-      deps.audit.record({ time: new Date().toISOString(), tenant: st.tenant, fromId: st.principal, toId: '', topic, recordType: 'unparsed', result, ...(inspection.code ? { code: inspection.code } : {}) })
-      return
-    }
+    count(env?.recordType ?? 'unparsed', msg?.msgType ?? 'none', result)
+    // One object shape for every entry (absent fields undefined, left out of the JSON): per message.
     deps.audit.record({
-      time: new Date().toISOString(),
+      time: isoNow(),
       tenant: st.tenant,
-      fromId: env.fromId,
-      toId: env.toId,
+      fromId: env === undefined ? st.principal : env.fromId,
+      toId: env === undefined ? '' : env.toId,
       topic,
-      recordType: env.recordType,
+      recordType: env === undefined ? 'unparsed' : env.recordType,
       result,
-      ...(inspection.code ? { code: inspection.code } : {}),
-      ...(inspection.message ? { msgId: inspection.message.msgId, msgType: inspection.message.msgType, kind: inspection.message.kind } : {})
+      code: inspection.code,
+      msgId: msg?.msgId,
+      msgType: msg?.msgType,
+      kind: msg?.kind
     })
-    if (result === 'delivered' && env.recordType === 'mqtt_connect' && env.mqttConnect) {
+    if (result === 'delivered' && env?.recordType === 'mqtt_connect' && env.mqttConnect) {
       deps.endpoints.sawConnectRecord(st.tenant, st.principal, env.mqttConnect.subscribedTopic)
     }
   }
+}
+
+let lastMs = 0
+let lastIso = ''
+
+/** The current time as ISO 8601, formatted once per millisecond (thousands of records share one). */
+function isoNow (): string {
+  const ms = Date.now()
+  if (ms !== lastMs) { lastMs = ms; lastIso = new Date(ms).toISOString() }
+  return lastIso
 }

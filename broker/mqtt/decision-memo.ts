@@ -1,0 +1,33 @@
+// A session's memo of policy decisions for one revision: one Map lookup per repeated (topic, QoS,
+// retain), no key building. A revision change (promote, canary, rollback) empties it, so rights that
+// shrink take effect on live sessions at once; revocation cuts the session (and its memo) anyway.
+import type { Decision } from '../../policies/index.ts'
+
+/** Entries kept per session before the memo starts over (a client cycling through many topics). */
+const MAX_ENTRIES = 4096
+
+export class DecisionMemo {
+  private revision = ''
+  private size = 0
+  // one Map per (QoS, retain): index qos * 2 + (retain ? 1 : 0); QoS 0..2 only reach here
+  private readonly byKind: Array<Map<string, Decision> | undefined> = [undefined, undefined, undefined, undefined, undefined, undefined]
+
+  get (revision: string, topic: string, qos: number, retain: boolean): Decision | undefined {
+    if (revision !== this.revision) return undefined
+    return this.byKind[qos * 2 + (retain ? 1 : 0)]?.get(topic)
+  }
+
+  /** Errors are not remembered: the next message asks again. */
+  set (topic: string, qos: number, retain: boolean, d: Decision): void {
+    if (d.reason === 'policy_error') return
+    if (d.revision !== this.revision || this.size >= MAX_ENTRIES) {
+      this.byKind.fill(undefined)
+      this.revision = d.revision
+      this.size = 0
+    }
+    const i = qos * 2 + (retain ? 1 : 0)
+    const map = this.byKind[i] ??= new Map()
+    if (!map.has(topic)) this.size++
+    map.set(topic, d)
+  }
+}
