@@ -10,7 +10,7 @@ import type { Check } from './invariants.ts'
 import type { AuthThrottle } from './limits.ts'
 import type { SharedSubscriptions } from './shared-subscriptions.ts'
 import type { ClientState, SessionIndex } from './sessions.ts'
-import { DecisionMemo } from './decision-memo.ts'
+import { DecisionMemo, MIN_ENTRIES } from './decision-memo.ts'
 import { identityFromInternalId, remoteOf, INTERNAL_ID_SEPARATOR, type GatewayClient } from './client.ts'
 
 export interface HookDeps {
@@ -108,12 +108,17 @@ export class PipelineContext {
     const kept = memo.get(policy.revisionFor(st.tenant), topic, qos, retain)
     if (kept === undefined) {
       const d = this.decide(st, 'publish', topic, qos, retain)
-      memo.set(topic, qos, retain, d)
+      memo.set(topic, qos, retain, d, this.memoEntries())
       return d
     }
     policy.reused(st.tenant, kept)
     this.decisionMetric('publish', kept.allow ? 'allow' : 'deny', kept.reason, kept.revision)
     return kept
+  }
+
+  /** How many decisions one session's memo keeps (decision-memo.ts). */
+  memoEntries (): number {
+    return Math.max(MIN_ENTRIES, 2 * this.deps.sessions.size)
   }
 
   /** Payload bytes let through to this client in the current turn (reset when a new turn starts). */

@@ -3,8 +3,13 @@
 // shrink take effect on live sessions at once; revocation cuts the session (and its memo) anyway.
 import type { Decision } from '../../policies/index.ts'
 
-/** Entries kept per session before the memo starts over (a client cycling through many topics). */
-const MAX_ENTRIES = 4096
+/**
+ * Entries a session keeps before its memo starts over: at least MIN_ENTRIES, and twice the connected
+ * sessions, so a controller that addresses every agent of the node in turn keeps one entry per agent
+ * (with a fixed 4,096 its memo started over on every pass through 10,000 agents, and every PUBLISH went
+ * back to the policy engine). Bounded by the fleet, which the decision cache is sized by too.
+ */
+export const MIN_ENTRIES = 4096
 
 export class DecisionMemo {
   private revision = ''
@@ -18,9 +23,9 @@ export class DecisionMemo {
   }
 
   /** Errors are not remembered: the next message asks again. */
-  set (topic: string, qos: number, retain: boolean, d: Decision): void {
+  set (topic: string, qos: number, retain: boolean, d: Decision, maxEntries: number): void {
     if (d.reason === 'policy_error') return
-    if (d.revision !== this.revision || this.size >= MAX_ENTRIES) {
+    if (d.revision !== this.revision || this.size >= maxEntries) {
       this.byKind.fill(undefined)
       this.revision = d.revision
       this.size = 0

@@ -65,7 +65,7 @@ const policyAllowsDelivery: DeliverStep = (client, st, packet, ctx) => {
   let d = memo.get(policy.revisionFor(st.tenant), packet.topic, packet.qos, packet.retain)
   if (d === undefined) {
     d = policy.decide({ action: 'deliver', client: st.policyClient, topic: packet.topic, qos: packet.qos, retain: packet.retain })
-    memo.set(packet.topic, packet.qos, packet.retain, d)
+    memo.set(packet.topic, packet.qos, packet.retain, d, ctx.memoEntries())
   }
   if (d.allow) return true
   ctx.decisionMetric('deliver', 'deny', d.reason, d.revision)
