@@ -36,7 +36,7 @@ export type ChildRequest =
   | { id: number, type: 'fleet-stats' }
   | { id: number, type: 'profile-stop', file: string }
   /** sampling heap profiler: what the allocations still live at the stop were made by */
-  | { id: number, type: 'heap-start' }
+  | { id: number, type: 'heap-start', allocations?: boolean }
   | { id: number, type: 'heap-stop', top: number }
   | { id: number, type: 'close' }
 
@@ -222,20 +222,25 @@ async function startGateway (dataDir: string, cluster?: ClusterNodeArgs): Promis
 /** CPU profile of a window of the run (the same data as node --cpu-prof, without startup and provisioning). */
 export interface HeapSite { fn: string, where: string, bytes: number }
 
-/** Live allocations (sampling heap profiler, 32 kB interval) by allocating function, after a GC. */
+/**
+ * Live allocations (sampling heap profiler, 32 kB interval) by allocating function, after a GC; or with
+ * `allocations`, everything allocated meanwhile, also what the GC has already collected (the GC's work).
+ */
 class HeapSampler {
   private session: Session | undefined
+  private allocations = false
 
-  async start (): Promise<void> {
+  async start (allocations = false): Promise<void> {
     this.session = new Session()
     this.session.connect()
+    this.allocations = allocations
     await this.session.post('HeapProfiler.enable')
-    await this.session.post('HeapProfiler.startSampling', { samplingInterval: 32768 })
+    await this.session.post('HeapProfiler.startSampling', { samplingInterval: 32768, ...(allocations ? { includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } : {}) })
   }
 
   async stop (top: number): Promise<{ totalBytes: number, sites: HeapSite[] }> {
     if (this.session === undefined) throw new Error('heap sampling not started')
-    await this.session.post('HeapProfiler.collectGarbage')
+    if (!this.allocations) await this.session.post('HeapProfiler.collectGarbage')
     const { profile } = await this.session.post('HeapProfiler.stopSampling')
     this.session.disconnect()
     this.session = undefined
@@ -338,7 +343,7 @@ async function main (): Promise<void> {
         reply(profiler.start())
         break
       case 'heap-start':
-        reply(heap.start())
+        reply(heap.start(req.allocations === true))
         break
       case 'heap-stop':
         reply(heap.stop(req.top))

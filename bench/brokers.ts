@@ -31,7 +31,8 @@ export interface BrokerHandle {
   /** Writes the CPU profile since profileStart to file (.cpuprofile, Chrome DevTools format). */
   profileStop: (file: string) => Promise<string>
   /** Sampling heap profiler: live allocations by allocating function (after a GC) at the stop. */
-  heapStart: () => Promise<void>
+  /** allocations: everything allocated until the stop, collected or not (else what is live at the stop) */
+  heapStart: (allocations?: boolean) => Promise<void>
   heapStop: (top: number) => Promise<{ totalBytes: number, sites: HeapSite[] }>
   /** Graceful stop (lets a --cpu-prof profile be written), SIGKILL after a grace period. */
   stop: () => Promise<void>
@@ -180,7 +181,7 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
     profileStart: () => request<void>({ type: 'profile-start' }),
     fleetStats: () => request<FleetStats>({ type: 'fleet-stats' }),
     profileStop: file => request<string>({ type: 'profile-stop', file }),
-    heapStart: () => request<void>({ type: 'heap-start' }),
+    heapStart: allocations => request<void>({ type: 'heap-start', allocations }),
     heapStop: top => request<{ totalBytes: number, sites: HeapSite[] }>({ type: 'heap-stop', top }),
     async stop () {
       if (!exited) {

@@ -48,6 +48,8 @@ export interface FleetOptions {
   profile: boolean
   /** sampling heap profile of the fleet connect (node targets): where the memory per agent goes */
   heap: boolean
+  /** sampling allocation profile of the first round-trip window (node targets): bytes allocated per round trip, by function */
+  allocations: boolean
   profileDir: string
   log: (line: string) => void
 }
@@ -64,6 +66,7 @@ export const defaultFleetOptions: FleetOptions = {
   v311Every: 10,
   profile: false,
   heap: false,
+  allocations: false,
   profileDir: join(REPO, 'bench', 'results', 'profiles'),
   log: line => { console.log(line) }
 }
@@ -122,7 +125,7 @@ interface FleetTarget {
   provisionMs: number
   profileStart?: () => Promise<void>
   profileStop?: (file: string) => Promise<string>
-  heapStart?: () => Promise<void>
+  heapStart?: (allocations?: boolean) => Promise<void>
   heapStop?: (top: number) => Promise<{ totalBytes: number, sites: HeapSite[] }>
   stop: () => Promise<void>
 }
@@ -158,7 +161,7 @@ async function startTarget (name: FleetTargetName, tenant: string, ids: Identity
     provisionMs: Date.now() - t0,
     profileStart: () => b.profileStart(),
     profileStop: file => b.profileStop(file),
-    heapStart: () => b.heapStart(),
+    heapStart: allocations => b.heapStart(allocations),
     heapStop: top => b.heapStop(top),
     stop: () => b.stop()
   }
@@ -380,8 +383,16 @@ export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: n
       const w0 = process.hrtime.bigint()
       const done0 = ctl.completed
       // the first window is the profiled one
+      const allocating = w === 0 && o.allocations && t.heapStart !== undefined
+      if (allocating) await t.heapStart!(true)
       if (w === 0) await profiled('roundtrips', () => sleep(o.measureMs))
       else await sleep(o.measureMs)
+      if (allocating) {
+        const a = await t.heapStop!(25)
+        const n = Math.max(1, ctl.completed - done0)
+        log(`  allocated in the first window: ${(a.totalBytes / n).toFixed(0)} B per round trip, by allocating function:`)
+        for (const x of a.sites) log(`    ${(x.bytes / n).toFixed(0).padStart(7)} B/rt  ${x.fn} ${x.where}`)
+      }
       const wMs = Number(process.hrtime.bigint() - w0) / 1e6
       const wUs = procCpuUs(t.pid) - c0
       const n = ctl.completed - done0

@@ -106,11 +106,20 @@ export class Metrics {
    * adds to a plain number, folded into the counter when /metrics is rendered, like `hot` above.
    * Memoised by label values and bounded like labelled() (at `max` children, folded and forgotten).
    */
-  hotCounter (counter: Counter, max = 10_000): (...values: string[]) => { inc(): void } {
+  hotCounter (counter: Counter, max = 10_000): (a: string, b?: string, c?: string, d?: string) => { inc(): void } {
     const children = new Map<string, HotChild>()
     const fold = (): void => { for (const c of children.values()) c.fold() }
     this.hotFolds.push(fold)
-    return (...values) => {
+    // The same label values come back message after message (often the very same strings): the last
+    // child is answered without building a key.
+    let la: string | undefined
+    let lb: string | undefined
+    let lc: string | undefined
+    let ld: string | undefined
+    let last: HotChild | undefined
+    return (a, b, c, d) => {
+      if (last !== undefined && a === la && b === lb && c === lc && d === ld) return last
+      const values = [a, b, c, d].filter((v): v is string => v !== undefined)
       const k = values.join('\u0000')
       let child = children.get(k)
       if (child === undefined) {
@@ -118,6 +127,8 @@ export class Metrics {
         child = new HotChild(counter.labels(...values))
         children.set(k, child)
       }
+      la = a; lb = b; lc = c; ld = d
+      last = child
       return child
     }
   }

@@ -15,16 +15,25 @@ const CORKED = Symbol('uspgate.corked')
 
 type CoalescingSocket = Socket & { [ORIGINAL_WRITE]: Socket['write'], [CORKED]: boolean }
 
-function uncork (socket: CoalescingSocket): void {
-  socket[CORKED] = false
-  if (!socket.destroyed) socket.uncork()
+// Sockets corked in this turn, uncorked together by one setImmediate (not one per socket: a fleet
+// of agents each getting one packet per turn made one Immediate per delivery).
+let corked: CoalescingSocket[] = []
+
+function uncorkAll (): void {
+  const sockets = corked
+  corked = []
+  for (let i = 0; i < sockets.length; i++) {
+    const socket = sockets[i]!
+    socket[CORKED] = false
+    if (!socket.destroyed) socket.uncork()
+  }
 }
 
 function coalescedWrite (this: CoalescingSocket, ...args: Parameters<Socket['write']>): boolean {
   if (!this[CORKED] && !this.destroyed) {
     this[CORKED] = true
     this.cork()
-    setImmediate(uncork, this)
+    if (corked.push(this) === 1) setImmediate(uncorkAll)
   }
   return (this[ORIGINAL_WRITE] as (...a: Parameters<Socket['write']>) => boolean).apply(this, args)
 }

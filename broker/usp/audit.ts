@@ -37,7 +37,7 @@ export interface SharedUspAudit {
 
 export class UspAuditTrail {
   private stream: WriteStream | undefined
-  private readonly recent = new Map<string, Ring<UspAuditEntry>>()
+  private readonly recent = new Map<string, Ring<string>>()
   private pending = ''
   private flushQueued = false
   readonly path: string
@@ -52,20 +52,23 @@ export class UspAuditTrail {
   }
 
   record (e: UspAuditEntry): void {
+    const line = JSON.stringify(e)
     if (this.stream !== undefined) {
       // one file write per event-loop turn for all the records of the turn, not one per record
-      this.pending += JSON.stringify(e) + '\n'
+      this.pending += line + '\n'
       if (!this.flushQueued) { this.flushQueued = true; setImmediate(this.flush) }
     }
     if (this.shared !== undefined) { this.shared.append(e); return }
     let ring = this.recent.get(e.tenant)
     if (!ring) { ring = new Ring(USP_AUDIT_PER_TENANT); this.recent.set(e.tenant, ring) }
-    ring.push(e)
+    // The line, not the object: one string per kept entry (these outlive the young generation, so
+    // what they hold is what the old generation has to collect once they are overwritten).
+    ring.push(line)
   }
 
   /** Newest first. Cluster mode: every node's records; throws when Redis cannot be read (the API answers 503). */
   async list (tenant: string, limit = 100): Promise<UspAuditEntry[]> {
-    if (this.shared === undefined) return this.recent.get(tenant)?.newest(limit) ?? []
+    if (this.shared === undefined) return (this.recent.get(tenant)?.newest(limit) ?? []).map(line => JSON.parse(line) as UspAuditEntry)
     return await this.shared.list(tenant, limit)
   }
 
