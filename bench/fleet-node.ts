@@ -85,7 +85,7 @@ export interface FleetResult {
   brokerCpuUsPerRoundTrip: number
   brokerCpuPct: number
   /** every window: round trips/s and broker CPU per round trip (the figures above are their medians) */
-  windows: Array<{ roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number }>
+  windows: Array<{ roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, brokerSysUsPerRoundTrip: number }>
   /** Gets with no GetResp within 10 s (written off), during the window */
   lost: number
   rssIdleMB: number
@@ -103,9 +103,14 @@ export interface FleetResult {
 // ---- /proc
 
 function procCpuUs (pid: number): number {
+  return procSysUs(pid, 11) + procSysUs(pid, 12)
+}
+
+/** Field 11 of /proc/<pid>/stat after the name: user time; 12: system (kernel) time, in µs. */
+function procSysUs (pid: number, field = 12): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(f[11]) + Number(f[12])) * 1e6 / CLK_TCK
+  return Number(f[field]) * 1e6 / CLK_TCK
 }
 
 function procRssBytes (pid: number): number {
@@ -380,6 +385,7 @@ export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: n
     ctl.recording = true
     for (let w = 0; w < o.windows; w++) {
       const c0 = procCpuUs(t.pid)
+      const s0 = procSysUs(t.pid)
       const w0 = process.hrtime.bigint()
       const done0 = ctl.completed
       // the first window is the profiled one
@@ -396,7 +402,7 @@ export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: n
       const wMs = Number(process.hrtime.bigint() - w0) / 1e6
       const wUs = procCpuUs(t.pid) - c0
       const n = ctl.completed - done0
-      windows.push({ roundTripsPerSec: n / (wMs / 1000), brokerCpuUsPerRoundTrip: wUs / Math.max(1, n) })
+      windows.push({ roundTripsPerSec: n / (wMs / 1000), brokerCpuUsPerRoundTrip: wUs / Math.max(1, n), brokerSysUsPerRoundTrip: (procSysUs(t.pid) - s0) / Math.max(1, n) })
       ms += wMs
       brokerUs += wUs
     }
@@ -430,7 +436,7 @@ export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: n
       ...(heap !== undefined ? { heap } : {})
     }
     if (!quiet.quiet) log(`  (machine was busy before the window: ${quiet.otherPct?.toFixed(0) ?? '?'}% of a core)`)
-    if (windows.length > 1) log(`  ${windows.length} windows of ${o.measureMs / 1000} s: ${windows.map(x => `${Math.round(x.roundTripsPerSec)}/s ${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs`).join(', ')} (medians below)`)
+    if (windows.length > 1) log(`  ${windows.length} windows of ${o.measureMs / 1000} s: ${windows.map(x => `${Math.round(x.roundTripsPerSec)}/s ${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs (kernel ${x.brokerSysUsPerRoundTrip.toFixed(0)})`).join(', ')} (medians below)`)
     log(`  ${Math.round(r.roundTripsPerSec)} round trips/s, RTT p50 ${r.rttP50Ms.toFixed(1)} ms p99 ${r.rttP99Ms.toFixed(1)} ms, ${r.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (${r.brokerCpuPct.toFixed(0)}% of a core), RSS ${r.rssIdleMB.toFixed(1)} → ${r.rssFleetMB.toFixed(1)} MB (${r.rssPerAgentKB.toFixed(1)} kB/agent), lost ${r.lost}, load ${r.loadavg.join(' ')}`)
     for (const [phase, p] of Object.entries(profiles)) log(formatSummary(`  profile ${phase} (${p.file})`, p.summary))
     return r

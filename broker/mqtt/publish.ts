@@ -98,27 +98,28 @@ export const publishSteps: readonly PublishStep[] = [
 export function publishHook (ctx: PipelineContext): Required<Pick<AedesOptions, 'authorizePublish'>>['authorizePublish'] {
   const { metrics, emit } = ctx.deps
   const hot = ctx.hot
+  // not a closure per PUBLISH: only refusals need it
+  function deny (st: ClientState | undefined, c: GatewayClient | null, packet: PublishPacket, done: (err: Error | null) => void, check: Denial, action = 'publish'): void {
+    ctx.decisionMetric(action, 'deny', check.code)
+    metrics.drops.labels(check.code).inc()
+    emit(ctx.eventFor(st, c, { code: check.code, action, topic: packet.topic, reason: check.reason, targetTenant: check.targetTenant }))
+    done(new DeniedError('not authorized'))
+  }
   return function authorizePublish (client: Client | null, packet, done) {
     const c = client as GatewayClient | null
     let st = c?.gw
-    const deny = (check: Denial, action = 'publish'): void => {
-      ctx.decisionMetric(action, 'deny', check.code)
-      metrics.drops.labels(check.code).inc()
-      emit(ctx.eventFor(st, c, { code: check.code, action, topic: packet.topic, reason: check.reason, targetTenant: check.targetTenant }))
-      done(new DeniedError('not authorized'))
-    }
     if (st === undefined) {
       // A will whose connection is gone (published by the cluster's will sweep):
       // the identity comes from its namespaced client id, and the will then goes
       // through the same invariants, policy and USP inspection as any publish.
       st = ctx.orphanWillState((packet as PublishPacket & { clientId?: string }).clientId, packet)
-      if (st === undefined) return deny({ ok: false, code: 'acl.cross_tenant', reason: 'will without a live identity' }, 'will')
+      if (st === undefined) return deny(st, c, packet, done, { ok: false, code: 'acl.cross_tenant', reason: 'will without a live identity' }, 'will')
     }
     const a: PublishAttempt = { client: c, packet, st }
     for (const step of publishSteps) {
       const r = step(a, ctx)
       if (r === undefined) continue
-      if (!('handled' in r)) return deny(r)
+      if (!('handled' in r)) return deny(st, c, packet, done, r)
       if (r.handled === 'refuse') return done(new DeniedError(r.reason))
       ;(packet as PublishPacket & { _notAuthorized?: boolean })._notAuthorized = true
       return done(null)

@@ -137,22 +137,31 @@ export function walkMessage (
 
     const rule = rules[fieldNumber]
     if (rule === undefined) continue // unknown field: skipped, as protobuf requires
-    const label = `${messageName}.${rule.name}`
     if (wireType !== EXPECTED_WIRE[rule.kind]) {
-      return { ok: false, reason: `${label} has wire type ${wireType}, expected ${EXPECTED_WIRE[rule.kind]}` }
+      return { ok: false, reason: `${messageName}.${rule.name} has wire type ${wireType}, expected ${EXPECTED_WIRE[rule.kind]}` }
     }
-    if (!rule.repeated && fields.has(fieldNumber)) return { ok: false, reason: `${label} occurs more than once` }
-    if (rule.kind === 'string' && !isUtf8(buf.subarray(valueStart, valueEnd))) {
-      return { ok: false, reason: `${label} is not valid UTF-8` }
+    if (!rule.repeated && fields.has(fieldNumber)) return { ok: false, reason: `${messageName}.${rule.name} occurs more than once` }
+    if (rule.kind === 'string' && !validUtf8(buf, valueStart, valueEnd)) {
+      return { ok: false, reason: `${messageName}.${rule.name} is not valid UTF-8` }
     }
     fields.set(fieldNumber, { start: valueStart, end: valueEnd, value })
   }
   return { ok: true, fields }
 }
 
+/** Valid UTF-8; ASCII (every Endpoint ID and msg_id in practice) without a view or a native call. */
+function validUtf8 (buf: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    if (buf[i]! >= 0x80) return isUtf8(buf.subarray(start, end))
+  }
+  return true
+}
+
 const utf8 = new TextDecoder('utf-8')
 
 /** The text of a string field already checked by walkMessage ('' when absent, as in proto3). */
 export function stringField (buf: Uint8Array, span: FieldSpan | undefined): string {
-  return span === undefined ? '' : utf8.decode(buf.subarray(span.start, span.end))
+  if (span === undefined) return ''
+  // a PUBLISH payload is a Buffer: its toString decodes in place (no view, no TextDecoder call)
+  return Buffer.isBuffer(buf) ? buf.toString('utf8', span.start, span.end) : utf8.decode(buf.subarray(span.start, span.end))
 }
