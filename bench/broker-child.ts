@@ -34,6 +34,8 @@ export type ChildRequest =
   | { id: number, type: 'profile-start' }
   /** gateway: start-up time, heap after a GC (with --expose-gc), and the cluster route table's size (bench/fleet-cluster.ts) */
   | { id: number, type: 'fleet-stats' }
+  /** a full GC (the child runs with --expose-gc), so an RSS reading holds live memory, not garbage */
+  | { id: number, type: 'gc' }
   | { id: number, type: 'profile-stop', file: string }
   /** sampling heap profiler: what the allocations still live at the stop were made by */
   | { id: number, type: 'heap-start', allocations?: boolean }
@@ -335,6 +337,10 @@ async function main (): Promise<void> {
         break
       case 'await-credentials':
         reply(running.awaitCredentials(req.tenant, req.principals, req.timeoutMs))
+        break
+      case 'gc':
+        (globalThis as { gc?: () => void }).gc?.()
+        reply(Promise.resolve())
         break
       case 'fleet-stats':
         reply(running.fleetStats !== undefined ? Promise.resolve(running.fleetStats()) : Promise.reject(new Error('no fleet stats for this broker kind')))

@@ -25,6 +25,8 @@ export interface BrokerHandle {
   provision: (tenant: string, credentials: CredentialRequest[]) => Promise<ProvisionResult>
   /** Cluster node: waits until its state copy (from Redis) holds every principal. */
   awaitCredentials: (tenant: string, principals: string[], timeoutMs: number) => Promise<void>
+  /** A full GC in the child (started with --expose-gc; else a no-op). */
+  gc: () => Promise<void>
   profileStart: () => Promise<void>
   /** Gateway: start-up time, heap after GC, route-table size (bench/fleet-cluster.ts). */
   fleetStats: () => Promise<FleetStats>
@@ -180,6 +182,7 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
     awaitCredentials: (tenant, principals, timeoutMs) => request<void>({ type: 'await-credentials', tenant, principals, timeoutMs }),
     profileStart: () => request<void>({ type: 'profile-start' }),
     fleetStats: () => request<FleetStats>({ type: 'fleet-stats' }),
+    gc: () => request<void>({ type: 'gc' }),
     profileStop: file => request<string>({ type: 'profile-stop', file }),
     heapStart: allocations => request<void>({ type: 'heap-start', allocations }),
     heapStop: top => request<{ totalBytes: number, sites: HeapSite[] }>({ type: 'heap-stop', top }),

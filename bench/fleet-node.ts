@@ -90,7 +90,7 @@ export interface FleetResult {
   lost: number
   rssIdleMB: number
   rssFleetMB: number
-  /** (RSS with the fleet − RSS before it) / K */
+  /** (RSS with the fleet − RSS before it) / K; node brokers: both read after a full GC (live memory, not uncollected garbage) */
   rssPerAgentKB: number
   provisionMs: number
   loadavg: number[]
@@ -130,6 +130,7 @@ interface FleetTarget {
   provisionMs: number
   profileStart?: () => Promise<void>
   profileStop?: (file: string) => Promise<string>
+  gc?: () => Promise<void>
   heapStart?: (allocations?: boolean) => Promise<void>
   heapStop?: (top: number) => Promise<{ totalBytes: number, sites: HeapSite[] }>
   stop: () => Promise<void>
@@ -146,7 +147,8 @@ async function startTarget (name: FleetTargetName, tenant: string, ids: Identity
     const m = await startMosquitto(tenant, [...creds.values()], ids.filter(i => i.role === 'controller').map(i => ({ username: creds.get(i.endpointId)!.username, endpointId: i.endpointId })))
     return { name, port: m.port, pid: m.pid, note: `${m.version}, password file (${ids.length} users, mosquitto_passwd hashes) + pattern ACLs`, credentials: creds, provisionMs: Date.now() - t0, stop: m.stop }
   }
-  const b: BrokerHandle = await startBroker(name === 'aedes' ? 'aedes' : 'gateway')
+  // --expose-gc: RSS is read after a full GC in both node brokers (live memory, not what the GC has not yet collected)
+  const b: BrokerHandle = await startBroker(name === 'aedes' ? 'aedes' : 'gateway', { nodeFlags: ['--expose-gc'] })
   let credentials: FleetTarget['credentials']
   const t0 = Date.now()
   if (name === 'gateway') {
@@ -166,6 +168,7 @@ async function startTarget (name: FleetTargetName, tenant: string, ids: Identity
     provisionMs: Date.now() - t0,
     profileStart: () => b.profileStart(),
     profileStop: file => b.profileStop(file),
+    gc: () => b.gc(),
     heapStart: allocations => b.heapStart(allocations),
     heapStop: top => b.heapStop(top),
     stop: () => b.stop()
@@ -336,6 +339,7 @@ export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: n
     for (let i = 0; i < nLoaders; i++) loaders.push(await startLoader())
     ctl = await Controller.connect(t.port, o.tenant, controller, t.credentials?.get(controller.endpointId), fleet)
     await sleep(1000)
+    await t.gc?.()
     const rssIdle = procRssBytes(t.pid)
 
     // ---- connect the fleet
@@ -358,6 +362,7 @@ export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: n
     const connectFailures = conn.flatMap(c => c.failures).slice(0, 5)
     log(`  ${connected}/${k} agents connected and subscribed in ${(connectMs / 1000).toFixed(2)} s (${(connectCpuUs / Math.max(1, connected)).toFixed(0)} µs broker CPU per agent)${connectFailures.length > 0 ? `; failures: ${connectFailures.join('; ')}` : ''}`)
     await sleep(2000)
+    await t.gc?.()
     const rssFleet = procRssBytes(t.pid)
     let heap: FleetResult['heap']
     if (heapProfiling) {
