@@ -139,6 +139,8 @@ test('upload + canary on tenant ta denies the topic for ta only; tb is unaffecte
   await waitForEvent(t, { code: 'policy.canary_started', policyRevision: D.revision, actor: 'bootstrap' })
 
   assert.equal(await publish(a, `ta/bulkdata/${AG}/blocked/4`), 0x87)
+  // the same live session, a topic it was allowed before the canary: decided again, not remembered
+  assert.equal(await publish(a, `ta/bulkdata/${AG}/blocked/3`), 0x87)
   const ev = await waitForEvent(t, { code: 'acl.denied', topic: `ta/bulkdata/${AG}/blocked/4` })
   assert.equal(ev.policyRevision, D.revision)
   assert.equal(await publish(a, `ta/bulkdata/${AG}/fine`), 0)
@@ -182,6 +184,8 @@ test('rollback of the canary restores delivery within 1 s for a live subscriber;
   assert.equal(d.revision, stable)
   assert.equal(d.allow, true)
   assert.equal(await publish(a, `ta/bulkdata/${AG}/blocked/5`), 0)
+  // the topic this live session was refused under the canary is allowed again at once
+  assert.equal(await publish(a, `ta/bulkdata/${AG}/blocked/6`), 0)
   const metrics = await (await fetch(t.adminUrl + '/metrics')).text()
   assert.doesNotMatch(metrics, /uspgate_policy_active_info\{[^}]*slot="canary"/)
 })
