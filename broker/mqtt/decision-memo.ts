@@ -16,10 +16,18 @@ export class DecisionMemo {
   private size = 0
   // one Map per (QoS, retain): index qos * 2 + (retain ? 1 : 0); QoS 0..2 only reach here
   private readonly byKind: Array<Map<string, Decision> | undefined> = [undefined, undefined, undefined, undefined, undefined, undefined]
+  // The last answer: an agent publishes to one controller inbox and is delivered its own inbox only.
+  private lastTopic = ''
+  private lastKind = -1
+  private last: Decision | undefined
 
   get (revision: string, topic: string, qos: number, retain: boolean): Decision | undefined {
     if (revision !== this.revision) return undefined
-    return this.byKind[qos * 2 + (retain ? 1 : 0)]?.get(topic)
+    const kind = qos * 2 + (retain ? 1 : 0)
+    if (kind === this.lastKind && topic === this.lastTopic) return this.last
+    const d = this.byKind[kind]?.get(topic)
+    if (d !== undefined) { this.lastTopic = topic; this.lastKind = kind; this.last = d }
+    return d
   }
 
   /** Errors are not remembered: the next message asks again. */
@@ -29,6 +37,8 @@ export class DecisionMemo {
       this.byKind.fill(undefined)
       this.revision = d.revision
       this.size = 0
+      this.lastKind = -1
+      this.last = undefined
     }
     const i = qos * 2 + (retain ? 1 : 0)
     const map = this.byKind[i] ??= new Map()
