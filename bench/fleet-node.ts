@@ -103,11 +103,11 @@ export interface FleetResult {
 // ---- /proc
 
 function procCpuUs (pid: number): number {
-  return procSysUs(pid, 11) + procSysUs(pid, 12)
+  return procStatUs(pid, 11) + procStatUs(pid, 12)
 }
 
 /** Field 11 of /proc/<pid>/stat after the name: user time; 12: system (kernel) time, in µs. */
-function procSysUs (pid: number, field = 12): number {
+function procStatUs (pid: number, field: 11 | 12): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return Number(f[field]) * 1e6 / CLK_TCK
@@ -390,7 +390,7 @@ export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: n
     ctl.recording = true
     for (let w = 0; w < o.windows; w++) {
       const c0 = procCpuUs(t.pid)
-      const s0 = procSysUs(t.pid)
+      const s0 = procStatUs(t.pid, 12)
       const w0 = process.hrtime.bigint()
       const done0 = ctl.completed
       // the first window is the profiled one
@@ -407,7 +407,7 @@ export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: n
       const wMs = Number(process.hrtime.bigint() - w0) / 1e6
       const wUs = procCpuUs(t.pid) - c0
       const n = ctl.completed - done0
-      windows.push({ roundTripsPerSec: n / (wMs / 1000), brokerCpuUsPerRoundTrip: wUs / Math.max(1, n), brokerSysUsPerRoundTrip: (procSysUs(t.pid) - s0) / Math.max(1, n) })
+      windows.push({ roundTripsPerSec: n / (wMs / 1000), brokerCpuUsPerRoundTrip: wUs / Math.max(1, n), brokerSysUsPerRoundTrip: (procStatUs(t.pid, 12) - s0) / Math.max(1, n) })
       ms += wMs
       brokerUs += wUs
     }

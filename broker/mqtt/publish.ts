@@ -2,7 +2,7 @@
 // publishes. A step lets the packet through (undefined), refuses it (a Denial: event, metric, aedes
 // error), or has already reported itself and only says what to do with the packet (Handled).
 import type { Aedes, AedesOptions, Client, PublishPacket } from 'aedes'
-import { inspectUspPublish, parseUspTopic } from '../usp/index.ts'
+import { inspectUspPublish } from '../usp/index.ts'
 import { checkTopicName } from './invariants.ts'
 import { rateVerdict } from './fairness.ts'
 import type { ClientState } from './sessions.ts'
@@ -60,19 +60,17 @@ const policyAllowsPublish: PublishStep = (a, ctx) => {
 const uspEnvelope: PublishStep = (a, ctx) => {
   const { st, packet } = a
   const usp = ctx.deps.uspSettings(st.tenant)
-  if (usp.inspection === 'off') return undefined
-  const parsedTopic = parseUspTopic(packet.topic)
-  if (parsedTopic.kind !== 'agent' && parsedTopic.kind !== 'controller') return undefined
   const inspection = inspectUspPublish({
     publisher: { tenant: st.tenant, endpointId: st.principal, role: st.role },
     topic: packet.topic,
-    parsedTopic,
     payload: packet.payload as Buffer,
     responseTopic: packet.properties?.responseTopic,
     protocolVersion: st.protocol as 3 | 4 | 5,
     mode: usp.inspection,
     audit: usp.audit
   })
+  // not an inbox (or inspection off): nothing was parsed, nothing to record
+  if (inspection.verdict === 'not_usp') return undefined
   ctx.deps.onUspRecord(st, packet.topic, inspection)
   // Issue 14 "events name both sides": a reply-to into another (existing) tenant makes the attempt
   // that tenant's event too, so its tenant-scoped token sees it; the inbox topic names the publisher's own.

@@ -4,7 +4,7 @@
 // Pure: no aedes, no I/O. The tenant-prefix and `$` invariants on the topic itself run before this.
 
 import { readRecord, msgHeaderOf, type RecordEnvelope, type MsgHeader } from './peek.ts'
-import { parseUspTopic, type UspTopic } from './topics.ts'
+import { parseUspTopic } from './topics.ts'
 
 export type UspInspectionMode = 'enforce' | 'observe' | 'off'
 export type UspAuditLevel = 'envelope' | 'message'
@@ -19,8 +19,6 @@ export interface UspPublishContext {
   publisher: { tenant: string; endpointId: string; role: 'agent' | 'controller' | string }
   topic: string
   payload: Uint8Array
-  /** The topic already split by parseUspTopic (the caller needed it to know it is an inbox). */
-  parsedTopic?: UspTopic
   /** MQTT 5 Response Topic property, if the PUBLISH has one. */
   responseTopic?: string
   /** MQTT protocol level of the publisher's connection (3 = 3.1, 4 = 3.1.1, 5 = 5.0). */
@@ -66,7 +64,7 @@ function quote (text: string): string {
 /** Inspects one PUBLISH. Never throws; an internal error fails closed as a malformed record. */
 export function inspectUspPublish (ctx: UspPublishContext): UspInspection {
   if (ctx.mode === 'off') return { verdict: 'not_usp' }
-  const topic = ctx.parsedTopic ?? parseUspTopic(ctx.topic)
+  const topic = parseUspTopic(ctx.topic)
   // Only inboxes carry Records; Bulk Data (JSON/CSV) and other topics pass through untouched.
   if (topic.kind !== 'agent' && topic.kind !== 'controller') return { verdict: 'not_usp' }
 
