@@ -9,6 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { writeFile, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Session } from 'node:inspector/promises'
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
 import { Aedes } from 'aedes'
 import type * as GatewayModule from '../broker/index.ts'
 
@@ -36,6 +37,8 @@ export type ChildRequest =
   | { id: number, type: 'fleet-stats' }
   /** a full GC (the child runs with --expose-gc), so an RSS reading holds live memory, not garbage */
   | { id: number, type: 'gc' }
+  /** time spent in GC since the broker started, by kind (cumulative; the caller takes differences) */
+  | { id: number, type: 'gc-time' }
   | { id: number, type: 'profile-stop', file: string }
   /** sampling heap profiler: what the allocations still live at the stop were made by */
   | { id: number, type: 'heap-start', allocations?: boolean }
@@ -48,6 +51,30 @@ export interface ChildStats {
   cpuSystemUs: number
   rssBytes: number
   connectedClients: number
+}
+
+export interface GcTime {
+  /** scavenges of the young generation, ms */
+  minorMs: number
+  /** mark-compact (full) collections, ms; their cost grows with the live heap */
+  majorMs: number
+  /** incremental marking steps and weak callbacks, ms */
+  otherMs: number
+  majors: number
+}
+
+/** GC pauses of this process by kind, from perf_hooks' 'gc' entries. */
+function gcClock (): () => GcTime {
+  const t: GcTime = { minorMs: 0, majorMs: 0, otherMs: 0, majors: 0 }
+  const obs = new PerformanceObserver(list => {
+    for (const e of list.getEntries()) {
+      const kind = ((e as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) t.minorMs += e.duration
+      else if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) { t.majorMs += e.duration; t.majors++ } else t.otherMs += e.duration
+    }
+  })
+  obs.observe({ entryTypes: ['gc'] })
+  return () => ({ ...t })
 }
 
 export interface FleetStats {
@@ -302,6 +329,7 @@ async function main (): Promise<void> {
   } else throw new Error(`unknown broker kind ${String(kind)}`)
 
   const profiler = new WindowProfiler()
+  const gcTime = gcClock()
   const heap = new HeapSampler()
   let closing = false
   const shutdown = async (code: number): Promise<void> => {
@@ -341,6 +369,9 @@ async function main (): Promise<void> {
       case 'gc':
         (globalThis as { gc?: () => void }).gc?.()
         reply(Promise.resolve())
+        break
+      case 'gc-time':
+        reply(Promise.resolve(gcTime()))
         break
       case 'fleet-stats':
         reply(running.fleetStats !== undefined ? Promise.resolve(running.fleetStats()) : Promise.reject(new Error('no fleet stats for this broker kind')))

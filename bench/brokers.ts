@@ -5,7 +5,7 @@ import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, mkdirSync } fro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { BrokerKind, ChildMessage, ChildRequest, ChildStats, CredentialRequest, FleetStats, HeapSite, ProvisionResult } from './broker-child.ts'
+import type { BrokerKind, ChildMessage, ChildRequest, ChildStats, CredentialRequest, FleetStats, GcTime, HeapSite, ProvisionResult } from './broker-child.ts'
 
 export type { BrokerKind, ChildStats, CredentialRequest, FleetStats }
 
@@ -27,6 +27,8 @@ export interface BrokerHandle {
   awaitCredentials: (tenant: string, principals: string[], timeoutMs: number) => Promise<void>
   /** A full GC in the child (started with --expose-gc; else a no-op). */
   gc: () => Promise<void>
+  /** GC pause time since the start, by kind */
+  gcTime: () => Promise<GcTime>
   profileStart: () => Promise<void>
   /** Gateway: start-up time, heap after GC, route-table size (bench/fleet-cluster.ts). */
   fleetStats: () => Promise<FleetStats>
@@ -183,6 +185,7 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
     profileStart: () => request<void>({ type: 'profile-start' }),
     fleetStats: () => request<FleetStats>({ type: 'fleet-stats' }),
     gc: () => request<void>({ type: 'gc' }),
+    gcTime: () => request<GcTime>({ type: 'gc-time' }),
     profileStop: file => request<string>({ type: 'profile-stop', file }),
     heapStart: allocations => request<void>({ type: 'heap-start', allocations }),
     heapStop: top => request<{ totalBytes: number, sites: HeapSite[] }>({ type: 'heap-stop', top }),

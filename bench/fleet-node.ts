@@ -8,7 +8,7 @@
 // and policy on). Reported per K and target: round trips/s, p50/p99 RTT, broker CPU µs per round
 // trip and per connect (from /proc), RSS with the fleet and per agent, time to connect the fleet.
 import { fork, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url'
 import mqtt, { type MqttClient } from 'mqtt'
 import { uspSchema } from '../broker/usp/index.ts'
 import { startBroker, trackProcess, type BrokerHandle } from './brokers.ts'
-import type { HeapSite } from './broker-child.ts'
+import type { GcTime, HeapSite } from './broker-child.ts'
 import { startMosquitto, mosquittoUsername } from './mosquitto.ts'
 import { Samples, sleep, waitForQuiet, nowUs } from './stats.ts'
 import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
@@ -62,7 +62,7 @@ export const defaultFleetOptions: FleetOptions = {
   connectConcurrency: 200,
   warmupMs: 2000,
   measureMs: 10_000,
-  windows: 3,
+  windows: 5,
   v311Every: 10,
   profile: false,
   heap: false,
@@ -85,7 +85,7 @@ export interface FleetResult {
   brokerCpuUsPerRoundTrip: number
   brokerCpuPct: number
   /** every window: round trips/s and broker CPU per round trip (the figures above are their medians) */
-  windows: Array<{ roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, brokerSysUsPerRoundTrip: number }>
+  windows: Array<{ roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, brokerSysUsPerRoundTrip: number, brokerHelperThreadsUsPerRoundTrip: number, gc?: { minorUsPerRoundTrip: number, majorUsPerRoundTrip: number, otherUsPerRoundTrip: number, majors: number } }>
   /** Gets with no GetResp within 10 s (written off), during the window */
   lost: number
   rssIdleMB: number
@@ -113,6 +113,22 @@ function procStatUs (pid: number, field: 11 | 12): number {
   return Number(f[field]) * 1e6 / CLK_TCK
 }
 
+/** CPU µs of the process's threads other than the main (JS) thread: V8's GC and compiler helpers, libuv's pool. */
+function procHelperThreadsUs (pid: number): number {
+  let us = 0
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      if (tid === String(pid)) continue
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+        us += (Number(f[11]) + Number(f[12])) * 1e6 / CLK_TCK
+      } catch { /* the thread ended */ }
+    }
+  } catch { /* not Linux */ }
+  return us
+}
+
 function procRssBytes (pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m ? Number(m[1]) * 1024 : 0
@@ -131,6 +147,7 @@ interface FleetTarget {
   profileStart?: () => Promise<void>
   profileStop?: (file: string) => Promise<string>
   gc?: () => Promise<void>
+  gcTime?: () => Promise<GcTime>
   heapStart?: (allocations?: boolean) => Promise<void>
   heapStop?: (top: number) => Promise<{ totalBytes: number, sites: HeapSite[] }>
   stop: () => Promise<void>
@@ -169,6 +186,7 @@ async function startTarget (name: FleetTargetName, tenant: string, ids: Identity
     profileStart: () => b.profileStart(),
     profileStop: file => b.profileStop(file),
     gc: () => b.gc(),
+    gcTime: () => b.gcTime(),
     heapStart: allocations => b.heapStart(allocations),
     heapStop: top => b.heapStop(top),
     stop: () => b.stop()
@@ -211,7 +229,8 @@ class Controller {
   private readonly sent = new Map<string, number>()
   private seq = 0
   private cursor = 0
-  private stopped = false
+  private stopped = true
+  private sweep: NodeJS.Timeout | undefined
   completed = 0
   /** GetResps received since start, window or not */
   answered = 0
@@ -244,10 +263,12 @@ class Controller {
     return c
   }
 
+  /** Starts (or restarts) sending: inFlight Gets, each answer sending the next. */
   start (inFlight: number): void {
+    this.stopped = false
     for (let i = 0; i < inFlight; i++) this.sendNext()
     // Gets without an answer for 10 s are written off so a lost message does not shrink the window
-    const sweep = setInterval(() => {
+    this.sweep = setInterval(() => {
       const cutoff = nowUs() - 10_000_000
       for (const [id, t] of this.sent) {
         if (t > cutoff) break
@@ -255,11 +276,18 @@ class Controller {
         this.lost++
         this.sendNext()
       }
-      if (this.stopped) clearInterval(sweep)
     }, 1000)
   }
 
-  stop (): void { this.stopped = true }
+  /** Stops sending and waits for the Gets in flight to be answered (or written off after maxMs). */
+  async stopAndDrain (maxMs: number): Promise<void> {
+    this.stopped = true
+    const t0 = Date.now()
+    while (this.sent.size > 0 && Date.now() - t0 < maxMs) await sleep(50)
+    clearInterval(this.sweep)
+    this.lost += this.sent.size
+    this.sent.clear()
+  }
 
   /** Agents that did not connect get no Gets (their requests would only time out). */
   exclude (ids: Set<string>): void {
@@ -299,10 +327,10 @@ class Controller {
     this.sendNext()
   }
 
-  async close (): Promise<void> { await this.client.endAsync(true).catch(() => {}) }
+  async close (): Promise<void> { clearInterval(this.sweep); await this.client.endAsync(true).catch(() => {}) }
 }
 
-// ---- one (K, target) run
+// ---- one (K, target) fleet: prepared once, measured in windows interleaved with the others
 
 function fleetIdentities (k: number): { agents: Identity[], controller: Identity } {
   const w = String(k - 1).length
@@ -313,148 +341,202 @@ function fleetIdentities (k: number): { agents: Identity[], controller: Identity
   return { agents, controller: { clientId: 'fleet-controller', endpointId: 'self::fleet-controller', role: 'controller' } }
 }
 
-export async function runFleetOnce (o: FleetOptions, name: FleetTargetName, k: number): Promise<FleetResult> {
+/** A target with its fleet connected, its controller idle between windows. */
+interface PreparedFleet {
+  name: FleetTargetName
+  k: number
+  target: FleetTarget
+  loaders: Loader[]
+  ctl: Controller
+  connected: number
+  connectFailures: string[]
+  connectMs: number
+  connectCpuUs: number
+  rssIdle: number
+  rssFleet: number
+  heap?: FleetResult['heap']
+  profiles: FleetResult['profiles']
+  /** every agent has been asked once (the first turn decides every topic; later windows warm up briefly) */
+  warm: boolean
+  windows: FleetResult['windows']
+  windowMs: number
+  brokerUs: number
+  otherUs: number | undefined
+  lost: number
+  rttStart: number
+}
+
+async function profiled<T> (o: FleetOptions, f: { name: string, k: number, target: FleetTarget, profiles: FleetResult['profiles'] }, phase: string, fn: () => Promise<T>): Promise<T> {
+  const t = f.target
+  if (!o.profile || t.profileStart === undefined) return await fn()
+  await t.profileStart()
+  try { return await fn() } finally {
+    const file = await t.profileStop!(join(o.profileDir, `fleet-${f.name}-k${f.k}-${phase}.cpuprofile`))
+    f.profiles[phase] = { file, summary: await summarizeProfile(file, 25) }
+  }
+}
+
+/** Starts the target, provisions it, connects the controller and the whole fleet (measured), reads RSS. */
+async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number): Promise<PreparedFleet> {
   const log = o.log
   const { agents, controller } = fleetIdentities(k)
   log(`fleet K=${k} on ${name}: starting${name === 'gateway' ? ` and issuing ${k + 1} credentials` : ''}...`)
-  const t = await startTarget(name, o.tenant, [...agents, controller])
-  log(`  ${t.note}${t.credentials ? `; ${k + 1} credentials in ${(t.provisionMs / 1000).toFixed(1)} s` : ''}`)
+  const target = await startTarget(name, o.tenant, [...agents, controller])
+  log(`  ${target.note}${target.credentials ? `; ${k + 1} credentials in ${(target.provisionMs / 1000).toFixed(1)} s` : ''}`)
   const loaders: Loader[] = []
   let ctl: Controller | undefined
   const profiles: FleetResult['profiles'] = {}
-  const profiled = async <T>(phase: string, fn: () => Promise<T>): Promise<T> => {
-    if (!o.profile || t.profileStart === undefined) return await fn()
-    await t.profileStart()
-    try { return await fn() } finally {
-      const file = await t.profileStop!(join(o.profileDir, `fleet-${name}-k${k}-${phase}.cpuprofile`))
-      profiles[phase] = { file, summary: await summarizeProfile(file, 25) }
-    }
-  }
   try {
     const fleet: FleetAgent[] = agents.map((a, i) => {
-      const cred = t.credentials?.get(a.endpointId)
+      const cred = target.credentials?.get(a.endpointId)
       return { clientId: a.clientId, endpointId: a.endpointId, v: (i % o.v311Every === o.v311Every - 1 ? 4 : 5), ...(cred ? { username: cred.username, password: cred.password } : {}) }
     })
     const nLoaders = k <= 1000 ? 2 : 4
     for (let i = 0; i < nLoaders; i++) loaders.push(await startLoader())
-    ctl = await Controller.connect(t.port, o.tenant, controller, t.credentials?.get(controller.endpointId), fleet)
+    ctl = await Controller.connect(target.port, o.tenant, controller, target.credentials?.get(controller.endpointId), fleet)
     await sleep(1000)
-    await t.gc?.()
-    const rssIdle = procRssBytes(t.pid)
+    await target.gc?.()
+    const rssIdle = procRssBytes(target.pid)
 
-    // ---- connect the fleet
     await waitForQuiet(15_000)
-    const heapProfiling = o.heap && t.heapStart !== undefined
-    if (heapProfiling) await t.heapStart!()
-    const cpu0 = procCpuUs(t.pid)
+    const heapProfiling = o.heap && target.heapStart !== undefined
+    if (heapProfiling) await target.heapStart!()
+    const cpu0 = procCpuUs(target.pid)
     const t0 = process.hrtime.bigint()
-    const conn = await profiled('connect', async () => {
+    const conn = await profiled(o, { name, k, target, profiles }, 'connect', async () => {
       const per = Math.ceil(k / nLoaders)
       const done = loaders.map(l => l.next('connected'))
-      loaders.forEach((l, i) => l.request({ type: 'connect', port: t.port, tenant: o.tenant, agents: fleet.slice(i * per, (i + 1) * per), concurrency: Math.ceil(o.connectConcurrency / nLoaders), timeoutMs: 120_000 }))
+      loaders.forEach((l, i) => l.request({ type: 'connect', port: target.port, tenant: o.tenant, agents: fleet.slice(i * per, (i + 1) * per), concurrency: Math.ceil(o.connectConcurrency / nLoaders), timeoutMs: 120_000 }))
       return await Promise.all(done)
     })
     const connectMs = Number(process.hrtime.bigint() - t0) / 1e6
-    const connectCpuUs = procCpuUs(t.pid) - cpu0
+    const connectCpuUs = procCpuUs(target.pid) - cpu0
     const connected = conn.reduce((s, c) => s + c.ok, 0)
     const failedIds = new Set(conn.flatMap(c => c.failedIds))
     if (failedIds.size > 0) ctl.exclude(failedIds)
     const connectFailures = conn.flatMap(c => c.failures).slice(0, 5)
     log(`  ${connected}/${k} agents connected and subscribed in ${(connectMs / 1000).toFixed(2)} s (${(connectCpuUs / Math.max(1, connected)).toFixed(0)} µs broker CPU per agent)${connectFailures.length > 0 ? `; failures: ${connectFailures.join('; ')}` : ''}`)
     await sleep(2000)
-    await t.gc?.()
-    const rssFleet = procRssBytes(t.pid)
+    await target.gc?.()
+    const rssFleet = procRssBytes(target.pid)
     let heap: FleetResult['heap']
     if (heapProfiling) {
-      heap = await t.heapStop!(25)
+      heap = await target.heapStop!(25)
       log(`  live heap allocated while the fleet connected: ${(heap.totalBytes / 2 ** 20).toFixed(1)} MB (${(heap.totalBytes / 1024 / Math.max(1, connected)).toFixed(1)} kB/agent), by allocating function:`)
       for (const x of heap.sites) log(`    ${(x.bytes / 1024 / Math.max(1, connected)).toFixed(2).padStart(7)} kB/agent  ${x.fn} ${x.where}`)
     }
-
-    // ---- round trips: warm-up, then the window
-    const quiet = await waitForQuiet(15_000)
-    ctl.start(o.inFlight)
-    // Warm-up: at least warmupMs and one full turn of the fleet (every agent asked once), so the
-    // window measures the steady state at every K: the first Get to an agent is also the first
-    // policy decision of its topics (an evaluation instead of a cache hit) on the gateway.
-    const warm0 = Date.now()
-    await sleep(o.warmupMs)
-    while (ctl.answered < connected && Date.now() - warm0 < 180_000) await sleep(200)
-    log(`  warm-up: ${ctl.answered} round trips in ${((Date.now() - warm0) / 1000).toFixed(1)} s`)
-    const m0 = machineBusyUs()
-    const self0 = process.cpuUsage()
-    const lost0 = ctl.lost
-    const windows: FleetResult['windows'] = []
-    let ms = 0
-    let brokerUs = 0
-    ctl.recording = true
-    for (let w = 0; w < o.windows; w++) {
-      const c0 = procCpuUs(t.pid)
-      const s0 = procStatUs(t.pid, 12)
-      const w0 = process.hrtime.bigint()
-      const done0 = ctl.completed
-      // the first window is the profiled one
-      const allocating = w === 0 && o.allocations && t.heapStart !== undefined
-      if (allocating) await t.heapStart!(true)
-      if (w === 0) await profiled('roundtrips', () => sleep(o.measureMs))
-      else await sleep(o.measureMs)
-      if (allocating) {
-        const a = await t.heapStop!(25)
-        const n = Math.max(1, ctl.completed - done0)
-        log(`  allocated in the first window: ${(a.totalBytes / n).toFixed(0)} B per round trip, by allocating function:`)
-        for (const x of a.sites) log(`    ${(x.bytes / n).toFixed(0).padStart(7)} B/rt  ${x.fn} ${x.where}`)
-      }
-      const wMs = Number(process.hrtime.bigint() - w0) / 1e6
-      const wUs = procCpuUs(t.pid) - c0
-      const n = ctl.completed - done0
-      windows.push({ roundTripsPerSec: n / (wMs / 1000), brokerCpuUsPerRoundTrip: wUs / Math.max(1, n), brokerSysUsPerRoundTrip: (procStatUs(t.pid, 12) - s0) / Math.max(1, n) })
-      ms += wMs
-      brokerUs += wUs
-    }
-    ctl.recording = false
-    const self = process.cpuUsage(self0)
-    const m1 = machineBusyUs()
-    ctl.stop()
-    const [p50, p99] = ctl.rtt.percentiles([50, 99])
-    const r: FleetResult = {
-      target: name,
-      agents: k,
-      connected,
-      connectFailures,
-      connectMs,
-      brokerCpuUsPerConnect: connectCpuUs / Math.max(1, connected),
-      roundTripsPerSec: median(windows.map(x => x.roundTripsPerSec)),
-      rttP50Ms: p50! / 1000,
-      rttP99Ms: p99! / 1000,
-      brokerCpuUsPerRoundTrip: median(windows.map(x => x.brokerCpuUsPerRoundTrip)),
-      windows,
-      brokerCpuPct: brokerUs / 1000 / ms * 100,
-      lost: ctl.lost - lost0,
-      rssIdleMB: rssIdle / 2 ** 20,
-      rssFleetMB: rssFleet / 2 ** 20,
-      rssPerAgentKB: (rssFleet - rssIdle) / 1024 / Math.max(1, connected),
-      provisionMs: t.provisionMs,
-      loadavg: loadavg().map(x => Math.round(x * 100) / 100),
-      // everything but the broker and this process (loaders included): a rough contention figure
-      otherCpuPct: m0 !== undefined && m1 !== undefined ? Math.max(0, (m1 - m0 - brokerUs - (self.user + self.system)) / 1000 / ms * 100) : null,
-      profiles,
-      ...(heap !== undefined ? { heap } : {})
-    }
-    if (!quiet.quiet) log(`  (machine was busy before the window: ${quiet.otherPct?.toFixed(0) ?? '?'}% of a core)`)
-    if (windows.length > 1) log(`  ${windows.length} windows of ${o.measureMs / 1000} s: ${windows.map(x => `${Math.round(x.roundTripsPerSec)}/s ${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs (kernel ${x.brokerSysUsPerRoundTrip.toFixed(0)})`).join(', ')} (medians below)`)
-    log(`  ${Math.round(r.roundTripsPerSec)} round trips/s, RTT p50 ${r.rttP50Ms.toFixed(1)} ms p99 ${r.rttP99Ms.toFixed(1)} ms, ${r.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (${r.brokerCpuPct.toFixed(0)}% of a core), RSS ${r.rssIdleMB.toFixed(1)} → ${r.rssFleetMB.toFixed(1)} MB (${r.rssPerAgentKB.toFixed(1)} kB/agent), lost ${r.lost}, load ${r.loadavg.join(' ')}`)
-    for (const [phase, p] of Object.entries(profiles)) log(formatSummary(`  profile ${phase} (${p.file})`, p.summary))
-    return r
-  } finally {
-    await ctl?.close()
-    await Promise.all(loaders.map(async l => {
-      const d = l.next('disconnected').catch(() => {})
-      try { l.request({ type: 'disconnect' }) } catch { /* gone */ }
-      await Promise.race([d, sleep(15_000)])
-      l.child.kill('SIGKILL')
-    }))
-    await t.stop()
+    log(`  RSS ${(rssIdle / 2 ** 20).toFixed(1)} → ${(rssFleet / 2 ** 20).toFixed(1)} MB (${((rssFleet - rssIdle) / 1024 / Math.max(1, connected)).toFixed(1)} kB/agent)`)
+    return { name, k, target, loaders, ctl, connected, connectFailures, connectMs, connectCpuUs, rssIdle, rssFleet, ...(heap !== undefined ? { heap } : {}), profiles, warm: false, windows: [], windowMs: 0, brokerUs: 0, otherUs: 0, lost: 0, rttStart: 0 }
+  } catch (err) {
+    await closeFleet({ target, loaders, ctl })
+    throw err
   }
+}
+
+/**
+ * One measured window on a prepared fleet: the controller starts, warms up (the first time: at
+ * least one full turn of the fleet, since the first Get to an agent is also the first policy
+ * decision of its topics on the gateway; later: warmupMs), the window is measured, the controller
+ * stops and its Gets in flight drain.
+ */
+async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> {
+  const { ctl, target: t } = f
+  await waitForQuiet(15_000)
+  const first = !f.warm
+  ctl.start(o.inFlight)
+  const warm0 = Date.now()
+  const answered0 = ctl.answered
+  await sleep(o.warmupMs)
+  if (first) {
+    while (ctl.answered - answered0 < f.connected && Date.now() - warm0 < 180_000) await sleep(200)
+    o.log(`  K=${f.k} ${f.name} warm-up: ${ctl.answered - answered0} round trips in ${((Date.now() - warm0) / 1000).toFixed(1)} s`)
+    f.warm = true
+  }
+  const m0 = machineBusyUs()
+  const self0 = process.cpuUsage()
+  const lost0 = ctl.lost
+  const c0 = procCpuUs(t.pid)
+  const s0 = procStatUs(t.pid, 12)
+  const h0 = procHelperThreadsUs(t.pid)
+  const w0 = process.hrtime.bigint()
+  const done0 = ctl.completed
+  const gc0 = await t.gcTime?.()
+  ctl.recording = true
+  // the first window is the profiled one
+  const allocating = first && o.allocations && t.heapStart !== undefined
+  if (allocating) await t.heapStart!(true)
+  if (first) await profiled(o, f, 'roundtrips', () => sleep(o.measureMs))
+  else await sleep(o.measureMs)
+  if (allocating) {
+    const a = await t.heapStop!(25)
+    const n = Math.max(1, ctl.completed - done0)
+    o.log(`  allocated in the first window: ${(a.totalBytes / n).toFixed(0)} B per round trip, by allocating function:`)
+    for (const x of a.sites) o.log(`    ${(x.bytes / n).toFixed(0).padStart(7)} B/rt  ${x.fn} ${x.where}`)
+  }
+  const wMs = Number(process.hrtime.bigint() - w0) / 1e6
+  const wUs = procCpuUs(t.pid) - c0
+  const sysUs = procStatUs(t.pid, 12) - s0
+  const helperUs = procHelperThreadsUs(t.pid) - h0
+  ctl.recording = false
+  const self = process.cpuUsage(self0)
+  const m1 = machineBusyUs()
+  const n = ctl.completed - done0
+  const gc1 = gc0 !== undefined ? await t.gcTime?.() : undefined
+  const perRt = (ms: number): number => ms * 1000 / Math.max(1, n)
+  f.windows.push({
+    roundTripsPerSec: n / (wMs / 1000),
+    brokerCpuUsPerRoundTrip: wUs / Math.max(1, n),
+    brokerSysUsPerRoundTrip: sysUs / Math.max(1, n),
+    brokerHelperThreadsUsPerRoundTrip: helperUs / Math.max(1, n),
+    ...(gc0 !== undefined && gc1 !== undefined ? { gc: { minorUsPerRoundTrip: perRt(gc1.minorMs - gc0.minorMs), majorUsPerRoundTrip: perRt(gc1.majorMs - gc0.majorMs), otherUsPerRoundTrip: perRt(gc1.otherMs - gc0.otherMs), majors: gc1.majors - gc0.majors } } : {})
+  })
+  f.windowMs += wMs
+  f.brokerUs += wUs
+  f.lost += ctl.lost - lost0
+  // everything but the broker and this process (loaders included): a rough contention figure
+  f.otherUs = f.otherUs !== undefined && m0 !== undefined && m1 !== undefined ? f.otherUs + Math.max(0, m1 - m0 - wUs - (self.user + self.system)) : undefined
+  await ctl.stopAndDrain(15_000)
+  const x = f.windows[f.windows.length - 1]!
+  const gc = x.gc !== undefined ? `, GC ${x.gc.minorUsPerRoundTrip.toFixed(1)} young + ${x.gc.majorUsPerRoundTrip.toFixed(1)} full (${x.gc.majors}×) + ${x.gc.otherUsPerRoundTrip.toFixed(1)} incremental` : ''
+  o.log(`  K=${f.k} ${f.name} window ${f.windows.length}: ${Math.round(x.roundTripsPerSec)}/s, ${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (kernel ${x.brokerSysUsPerRoundTrip.toFixed(0)}, helper threads ${x.brokerHelperThreadsUsPerRoundTrip.toFixed(0)}${gc}), load ${loadavg()[0]!.toFixed(2)}`)
+}
+
+function summarize (f: PreparedFleet): FleetResult {
+  const [p50, p99] = f.ctl.rtt.percentiles([50, 99])
+  return {
+    target: f.name,
+    agents: f.k,
+    connected: f.connected,
+    connectFailures: f.connectFailures,
+    connectMs: f.connectMs,
+    brokerCpuUsPerConnect: f.connectCpuUs / Math.max(1, f.connected),
+    roundTripsPerSec: median(f.windows.map(x => x.roundTripsPerSec)),
+    rttP50Ms: p50! / 1000,
+    rttP99Ms: p99! / 1000,
+    brokerCpuUsPerRoundTrip: median(f.windows.map(x => x.brokerCpuUsPerRoundTrip)),
+    windows: f.windows,
+    brokerCpuPct: f.brokerUs / 1000 / f.windowMs * 100,
+    lost: f.lost,
+    rssIdleMB: f.rssIdle / 2 ** 20,
+    rssFleetMB: f.rssFleet / 2 ** 20,
+    rssPerAgentKB: (f.rssFleet - f.rssIdle) / 1024 / Math.max(1, f.connected),
+    provisionMs: f.target.provisionMs,
+    loadavg: loadavg().map(x => Math.round(x * 100) / 100),
+    otherCpuPct: f.otherUs !== undefined ? f.otherUs / 1000 / f.windowMs * 100 : null,
+    profiles: f.profiles,
+    ...(f.heap !== undefined ? { heap: f.heap } : {})
+  }
+}
+
+async function closeFleet (f: { target: FleetTarget, loaders: Loader[], ctl: Controller | undefined }): Promise<void> {
+  await f.ctl?.close()
+  await Promise.all(f.loaders.map(async l => {
+    const d = l.next('disconnected').catch(() => {})
+    try { l.request({ type: 'disconnect' }) } catch { /* gone */ }
+    await Promise.race([d, sleep(15_000)])
+    l.child.kill('SIGKILL')
+  }))
+  await f.target.stop()
 }
 
 function median (xs: number[]): number {
@@ -472,13 +554,35 @@ function machineBusyUs (): number | undefined {
 
 export interface FleetReport { results: FleetResult[], checks: Array<{ name: string, value: string, target: string, verdict: 'PASS' | 'FAIL' }> }
 
+/**
+ * Every (K, target) fleet is prepared first (one after the other: the connect of each is measured
+ * while the fleets before it sit idle), then the windows are interleaved: round r measures one
+ * window of every fleet in turn, the order rotating each round. Each pair the targets compare
+ * (gateway vs aedes, K = 10,000 vs 1,000) is thereby measured under the same machine conditions,
+ * minutes apart at most; measured one target after the other, the same code on this 2-core machine
+ * varied by up to 1.7× between windows minutes apart, which decided the verdicts more than the code.
+ */
 export async function runFleetBench (options: Partial<FleetOptions> = {}): Promise<FleetReport> {
   const o: FleetOptions = { ...defaultFleetOptions, ...options }
-  const results: FleetResult[] = []
-  for (const k of o.fleetSizes) {
-    for (const name of o.targets) results.push(await runFleetOnce(o, name, k))
+  const fleets: PreparedFleet[] = []
+  try {
+    for (const k of o.fleetSizes) {
+      for (const name of o.targets) fleets.push(await prepareFleet(o, name, k))
+    }
+    for (let w = 0; w < o.windows; w++) {
+      o.log(`round ${w + 1} of ${o.windows}`)
+      for (let i = 0; i < fleets.length; i++) await measureWindow(o, fleets[(i + w) % fleets.length]!)
+    }
+    const results = fleets.map(summarize)
+    for (const f of fleets) {
+      const r = results[fleets.indexOf(f)]!
+      o.log(`K=${r.agents} ${r.target}: ${Math.round(r.roundTripsPerSec)} round trips/s, RTT p50 ${r.rttP50Ms.toFixed(1)} ms p99 ${r.rttP99Ms.toFixed(1)} ms, ${r.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (windows ${r.windows.map(x => x.brokerCpuUsPerRoundTrip.toFixed(0)).join(', ')}), lost ${r.lost}`)
+      for (const [phase, p] of Object.entries(r.profiles)) o.log(formatSummary(`  profile ${phase} (${p.file})`, p.summary))
+    }
+    return { results, checks: fleetChecks(results) }
+  } finally {
+    for (const f of fleets) await closeFleet(f)
   }
-  return { results, checks: fleetChecks(results) }
 }
 
 function fleetChecks (rs: FleetResult[]): FleetReport['checks'] {
