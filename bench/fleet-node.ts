@@ -50,6 +50,8 @@ export interface FleetOptions {
   heap: boolean
   /** sampling allocation profile of the first round-trip window (node targets): bytes allocated per round trip, by function */
   allocations: boolean
+  /** sampling heap profile from round 2 to the end (node targets): what the steady state allocates and keeps (a leak shows here) */
+  retained: boolean
   profileDir: string
   log: (line: string) => void
 }
@@ -67,6 +69,7 @@ export const defaultFleetOptions: FleetOptions = {
   profile: false,
   heap: false,
   allocations: false,
+  retained: false,
   profileDir: join(REPO, 'bench', 'results', 'profiles'),
   log: line => { console.log(line) }
 }
@@ -569,9 +572,18 @@ export async function runFleetBench (options: Partial<FleetOptions> = {}): Promi
     for (const k of o.fleetSizes) {
       for (const name of o.targets) fleets.push(await prepareFleet(o, name, k))
     }
+    // every fleet warmed up in round 1 (its memos and caches filled); from round 2 on, what stays live is growth
+    const sampled = o.retained && o.windows > 1 ? fleets.filter(f => f.target.heapStart !== undefined) : []
     for (let w = 0; w < o.windows; w++) {
+      if (w === 1) for (const f of sampled) await f.target.heapStart!()
       o.log(`round ${w + 1} of ${o.windows}`)
       for (let i = 0; i < fleets.length; i++) await measureWindow(o, fleets[(i + w) % fleets.length]!)
+    }
+    for (const f of sampled) {
+      const h = await f.target.heapStop!(15)
+      const rts = f.windows.slice(1).reduce((s, x) => s + x.roundTripsPerSec * o.measureMs / 1000, 0)
+      o.log(`K=${f.k} ${f.name}: allocated in rounds 2-${o.windows} and still live after a full GC: ${(h.totalBytes / 2 ** 20).toFixed(2)} MB (${(h.totalBytes / Math.max(1, rts)).toFixed(1)} B per round trip), by allocating function:`)
+      for (const x of h.sites) o.log(`    ${(x.bytes / 1024).toFixed(0).padStart(8)} kB  ${x.fn} ${x.where}`)
     }
     const results = fleets.map(summarize)
     for (const f of fleets) {

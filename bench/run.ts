@@ -526,7 +526,7 @@ function parseArgs (argv: string[]): Partial<BenchOptions> {
   return o
 }
 
-/** `--fleet [--fleet-k=1000,10000] [--fleet-targets=mosquitto,aedes,gateway] [--fleet-window=S] [--fleet-windows=N] [--cpu-prof] [--heap-prof] [--alloc-prof]` */
+/** `--fleet [--fleet-k=1000,10000] [--fleet-targets=mosquitto,aedes,gateway] [--fleet-window=S] [--fleet-windows=N] [--cpu-prof] [--heap-prof] [--alloc-prof] [--retained-prof]` */
 async function fleetMain (argv: string[]): Promise<void> {
   const o: Partial<FleetOptions> = {}
   for (const a of argv) {
@@ -534,11 +534,12 @@ async function fleetMain (argv: string[]): Promise<void> {
     else if (a === '--cpu-prof') o.profile = true
     else if (a === '--heap-prof') o.heap = true
     else if (a === '--alloc-prof') o.allocations = true
+    else if (a === '--retained-prof') o.retained = true
     else if (a.startsWith('--fleet-k=')) o.fleetSizes = a.slice(10).split(',').map(Number)
     else if (a.startsWith('--fleet-targets=')) o.targets = a.slice(16).split(',') as FleetTargetName[]
     else if (a.startsWith('--fleet-window=')) o.measureMs = Number(a.slice(15)) * 1000
     else if (a.startsWith('--fleet-windows=')) o.windows = Number(a.slice(16))
-    else throw new Error(`unknown argument ${a} with --fleet (use --fleet-k=, --fleet-targets=, --fleet-window=, --fleet-windows=, --cpu-prof, --heap-prof, --alloc-prof)`)
+    else throw new Error(`unknown argument ${a} with --fleet (use --fleet-k=, --fleet-targets=, --fleet-window=, --fleet-windows=, --cpu-prof, --heap-prof, --alloc-prof, --retained-prof)`)
   }
   const report = await runFleetBench(o)
   console.log('\n' + formatFleetReport(report))
