@@ -125,7 +125,8 @@ export class PipelineContext {
   deliveringThisTurn (st: ClientState): number {
     if (!this.turnEnding) {
       this.turnEnding = true
-      setImmediate(() => { this.turn++; this.turnEnding = false })
+      // wraps within V8's small-integer range: only equality is asked, and a heap number stored per delivery would allocate
+      setImmediate(() => { this.turn = (this.turn + 1) & 0x3fffffff; this.turnEnding = false })
     }
     if (st.deliveringTurn !== this.turn) {
       st.deliveringTurn = this.turn

@@ -90,8 +90,13 @@ function send (st: State, packet: Packet, stream: unknown, opts: unknown): boole
     if ((packet.qos ?? 0) > 0) c.broker.persistence.outgoingClearMessageId(c, packet).catch(() => undefined)
     return true
   }
-  if ((packet.qos ?? 0) > 0 && typeof packet.messageId === 'number' && !st.inflight.has(packet.messageId)) {
-    if (st.inflight.size >= (c.receiveMaximum ?? 65535)) {
+  // Receive Maximum absent or 65,535 (§3.1.2.11.3: the default) cannot be exceeded: message ids are 16 bits.
+  // Nothing is tracked then (a fleet's agents set none): a Set per agent churning its table on every
+  // delivery and acknowledgement is old-generation memory pointing at new objects, which each scavenge
+  // has to visit, spread over as many pages as there are agents.
+  const receiveMaximum = c.receiveMaximum ?? 65535
+  if (receiveMaximum < 65535 && (packet.qos ?? 0) > 0 && typeof packet.messageId === 'number' && !st.inflight.has(packet.messageId)) {
+    if (st.inflight.size >= receiveMaximum) {
       const size = (packet.payload?.length ?? 0) + (packet.topic?.length ?? 0)
       if (st.backlogBytes + size > st.options.maxBacklogBytes) {
         st.options.onDrop('client.receive_maximum_backlog', packet)
