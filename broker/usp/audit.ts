@@ -104,7 +104,7 @@ export class UspAuditTrail {
  * Lines never wrap: one that does not fit before the end starts at the beginning, and a line is
  * readable while the bytes written since it began are fewer than the buffer's size.
  */
-export class LineRing {
+class LineRing {
   private readonly buf: Buffer
   /** absolute byte position (total bytes written before it) and byte length of each slot's line */
   private readonly starts: Float64Array

@@ -91,9 +91,8 @@ function send (st: State, packet: Packet, stream: unknown, opts: unknown): boole
     return true
   }
   // Receive Maximum absent or 65,535 (§3.1.2.11.3: the default) cannot be exceeded: message ids are 16 bits.
-  // Nothing is tracked then (a fleet's agents set none): a Set per agent churning its table on every
-  // delivery and acknowledgement is old-generation memory pointing at new objects, which each scavenge
-  // has to visit, spread over as many pages as there are agents.
+  // Nothing is tracked then, so a client that sets no limit (a fleet's agents) costs no Set work per
+  // delivery and acknowledgement.
   const receiveMaximum = c.receiveMaximum ?? 65535
   if (receiveMaximum < 65535 && (packet.qos ?? 0) > 0 && typeof packet.messageId === 'number' && !st.inflight.has(packet.messageId)) {
     if (st.inflight.size >= receiveMaximum) {
