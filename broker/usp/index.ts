@@ -62,7 +62,7 @@ export {
   type ErrorInput
 } from './schema.ts'
 
-export { UspAuditTrail, USP_AUDIT_PER_TENANT, type UspAuditEntry, type SharedUspAudit } from './audit.ts'
+export { UspAuditTrail, USP_AUDIT_PER_TENANT, USP_AUDIT_BYTES_PER_TENANT, type UspAuditEntry, type SharedUspAudit } from './audit.ts'
 export { EndpointRegistry, mqttVersion, offlineTransition, PRESENCE_HISTORY, type Endpoints, type OfflineCause } from './endpoints.ts'
 export { Presence, presenceTopic, type PublishRetained } from './presence.ts'
 export { uspRecordObserver, type RecordCounter } from './observer.ts'

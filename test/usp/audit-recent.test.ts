@@ -6,8 +6,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { UspAuditTrail, USP_AUDIT_PER_TENANT, type UspAuditEntry } from '../../broker/usp/index.ts'
-import { USP_AUDIT_BYTES_PER_TENANT } from '../../broker/usp/audit.ts'
+import { UspAuditTrail, USP_AUDIT_PER_TENANT, USP_AUDIT_BYTES_PER_TENANT, type UspAuditEntry } from '../../broker/usp/index.ts'
 
 function entry (tenant: string, i: number, topic = `${tenant}/usp/controller/self::c`): UspAuditEntry {
   return { time: new Date(1_700_000_000_000 + i).toISOString(), tenant, fromId: `os::0A-${i}`, toId: 'self::c', topic, recordType: 'no_session_context', result: 'delivered', msgId: `m${i}` }
@@ -36,8 +35,10 @@ test('the newest 1,000 records per tenant, newest first, tenants apart; the file
   }
 })
 
-test('long records: the newest that fit in the tenant\'s bytes, each intact (multi-byte UTF-8 topics, lines wrapping the buffer)', async () => {
-  const trail = new UspAuditTrail(mkdtempSync(join(tmpdir(), 'uspgate-audit-')))
+test('long records: the newest that fit in the tenant\'s bytes, each intact (multi-byte UTF-8 topics, lines wrapping the buffer)', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'uspgate-audit-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const trail = new UspAuditTrail(dir) // not opened: the in-memory copy only
   // ~8 KiB per line: far fewer than 1,000 fit; the ring wraps many times over 500 records
   const topic = (i: number): string => `acme/usp/controller/${'ü€'.repeat(1300 + (i % 7) * 50)}`
   for (let i = 0; i < 500; i++) trail.record(entry('acme', i, topic(i)))
