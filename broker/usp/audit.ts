@@ -60,8 +60,8 @@ export class UspAuditTrail {
     const line = JSON.stringify(e)
     if (this.stream !== undefined) {
       // One file write per FLUSH_MS (or FLUSH_BYTES) for all the records since, not one per record nor
-      // per event-loop turn: at a few thousand records per second a turn holds one or two, and a file
-      // write per turn (a libuv pool request and its completion) cost more than the records themselves.
+      // per event-loop turn: at a few thousand records per second a turn holds one or two, so a write
+      // per turn was a libuv pool request and its completion for every record or two.
       // A crash can lose at most the last FLUSH_MS of records from the file; close() writes them all.
       this.pending += line + '\n'
       if (this.pending.length >= FLUSH_BYTES) this.flush()
