@@ -115,15 +115,18 @@ export interface FleetResult {
 
 // ---- /proc
 
-function procCpuUs (pid: number): number {
-  return procStatUs(pid, 11) + procStatUs(pid, 12)
+/** utime and stime of a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat file (fields 14 and 15), in µs. */
+function statTimesUs (path: string): { user: number, sys: number } {
+  const stat = readFileSync(path, 'utf8')
+  // fields after the command name, which may itself contain spaces and ')'
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return { user: Number(f[11]) * 1e6 / CLK_TCK, sys: Number(f[12]) * 1e6 / CLK_TCK }
 }
 
-/** Field 11 of /proc/<pid>/stat after the name: user time; 12: system (kernel) time, in µs. */
-function procStatUs (pid: number, field: 11 | 12): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return Number(f[field]) * 1e6 / CLK_TCK
+/** The whole process: every thread, user and kernel time. */
+function procCpuUs (pid: number): { total: number, sys: number } {
+  const t = statTimesUs(`/proc/${pid}/stat`)
+  return { total: t.user + t.sys, sys: t.sys }
 }
 
 /** CPU µs of the process's threads other than the main (JS) thread: V8's GC and compiler helpers, libuv's pool. */
@@ -133,9 +136,8 @@ function procHelperThreadsUs (pid: number): number {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       if (tid === String(pid)) continue
       try {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-        us += (Number(f[11]) + Number(f[12])) * 1e6 / CLK_TCK
+        const t = statTimesUs(`/proc/${pid}/task/${tid}/stat`)
+        us += t.user + t.sys
       } catch { /* the thread ended */ }
     }
   } catch { /* not Linux */ }
@@ -433,7 +435,7 @@ async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number):
     await waitForQuiet(15_000)
     const heapProfiling = o.heap && target.heapStart !== undefined
     if (heapProfiling) await target.heapStart!()
-    const cpu0 = procCpuUs(target.pid)
+    const cpu0 = procCpuUs(target.pid).total
     const t0 = process.hrtime.bigint()
     const conn = await profiled(o, { name, k, target, profiles }, 'connect', async () => {
       const per = Math.ceil(k / nLoaders)
@@ -442,7 +444,7 @@ async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number):
       return await Promise.all(done)
     })
     const connectMs = Number(process.hrtime.bigint() - t0) / 1e6
-    const connectCpuUs = procCpuUs(target.pid) - cpu0
+    const connectCpuUs = procCpuUs(target.pid).total - cpu0
     const connected = conn.reduce((s, c) => s + c.ok, 0)
     const failedIds = new Set(conn.flatMap(c => c.failedIds))
     if (failedIds.size > 0) ctl.exclude(failedIds)
@@ -488,7 +490,6 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   const self0 = process.cpuUsage()
   const lost0 = ctl.lost
   const c0 = procCpuUs(t.pid)
-  const s0 = procStatUs(t.pid, 12)
   const h0 = procHelperThreadsUs(t.pid)
   const w0 = process.hrtime.bigint()
   const done0 = ctl.completed
@@ -506,8 +507,9 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
     for (const x of a.sites) o.log(`    ${(x.bytes / n).toFixed(0).padStart(7)} B/rt  ${x.fn} ${x.where}`)
   }
   const wMs = Number(process.hrtime.bigint() - w0) / 1e6
-  const wUs = procCpuUs(t.pid) - c0
-  const sysUs = procStatUs(t.pid, 12) - s0
+  const c1 = procCpuUs(t.pid)
+  const wUs = c1.total - c0.total
+  const sysUs = c1.sys - c0.sys
   const helperUs = procHelperThreadsUs(t.pid) - h0
   ctl.recording = false
   const self = process.cpuUsage(self0)
@@ -532,11 +534,11 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   if (o.pacedRate > 0) {
     ctl.start(o.inFlight, o.pacedRate)
     await sleep(1000)
-    const pc0 = procCpuUs(t.pid)
+    const pc0 = procCpuUs(t.pid).total
     const pw0 = process.hrtime.bigint()
     const pa0 = ctl.answered
     await sleep(o.measureMs)
-    const pUs = procCpuUs(t.pid) - pc0
+    const pUs = procCpuUs(t.pid).total - pc0
     const pMs = Number(process.hrtime.bigint() - pw0) / 1e6
     const pn = ctl.answered - pa0
     await ctl.stopAndDrain(15_000)
@@ -630,8 +632,7 @@ export async function runFleetBench (options: Partial<FleetOptions> = {}): Promi
       for (const x of h.sites) o.log(`    ${(x.bytes / 1024).toFixed(0).padStart(8)} kB  ${x.fn} ${x.where}`)
     }
     const results = fleets.map(summarize)
-    for (const f of fleets) {
-      const r = results[fleets.indexOf(f)]!
+    for (const r of results) {
       o.log(`K=${r.agents} ${r.target}: ${Math.round(r.roundTripsPerSec)} round trips/s, RTT p50 ${r.rttP50Ms.toFixed(1)} ms p99 ${r.rttP99Ms.toFixed(1)} ms, ${r.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (windows ${r.windows.map(x => x.brokerCpuUsPerRoundTrip.toFixed(0)).join(', ')}), lost ${r.lost}`)
       for (const [phase, p] of Object.entries(r.profiles)) o.log(formatSummary(`  profile ${phase} (${p.file})`, p.summary))
     }
