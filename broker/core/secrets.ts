@@ -7,7 +7,7 @@
 // cost ~50-100 ms of CPU per CONNECT and turn a reconnect storm of 10k routers
 // into minutes of saturated event loop. SHA-256 + constant-time compare costs
 // about a microsecond.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 
 const SECRET_BYTES = 32
 
@@ -16,7 +16,8 @@ export function generateSecret (prefix = 'usg'): string {
 }
 
 export function hashSecret (secret: string | Buffer): string {
-  return 'sha256:' + createHash('sha256').update(secret).digest('hex')
+  // one-shot crypto.hash (Node 20.12+): no Hash object per CONNECT (~1 µs instead of ~1.5-5 µs)
+  return 'sha256:' + hash('sha256', secret, 'hex')
 }
 
 export function verifySecret (secret: string | Buffer | undefined, storedHash: string): boolean {
