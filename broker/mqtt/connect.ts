@@ -1,5 +1,4 @@
-// CONNECT: preConnect namespaces the client id; authenticate runs `connectSteps` in order (at the end of
-// the event-loop turn, with the turn's other policy decisions: decision-turn.ts). Each step
+// CONNECT: preConnect namespaces the client id; authenticate runs `connectSteps` in order. Each step
 // either refuses (CONNACK code + security event) or adds what it learnt to the attempt.
 import { randomUUID } from 'node:crypto'
 import type { AedesOptions, Client } from 'aedes'
@@ -340,19 +339,14 @@ export function connectHooks (ctx: PipelineContext): Required<Pick<AedesOptions,
         emit({ code: r.code, reason: r.reason, remoteAddress: a.address, clientId: a.wire, action: 'connect', ...who, ...r.extra })
         done(connectError(r.returnCode), null)
       }
-      // with the other CONNECTs and SUBSCRIBEs of this turn (decision-turn.ts: policy evaluations in a row)
-      ctx.decisionTurn.connect(runSteps)
-
-      function runSteps (): void {
-        for (const step of connectSteps) {
-          const r = step(a, ctx)
-          if (r !== undefined) { refuse(r); return }
-        }
-        if (ctx.deps.connectionQuota === undefined) { admit(); return }
-        clusterConnectionQuota(a, ctx).then(r => { if (r === undefined) admit(); else refuse(r) }, (err: unknown) => {
-          refuse({ code: 'cluster.connect_refused', reason: `tenant connection quota: ${(err as Error).message}`, returnCode: CONNACK.SERVER_UNAVAILABLE })
-        })
+      for (const step of connectSteps) {
+        const r = step(a, ctx)
+        if (r !== undefined) { refuse(r); return }
       }
+      if (ctx.deps.connectionQuota === undefined) { admit(); return }
+      clusterConnectionQuota(a, ctx).then(r => { if (r === undefined) admit(); else refuse(r) }, (err: unknown) => {
+        refuse({ code: 'cluster.connect_refused', reason: `tenant connection quota: ${(err as Error).message}`, returnCode: CONNACK.SERVER_UNAVAILABLE })
+      })
 
       function admit (): void {
         const st = a.state!

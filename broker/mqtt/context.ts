@@ -11,7 +11,6 @@ import type { AuthThrottle } from './limits.ts'
 import type { SharedSubscriptions } from './shared-subscriptions.ts'
 import type { ClientState, SessionIndex } from './sessions.ts'
 import { DecisionMemo, MIN_ENTRIES } from './decision-memo.ts'
-import { DecisionTurn } from './decision-turn.ts'
 import { identityFromInternalId, remoteOf, INTERNAL_ID_SEPARATOR, type GatewayClient } from './client.ts'
 
 export interface HookDeps {
@@ -46,8 +45,6 @@ export type Denial = Exclude<Check, { ok: true }>
 
 export class PipelineContext {
   readonly hot: Metrics['hot']
-  /** When CONNECT and SUBSCRIBE decisions run: together at the end of the turn (decision-turn.ts). */
-  readonly decisionTurn: DecisionTurn
   private readonly decisions: (action: string, result: string, reason: string, revision: string) => { inc(): void }
   // Event-loop turn number, advanced by one setImmediate per busy turn for all clients (not one per
   // subscriber): aedes writes deliveries in the turn after they are authorised.
@@ -56,7 +53,6 @@ export class PipelineContext {
 
   constructor (readonly deps: HookDeps) {
     this.hot = deps.metrics.hot
-    this.decisionTurn = new DecisionTurn(deps.limits.subscribeDecisionsPerTurn)
     this.decisions = deps.metrics.hotCounter(deps.metrics.decisions)
   }
 

@@ -241,3 +241,41 @@ export class ReadGate {
     }
   }
 }
+
+/**
+ * Runs subscription decisions at most `perTurn` per event-loop turn (all clients together); the rest
+ * wait for the next turn in arrival order. A SUBSCRIBE of thousands of filters then costs other
+ * tenants a few milliseconds per turn, not the whole packet at once.
+ */
+export class DecisionBudget {
+  private used = 0
+  private readonly waiting: Array<() => void> = []
+  private scheduled = false
+
+  constructor (private readonly perTurn: number) {}
+
+  run (decide: () => void): void {
+    if (this.perTurn <= 0 || (this.waiting.length === 0 && this.used < this.perTurn)) {
+      this.used++
+      this.nextTurn()
+      decide()
+      return
+    }
+    this.waiting.push(decide)
+    this.nextTurn()
+  }
+
+  private nextTurn (): void {
+    if (this.scheduled) return
+    this.scheduled = true
+    setImmediate(() => {
+      this.scheduled = false
+      this.used = 0
+      while (this.waiting.length > 0 && this.used < this.perTurn) {
+        this.used++
+        this.waiting.shift()!()
+      }
+      if (this.waiting.length > 0) this.nextTurn()
+    })
+  }
+}

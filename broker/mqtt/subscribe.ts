@@ -3,7 +3,7 @@
 import type { AedesOptions, Subscription } from 'aedes'
 import { checkTopicFilter } from './invariants.ts'
 import { markGranted } from './patches/index.ts'
-import { overQuota } from './fairness.ts'
+import { DecisionBudget, overQuota } from './fairness.ts'
 import type { ClientState } from './sessions.ts'
 import type { GatewayClient } from './client.ts'
 import { policyDenial, type Denial, type PipelineContext } from './context.ts'
@@ -34,8 +34,9 @@ export const subscribeSteps: readonly SubscribeStep[] = [notRevoked, withinQuota
 
 export function subscribeHook (ctx: PipelineContext): Required<Pick<AedesOptions, 'authorizeSubscribe'>>['authorizeSubscribe'] {
   const { emit } = ctx.deps
+  const budget = new DecisionBudget(ctx.deps.limits.subscribeDecisionsPerTurn)
   return function authorizeSubscribe (client, sub, done) {
-    ctx.decisionTurn.subscription(() => decideSubscription(client, sub, done))
+    budget.run(() => decideSubscription(client, sub, done))
   }
 
   function decideSubscription (client: Parameters<Required<AedesOptions>['authorizeSubscribe']>[0], sub: Subscription, done: (err: Error | null, sub: Subscription | null) => void): void {
