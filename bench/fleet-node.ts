@@ -429,7 +429,13 @@ function fleetAgents (o: FleetOptions, agents: Identity[], target: FleetTarget):
   })
 }
 
-const loadersFor = (k: number): number => k <= 1000 ? 2 : 4
+/**
+ * Four loader processes at every K: only K may differ between the fleets a ratio compares. With 2 at
+ * K = 1,000 and 4 at 10,000, the gateway's own CPU per round trip at 1,000 agents rose from ~140 to
+ * ~166 µs when given the same 4 loaders (more processes competing for the 2 cores and their caches):
+ * part of its "growth with K" was the bench's loader count.
+ */
+const LOADERS = 4
 
 export interface ConnectSample { connected: number, connectMs: number, connectCpuUs: number }
 
@@ -464,7 +470,7 @@ async function connectRound (o: FleetOptions, name: FleetTargetName, k: number):
   const loaders: Loader[] = []
   try {
     const fleet = fleetAgents(o, agents, target)
-    for (let i = 0; i < loadersFor(k); i++) loaders.push(await startLoader())
+    for (let i = 0; i < LOADERS; i++) loaders.push(await startLoader())
     await sleep(1000)
     await waitForQuiet(15_000)
     const c = await connectFleet(o, target, loaders, fleet)
@@ -487,7 +493,7 @@ async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number):
   const profiles: FleetResult['profiles'] = {}
   try {
     const fleet = fleetAgents(o, agents, target)
-    for (let i = 0; i < loadersFor(k); i++) loaders.push(await startLoader())
+    for (let i = 0; i < LOADERS; i++) loaders.push(await startLoader())
     ctl = await Controller.connect(target.port, o.tenant, controller, target.credentials?.get(controller.endpointId), fleet)
     await sleep(1000)
     await target.gc?.()
