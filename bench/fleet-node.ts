@@ -660,6 +660,14 @@ function machineBusyUs (): number | undefined {
   } catch { return undefined }
 }
 
+const fleetKey = (k: number, name: FleetTargetName): string => `${k} ${name}`
+
+/** The list from its `by`-th element on, then the rest (round `by` of an interleaved measurement: the order rotates). */
+function rotated<T> (xs: readonly T[], by: number): T[] {
+  const n = xs.length === 0 ? 0 : by % xs.length
+  return [...xs.slice(n), ...xs.slice(0, n)]
+}
+
 export interface FleetReport { results: FleetResult[], checks: Array<{ name: string, value: string, target: string, verdict: 'PASS' | 'FAIL' }> }
 
 /**
@@ -679,10 +687,10 @@ export async function runFleetBench (options: Partial<FleetOptions> = {}): Promi
   const pairs = o.fleetSizes.flatMap(k => o.targets.map(name => ({ k, name })))
   for (let r = 0; r < o.connectRounds; r++) {
     o.log(`connect round ${r + 1} of ${o.connectRounds}`)
-    for (let i = 0; i < pairs.length; i++) {
-      const { k, name } = pairs[(i + r) % pairs.length]!
-      const c = await connectRound(o, name, k)
-      connectRounds.set(`${k} ${name}`, [...connectRounds.get(`${k} ${name}`) ?? [], c])
+    for (const { k, name } of rotated(pairs, r)) {
+      const samples = connectRounds.get(fleetKey(k, name)) ?? []
+      samples.push(await connectRound(o, name, k))
+      connectRounds.set(fleetKey(k, name), samples)
     }
   }
   try {
@@ -694,7 +702,7 @@ export async function runFleetBench (options: Partial<FleetOptions> = {}): Promi
     for (let w = 0; w < o.windows; w++) {
       if (w === 1) for (const f of sampled) await f.target.heapStart!()
       o.log(`round ${w + 1} of ${o.windows}`)
-      for (let i = 0; i < fleets.length; i++) await measureWindow(o, fleets[(i + w) % fleets.length]!)
+      for (const f of rotated(fleets, w)) await measureWindow(o, f)
     }
     for (const f of sampled) {
       const h = await f.target.heapStop!(15)
@@ -702,7 +710,7 @@ export async function runFleetBench (options: Partial<FleetOptions> = {}): Promi
       o.log(`K=${f.k} ${f.name}: allocated in rounds 2-${o.windows} and still live after a full GC: ${(h.totalBytes / 2 ** 20).toFixed(2)} MB (${(h.totalBytes / Math.max(1, rts)).toFixed(1)} B per round trip), by allocating function:`)
       for (const x of h.sites) o.log(`    ${(x.bytes / 1024).toFixed(0).padStart(8)} kB  ${x.fn} ${x.where}`)
     }
-    const results = fleets.map(f => summarize(f, connectRounds.get(`${f.k} ${f.name}`) ?? []))
+    const results = fleets.map(f => summarize(f, connectRounds.get(fleetKey(f.k, f.name)) ?? []))
     for (const r of results) {
       o.log(`K=${r.agents} ${r.target}: ${Math.round(r.roundTripsPerSec)} round trips/s, RTT p50 ${r.rttP50Ms.toFixed(1)} ms p99 ${r.rttP99Ms.toFixed(1)} ms, ${r.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (windows ${r.windows.map(x => x.brokerCpuUsPerRoundTrip.toFixed(0)).join(', ')}), lost ${r.lost}`)
       const seconds = (c: ConnectSample): string => (c.connectMs / 1000).toFixed(2)
