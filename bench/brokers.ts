@@ -98,6 +98,17 @@ export function cleanupAll (): void {
   cleanupSync()
 }
 
+/**
+ * The node flags `npm start` runs the gateway with (and the container image: a test keeps them equal),
+ * read from package.json, so every bench measures the gateway as it ships. Plain aedes keeps Node's defaults.
+ */
+export function shippedGatewayNodeFlags (): string[] {
+  const start = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
+  const m = /exec node ((?:--\S+\s+)*)dist\/bin\/uspgate\.js start/.exec(start)
+  if (m === null) throw new Error(`package.json scripts.start does not exec node dist/bin/uspgate.js start: ${start}`)
+  return m[1]!.split(/\s+/).filter(f => f !== '')
+}
+
 export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): Promise<BrokerHandle> {
   installHooks()
   const label = opts.cluster !== undefined ? `${kind} ${opts.cluster.nodeId}` : kind
@@ -107,9 +118,10 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
   const logPath = join(workDir, 'broker.log')
   const logFd = openSync(logPath, 'a')
   const args = kind !== 'gateway' ? [kind] : opts.cluster !== undefined ? [kind, dataDir, opts.cluster.redisUrl, opts.cluster.nodeId] : [kind, dataDir]
+  const shippedFlags = kind === 'gateway' ? shippedGatewayNodeFlags() : []
   const child = fork(CHILD, args, {
     cwd: REPO,
-    execArgv: ['--import', 'tsx', ...(opts.nodeFlags ?? [])],
+    execArgv: ['--import', 'tsx', ...shippedFlags, ...(opts.nodeFlags ?? [])],
     stdio: ['ignore', logFd, logFd, 'ipc'],
     env: { ...process.env, NODE_ENV: 'production' }
   })
@@ -178,7 +190,7 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
     kind,
     port: ready.port,
     pid: ready.pid,
-    notes: ready.notes,
+    notes: shippedFlags.length === 0 ? ready.notes : [...ready.notes, `node ${shippedFlags.join(' ')} (as npm start)`],
     stats: () => request<ChildStats>({ type: 'stats' }),
     provision: (tenant, credentials) => request<ProvisionResult>({ type: 'provision', tenant, credentials }),
     awaitCredentials: (tenant, principals, timeoutMs) => request<void>({ type: 'await-credentials', tenant, principals, timeoutMs }),

@@ -94,7 +94,7 @@ test('local base images and the gateway image build with podman (Dockerfile, BAS
   await run('podman', ['build', '--format', 'docker', '--network', 'host', '-f', join(DOCKER, 'Dockerfile'), '--build-arg', `BASE=${LOCAL}/node:22-bookworm-slim`, '-t', IMAGE, REPO], 1_200_000)
   const image = JSON.parse(await run('podman', ['image', 'inspect', IMAGE]))[0] as { Config: { User: string, Entrypoint: string[], Volumes: Record<string, unknown> }, Healthcheck?: { Test: string[] } }
   assert.equal(image.Config.User, 'node')
-  assert.deepEqual(image.Config.Entrypoint, ['tini', '--', 'node', 'dist/bin/uspgate.js'])
+  assert.deepEqual(image.Config.Entrypoint, ['tini', '--', 'node', '--max-semi-space-size=32', 'dist/bin/uspgate.js'])
   assert.ok('/data' in image.Config.Volumes)
   assert.match(image.Healthcheck?.Test.join(' ') ?? '', /\/readyz/)
 })

@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile } from 'node:fs/promises'
 import { connect as netConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,6 +16,29 @@ import { removeDir, waitFor } from '../helpers/gateway.ts'
 const run = promisify(execFile)
 const REPO = join(import.meta.dirname, '..', '..')
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+
+/** A process's descendants and their command lines (Linux /proc: every process's parent is in its stat). */
+async function descendants (root: number): Promise<Array<{ pid: number, cmd: string }>> {
+  const parentOf = new Map<number, number>()
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '')
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    if (stat !== '') parentOf.set(Number(entry), ppid)
+  }
+  const isDescendant = (pid: number): boolean => {
+    for (let p = parentOf.get(pid); p !== undefined && p > 1; p = parentOf.get(p)) if (p === root) return true
+    return false
+  }
+  const out: Array<{ pid: number, cmd: string }> = []
+  for (const pid of parentOf.keys()) {
+    if (!isDescendant(pid)) continue
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
+    if (cmd !== '') out.push({ pid, cmd: cmd.split('\0').filter(a => a !== '').join(' ') })
+  }
+  return out
+}
 
 /** Resolves true when something accepts TCP connections on the port, false when refused. */
 function listening (port: number): Promise<boolean> {
@@ -40,7 +63,16 @@ test('npm run build (run by npm test before the suite) compiles to dist/; the co
   assert.equal(pkg.type, 'module')
 })
 
-test('SIGTERM to `npm start` stops the gateway: MQTT 5 clients get DISCONNECT 0x8B, the ports close, npm exits', async () => {
+test('npm start and the container image run the gateway with the same node flags', async () => {
+  const start = (JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
+  const startFlags = /exec node ((?:--\S+ )*)dist\/bin\/uspgate\.js start/.exec(start)?.[1]?.trim().split(' ')
+  const dockerfile = await readFile(join(REPO, 'docker', 'Dockerfile'), 'utf8')
+  const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? 'null') as string[] | null
+  assert.ok(startFlags !== undefined && startFlags.length > 0, `npm start passes node flags: ${start}`)
+  assert.deepEqual(entrypoint, ['tini', '--', 'node', ...startFlags, 'dist/bin/uspgate.js'])
+})
+
+test('SIGTERM to `npm start` stops the gateway: MQTT 5 clients get DISCONNECT 0x8B, the ports close, npm exits', async t => {
   const dir = await mkdtemp(join(tmpdir(), 'uspgate-npm-start-'))
   const env = { ...process.env, USPGATE_DATA_DIR: dir, USPGATE_ADMIN_TOKEN: '', USPGATE_ADMIN_URL: '', USPGATE_LOG_LEVEL: 'warn' }
   const npm = spawn(NPM, ['start', '--silent', '--', '--mqtt-port', '0', '--admin-port', '0', '--mqtts-port', 'off'], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -48,9 +80,19 @@ test('SIGTERM to `npm start` stops the gateway: MQTT 5 clients get DISCONNECT 0x
   npm.stdout.on('data', d => { out += d })
   npm.stderr.on('data', d => { out += d })
   const exited = new Promise<number | string | null>(resolve => npm.once('exit', (code, signal) => resolve(code ?? signal)))
+  // a failed assertion must not leave the gateway running (and the test file waiting for it)
+  t.after(async () => {
+    if (npm.exitCode !== null || npm.signalCode !== null) return
+    for (const p of await descendants(npm.pid!)) process.kill(p.pid, 'SIGKILL')
+    npm.kill('SIGKILL')
+  })
   const ready = await waitFor(() => /uspgate ready: MQTT on [^\s,]+:(\d+), admin API on http:\/\/[^:]+:(\d+)/.exec(out) ?? undefined, 90_000, `npm start (output so far: ${out})`)
   const mqttPort = Number(ready[1])
   const adminPort = Number(ready[2])
+  // the gateway process runs with the node flags the container image uses too (README "Runtime flags")
+  const gateway = (await descendants(npm.pid!)).filter(p => p.cmd.includes('dist/bin/uspgate.js start'))
+  assert.equal(gateway.length, 1, `one gateway process under npm start: ${JSON.stringify(gateway)}`)
+  assert.match(gateway[0]!.cmd, / --max-semi-space-size=32 /)
 
   // the compiled CLI finds the gateway from the data dir
   const cli = (...args: string[]) => run(process.execPath, [join(REPO, 'bin', 'uspgate.js'), ...args], { env })
