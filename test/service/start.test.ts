@@ -12,6 +12,8 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import mqtt from 'mqtt'
 import { removeDir, waitFor } from '../helpers/gateway.ts'
+// the one reader of npm start's node flags (the benches start the gateway with them too)
+import { shippedGatewayNodeFlags } from '../../bench/brokers.ts'
 
 const run = promisify(execFile)
 const REPO = join(import.meta.dirname, '..', '..')
@@ -24,8 +26,7 @@ async function descendants (root: number): Promise<Array<{ pid: number, cmd: str
     if (!/^\d+$/.test(entry)) continue
     // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '')
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-    if (stat !== '') parentOf.set(Number(entry), ppid)
+    if (stat !== '') parentOf.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]))
   }
   const isDescendant = (pid: number): boolean => {
     for (let p = parentOf.get(pid); p !== undefined && p > 1; p = parentOf.get(p)) if (p === root) return true
@@ -64,11 +65,10 @@ test('npm run build (run by npm test before the suite) compiles to dist/; the co
 })
 
 test('npm start and the container image run the gateway with the same node flags', async () => {
-  const start = (JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
-  const startFlags = /exec node ((?:--\S+ )*)dist\/bin\/uspgate\.js start/.exec(start)?.[1]?.trim().split(' ')
+  const startFlags = shippedGatewayNodeFlags()
   const dockerfile = await readFile(join(REPO, 'docker', 'Dockerfile'), 'utf8')
   const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? 'null') as string[] | null
-  assert.ok(startFlags !== undefined && startFlags.length > 0, `npm start passes node flags: ${start}`)
+  assert.ok(startFlags.length > 0, `npm start passes node flags: ${startFlags.join(' ')}`)
   assert.deepEqual(entrypoint, ['tini', '--', 'node', ...startFlags, 'dist/bin/uspgate.js'])
 })
 
