@@ -2,6 +2,8 @@
 // services together, starts them in order and closes them in reverse. No runtime logic lives here:
 // packet handling is in broker/mqtt, USP in broker/usp, certificates in broker/pki, Redis in
 // broker/cluster, and what the admin API may do in broker/control.
+// first: broker/mqtt's patches load before anything loads mqtt-packet (patches/quiet-debug.ts)
+import './mqtt/index.ts'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { hostname } from 'node:os'

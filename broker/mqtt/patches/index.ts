@@ -1,5 +1,7 @@
 // Fixes of aedes 2.0.0-beta.1, aedes-persistence 10 and aedes-persistence-redis 11, one file per
 // fix area, each naming the upstream bug it closes.
+// First, before any module that loads mqtt-packet (see the file):
+export { quietDebug } from './quiet-debug.ts'
 export { installConnackSteering, setConnackUserProperties, setConnackRefusalReason } from './connack-user-properties.ts'
 export { hardenPersistence, createMemoryPersistence, countEachAckOnce, type PersistenceConnection } from './persistence.ts'
 export { indexRetained, RetainedIndex } from './retained-index.ts'
