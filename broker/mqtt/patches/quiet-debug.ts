@@ -1,10 +1,13 @@
-// mqtt-packet (aedes' parser and serializer) logs through the `debug` package: 46 calls in
-// parser.js and 12 in writeToStream.js, about 15 for every packet read or written. debug 4's
-// logger is `function debug (...args) { if (!debug.enabled) return; ... }`: even switched off,
-// every call allocates its rest-arguments array and runs the `enabled` getter (a namespace-cache
-// check). In the fleet bench that was ~2.9 kB of garbage per USP round trip (8 % of all the
-// gateway allocates) and ~1 µs per packet parsed or written (the same cost debug 3.2.6 removed
-// for its transpiled build, debug-js/debug#625; debug 4 brought it back with rest parameters).
+// mqtt-packet (aedes' parser and serializer) logs through the `debug` package: 46 call sites in
+// parser.js and 12 in writeToStream.js; reading one MQTT 5 PUBLISH with a Response Topic makes 93
+// calls (counted with DEBUG=mqtt-packet:*), writing it 13. debug 4's logger is
+// `function debug (...args) { if (!debug.enabled) return; ... }`: even switched off, every call
+// allocates its rest-arguments array and runs the `enabled` getter (a namespace-cache check). In
+// the fleet bench's allocation profile (K = 10,000) the gateway allocated 38.0 kB per USP round
+// trip with it and 29.9 kB without (plain aedes 32.4 kB); in a micro-benchmark (medians of five
+// rounds) reading a PUBLISH cost 3.2 µs with it and 2.7 without, writing one 4.1 and 2.6. (debug
+// 3.2.6 removed the same cost from its transpiled build, debug-js/debug#625; debug 4's rest
+// parameters brought it back.)
 //
 // The fix: mqtt-packet's two loggers are created through a wrapper that hands out one shared
 // function doing nothing when the namespace is off at start-up. DEBUG=mqtt-packet:* (or any
@@ -23,7 +26,7 @@ const NAMESPACE_PREFIX = 'mqtt-packet:'
 type CreateDebug = ((namespace: string) => unknown) & { enabled(namespace: string): boolean }
 
 /** The logger every switched-off mqtt-packet namespace gets: a call does nothing at all. */
-export const switchedOff = Object.assign(function debugOff (): void {}, { enabled: false })
+const switchedOff = Object.assign(function debugOff (): void {}, { enabled: false })
 
 function install (): boolean {
   const require = createRequire(import.meta.url)
