@@ -17,7 +17,7 @@ import { coalesceWrites } from './socket-writes.ts'
 import { ReadGate, type Fairness } from './fairness.ts'
 import { DISCONNECT } from './reason-codes.ts'
 import { prefacedStream, type ProxyProtocolGate } from './proxy-protocol.ts'
-import { deliverPerMatchingSubscriptions, dictionarySubscriptions, enforceOutboundLimits } from './patches/index.ts'
+import { deliverPerMatchingSubscriptions, dictionarySubscriptions, enforceOutboundLimits, releaseIdleParserPacket } from './patches/index.ts'
 import type { SharedSubscriptions } from './shared-subscriptions.ts'
 
 /** Hands a socket to aedes and returns its client (the MQTTS listener uses it after the TLS handshake). */
@@ -82,6 +82,8 @@ export class MqttListeners {
     client.gwListener = listener
     client.gwRemote = remote
     dictionarySubscriptions(client)
+    // before ReadGate binds the parser's parse
+    releaseIdleParserPacket(client)
     // before any subscription captures the delivery functions (also a restored session's)
     deliverPerMatchingSubscriptions(client)
     enforceOutboundLimits(client, { maxBacklogBytes: limits.maxClientBufferBytes, sharedSubscriptions: shared.available, onDrop: reason => metrics.drops.labels(reason).inc() })

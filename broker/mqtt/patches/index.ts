@@ -11,3 +11,4 @@ export { deliverPerMatchingSubscriptions, topicMatches } from './matching-subscr
 export { rememberKeptSessions, resumeSessionPresent } from './session-present.ts'
 export { markGranted, storeGrantedSubscriptionsOnly } from './granted-subscriptions.ts'
 export { dictionarySubscriptions } from './subscription-table.ts'
+export { releaseIdleParserPacket } from './idle-parser.ts'
