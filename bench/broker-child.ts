@@ -49,7 +49,7 @@ export type ChildRequest =
   | { id: number, type: 'gc-time' }
   | { id: number, type: 'profile-stop', file: string }
   /** sampling heap profiler: what the allocations still live at the stop were made by */
-  | { id: number, type: 'heap-start', allocations?: boolean }
+  | { id: number, type: 'heap-start', sampling?: HeapSampling }
   | { id: number, type: 'heap-stop', top: number }
   | { id: number, type: 'close' }
 
@@ -265,21 +265,32 @@ export interface HeapSite { fn: string, where: string, bytes: number }
  * Live allocations (sampling heap profiler, 32 kB interval) by allocating function, after a GC; or with
  * `allocations`, everything allocated meanwhile, also what the GC has already collected (the GC's work).
  */
+/**
+ * What a heap sampling counts: 'live' what is still held after a full GC at the stop (leaks); 'promoted'
+ * that plus what full collections reclaimed in between, i.e. what reached the old generation (the last,
+ * forced collection also reclaims the young generation's garbage of that moment: an upper bound);
+ * 'allocated' everything allocated (per-function allocation rate).
+ */
+export type HeapSampling = 'live' | 'promoted' | 'allocated'
+
 class HeapSampler {
   private session: Session | undefined
-  private allocations = false
+  private sampling: HeapSampling = 'live'
 
-  async start (allocations = false): Promise<void> {
+  async start (sampling: HeapSampling = 'live'): Promise<void> {
     this.session = new Session()
     this.session.connect()
-    this.allocations = allocations
+    this.sampling = sampling
     await this.session.post('HeapProfiler.enable')
-    await this.session.post('HeapProfiler.startSampling', { samplingInterval: 32768, ...(allocations ? { includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } : {}) })
+    const collected = sampling === 'allocated'
+      ? { includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }
+      : sampling === 'promoted' ? { includeObjectsCollectedByMajorGC: true } : {}
+    await this.session.post('HeapProfiler.startSampling', { samplingInterval: 32768, ...collected })
   }
 
   async stop (top: number): Promise<{ totalBytes: number, sites: HeapSite[] }> {
     if (this.session === undefined) throw new Error('heap sampling not started')
-    if (!this.allocations) await this.session.post('HeapProfiler.collectGarbage')
+    if (this.sampling !== 'allocated') await this.session.post('HeapProfiler.collectGarbage')
     const { profile } = await this.session.post('HeapProfiler.stopSampling')
     this.session.disconnect()
     this.session = undefined
@@ -390,7 +401,7 @@ async function main (): Promise<void> {
         reply(profiler.start())
         break
       case 'heap-start':
-        reply(heap.start(req.allocations === true))
+        reply(heap.start(req.sampling))
         break
       case 'heap-stop':
         reply(heap.stop(req.top))

@@ -5,7 +5,7 @@ import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, mkdirSync } fro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { BrokerKind, ChildMessage, ChildRequest, ChildStats, CredentialRequest, FleetStats, GcTime, HeapSite, ProvisionResult } from './broker-child.ts'
+import type { BrokerKind, ChildMessage, ChildRequest, ChildStats, CredentialRequest, FleetStats, GcTime, HeapSampling, HeapSite, ProvisionResult } from './broker-child.ts'
 
 export type { BrokerKind, ChildStats, CredentialRequest, FleetStats }
 
@@ -36,7 +36,7 @@ export interface BrokerHandle {
   profileStop: (file: string) => Promise<string>
   /** Sampling heap profiler: live allocations by allocating function (after a GC) at the stop. */
   /** allocations: everything allocated until the stop, collected or not (else what is live at the stop) */
-  heapStart: (allocations?: boolean) => Promise<void>
+  heapStart: (sampling?: HeapSampling) => Promise<void>
   heapStop: (top: number) => Promise<{ totalBytes: number, sites: HeapSite[] }>
   /** Graceful stop (lets a --cpu-prof profile be written), SIGKILL after a grace period. */
   stop: () => Promise<void>
@@ -199,7 +199,7 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
     gc: () => request<void>({ type: 'gc' }),
     gcTime: () => request<GcTime>({ type: 'gc-time' }),
     profileStop: file => request<string>({ type: 'profile-stop', file }),
-    heapStart: allocations => request<void>({ type: 'heap-start', allocations }),
+    heapStart: sampling => request<void>({ type: 'heap-start', sampling }),
     heapStop: top => request<{ totalBytes: number, sites: HeapSite[] }>({ type: 'heap-stop', top }),
     async stop () {
       if (!exited) {

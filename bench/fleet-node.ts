@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url'
 import mqtt, { type MqttClient } from 'mqtt'
 import { uspSchema } from '../broker/usp/index.ts'
 import { startBroker, trackProcess, type BrokerHandle } from './brokers.ts'
-import type { GcTime, HeapSite } from './broker-child.ts'
+import type { GcTime, HeapSampling, HeapSite } from './broker-child.ts'
 import { startMosquitto, mosquittoUsername } from './mosquitto.ts'
 import { Samples, sleep, waitForQuiet, nowUs } from './stats.ts'
 import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
@@ -67,6 +67,8 @@ export interface FleetOptions {
   allocations: boolean
   /** sampling heap profile from round 2 to the end (node targets): what the steady state allocates and keeps (a leak shows here) */
   retained: boolean
+  /** the same rounds, counting also what full collections reclaimed: what reached the old generation (promotion), by function */
+  promoted: boolean
   profileDir: string
   log: (line: string) => void
 }
@@ -87,6 +89,7 @@ export const defaultFleetOptions: FleetOptions = {
   heap: false,
   allocations: false,
   retained: false,
+  promoted: false,
   profileDir: join(REPO, 'bench', 'results', 'profiles'),
   log: line => { console.log(line) }
 }
@@ -174,7 +177,7 @@ interface FleetTarget {
   profileStop?: (file: string) => Promise<string>
   gc?: () => Promise<void>
   gcTime?: () => Promise<GcTime>
-  heapStart?: (allocations?: boolean) => Promise<void>
+  heapStart?: (sampling?: HeapSampling) => Promise<void>
   heapStop?: (top: number) => Promise<{ totalBytes: number, sites: HeapSite[] }>
   stop: () => Promise<void>
 }
@@ -213,7 +216,7 @@ async function startTarget (name: FleetTargetName, tenant: string, ids: Identity
     profileStop: file => b.profileStop(file),
     gc: () => b.gc(),
     gcTime: () => b.gcTime(),
-    heapStart: allocations => b.heapStart(allocations),
+    heapStart: sampling => b.heapStart(sampling),
     heapStop: top => b.heapStop(top),
     stop: () => b.stop()
   }
@@ -553,7 +556,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   ctl.recording = true
   // the first window is the profiled one
   const allocating = first && o.allocations && t.heapStart !== undefined
-  if (allocating) await t.heapStart!(true)
+  if (allocating) await t.heapStart!('allocated')
   if (first) await profiled(o, f, 'roundtrips', () => sleep(o.measureMs))
   else await sleep(o.measureMs)
   if (allocating) {
@@ -698,16 +701,18 @@ export async function runFleetBench (options: Partial<FleetOptions> = {}): Promi
       for (const name of o.targets) fleets.push(await prepareFleet(o, name, k))
     }
     // every fleet warmed up in round 1 (its memos and caches filled); from round 2 on, what stays live is growth
-    const sampled = o.retained && o.windows > 1 ? fleets.filter(f => f.target.heapStart !== undefined) : []
+    const sampled = (o.retained || o.promoted) && o.windows > 1 ? fleets.filter(f => f.target.heapStart !== undefined) : []
+    const sampling = o.promoted ? 'promoted' : 'live'
     for (let w = 0; w < o.windows; w++) {
-      if (w === 1) for (const f of sampled) await f.target.heapStart!()
+      if (w === 1) for (const f of sampled) await f.target.heapStart!(sampling)
       o.log(`round ${w + 1} of ${o.windows}`)
       for (const f of rotated(fleets, w)) await measureWindow(o, f)
     }
     for (const f of sampled) {
       const h = await f.target.heapStop!(15)
       const rts = f.windows.slice(1).reduce((s, x) => s + x.roundTripsPerSec * o.measureMs / 1000, 0)
-      o.log(`K=${f.k} ${f.name}: allocated in rounds 2-${o.windows} and still live after a full GC: ${(h.totalBytes / 2 ** 20).toFixed(2)} MB (${(h.totalBytes / Math.max(1, rts)).toFixed(1)} B per round trip), by allocating function:`)
+      const what = sampling === 'promoted' ? 'reached the old generation (live after a full GC, or reclaimed by one)' : 'still live after a full GC'
+      o.log(`K=${f.k} ${f.name}: allocated in rounds 2-${o.windows} and ${what}: ${(h.totalBytes / 2 ** 20).toFixed(2)} MB (${(h.totalBytes / Math.max(1, rts)).toFixed(1)} B per round trip), by allocating function:`)
       for (const x of h.sites) o.log(`    ${(x.bytes / 1024).toFixed(0).padStart(8)} kB  ${x.fn} ${x.where}`)
     }
     const results = fleets.map(f => summarize(f, connectRounds.get(fleetKey(f.k, f.name)) ?? []))

@@ -526,7 +526,7 @@ function parseArgs (argv: string[]): Partial<BenchOptions> {
   return o
 }
 
-/** `--fleet [--fleet-k=1000,10000] [--fleet-targets=mosquitto,aedes,gateway] [--fleet-window=S] [--fleet-windows=N] [--fleet-connect-rounds=N] [--fleet-paced=RATE] [--cpu-prof] [--heap-prof] [--alloc-prof] [--retained-prof]` */
+/** `--fleet [--fleet-k=1000,10000] [--fleet-targets=mosquitto,aedes,gateway] [--fleet-window=S] [--fleet-windows=N] [--fleet-connect-rounds=N] [--fleet-paced=RATE] [--cpu-prof] [--heap-prof] [--alloc-prof] [--retained-prof] [--promoted-prof]` */
 async function fleetMain (argv: string[]): Promise<void> {
   const o: Partial<FleetOptions> = {}
   for (const a of argv) {
@@ -535,13 +535,14 @@ async function fleetMain (argv: string[]): Promise<void> {
     else if (a === '--heap-prof') o.heap = true
     else if (a === '--alloc-prof') o.allocations = true
     else if (a === '--retained-prof') o.retained = true
+    else if (a === '--promoted-prof') o.promoted = true
     else if (a.startsWith('--fleet-k=')) o.fleetSizes = a.slice(10).split(',').map(Number)
     else if (a.startsWith('--fleet-targets=')) o.targets = a.slice(16).split(',') as FleetTargetName[]
     else if (a.startsWith('--fleet-window=')) o.measureMs = Number(a.slice(15)) * 1000
     else if (a.startsWith('--fleet-windows=')) o.windows = Number(a.slice(16))
     else if (a.startsWith('--fleet-connect-rounds=')) o.connectRounds = Number(a.slice(23))
     else if (a.startsWith('--fleet-paced=')) o.pacedRate = Number(a.slice(14))
-    else throw new Error(`unknown argument ${a} with --fleet (use --fleet-k=, --fleet-targets=, --fleet-window=, --fleet-windows=, --fleet-connect-rounds=, --fleet-paced=, --cpu-prof, --heap-prof, --alloc-prof, --retained-prof)`)
+    else throw new Error(`unknown argument ${a} with --fleet (use --fleet-k=, --fleet-targets=, --fleet-window=, --fleet-windows=, --fleet-connect-rounds=, --fleet-paced=, --cpu-prof, --heap-prof, --alloc-prof, --retained-prof, --promoted-prof)`)
   }
   const report = await runFleetBench(o)
   console.log('\n' + formatFleetReport(report))
