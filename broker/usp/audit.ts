@@ -40,10 +40,40 @@ export interface SharedUspAudit {
   list(tenant: string, limit: number): Promise<UspAuditEntry[]>
 }
 
+/** Characters JSON.stringify escapes in a string: quote, backslash, controls, and (well-formed JSON.stringify) surrogates. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/
+
+/** A JSON string literal of `s`: JSON.stringify's text, without its call for the common plain string. */
+function jsonText (s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`
+}
+
+/**
+ * The entry as one JSON line, the same text as JSON.stringify(e) for an entry built in the interface's
+ * field order (test/usp/audit-recent.test.ts holds them equal), written out because it runs for every
+ * USP Record: JSON.stringify walked the entry's eleven keys, four of them usually undefined. The
+ * attacker-supplied strings (ids, topic, msg_id) are escaped exactly as JSON.stringify would; time and
+ * the enumerated fields (record type, result, code, msg type, kind) are the gateway's own words.
+ */
+export function auditLine (e: UspAuditEntry): string {
+  let line = `{"time":"${e.time}","tenant":${jsonText(e.tenant)},"fromId":${jsonText(e.fromId)},"toId":${jsonText(e.toId)},"topic":${jsonText(e.topic)},"recordType":"${e.recordType}","result":"${e.result}"`
+  if (e.code !== undefined) line += `,"code":"${e.code}"`
+  if (e.msgId !== undefined) line += `,"msgId":${jsonText(e.msgId)}`
+  if (e.msgType !== undefined) line += `,"msgType":"${e.msgType}"`
+  if (e.kind !== undefined) line += `,"kind":"${e.kind}"`
+  return line + '}'
+}
+
 export class UspAuditTrail {
   private stream: WriteStream | undefined
   private readonly recent = new Map<string, LineRing>()
-  private pending = ''
+  /**
+   * Lines not yet appended to the file, already UTF-8: each line is encoded once, here, and the
+   * tenant's ring copies its bytes from here (it used to be encoded for the ring, kept as a string
+   * and encoded again by the file write).
+   */
+  private readonly pending = Buffer.allocUnsafeSlow(FLUSH_BYTES)
+  private pendingBytes = 0
   private flushTimer: NodeJS.Timeout | undefined
   readonly path: string
 
@@ -57,20 +87,32 @@ export class UspAuditTrail {
   }
 
   record (e: UspAuditEntry): void {
-    const line = JSON.stringify(e)
+    const line = auditLine(e) + '\n'
+    // the bytes of this line in `pending`, when it went there
+    let at = -1
+    let end = -1
     if (this.stream !== undefined) {
       // One file write per FLUSH_MS (or FLUSH_BYTES) for all the records since, not one per record nor
       // per event-loop turn: at a few thousand records per second a turn holds one or two, so a write
       // per turn was a libuv pool request and its completion for every record or two.
       // A crash can lose at most the last FLUSH_MS of records from the file; close() writes them all.
-      this.pending += line + '\n'
-      if (this.pending.length >= FLUSH_BYTES) this.flush()
-      else if (this.flushTimer === undefined) this.flushTimer = setTimeout(this.flush, FLUSH_MS)
+      // A UTF-16 unit is at most 3 UTF-8 bytes: when the line might not fit, the waiting lines go first.
+      if (this.pendingBytes + line.length * 3 > FLUSH_BYTES) this.flush()
+      if (line.length * 3 <= FLUSH_BYTES) {
+        at = this.pendingBytes
+        end = at + this.pending.write(line, at, 'utf8')
+        this.pendingBytes = end
+        if (this.flushTimer === undefined) this.flushTimer = setTimeout(this.flush, FLUSH_MS)
+      } else {
+        this.stream.write(line) // a line of tens of kB (a long topic): on its own, in order
+      }
     }
     if (this.shared !== undefined) { this.shared.append(e); return }
     let ring = this.recent.get(e.tenant)
     if (!ring) { ring = new LineRing(USP_AUDIT_PER_TENANT, USP_AUDIT_BYTES_PER_TENANT); this.recent.set(e.tenant, ring) }
-    ring.push(line)
+    // the ring keeps the line without its newline
+    if (at >= 0) ring.pushBytes(this.pending, at, end - 1)
+    else ring.push(line.slice(0, -1))
   }
 
   /** Newest first. Cluster mode: every node's records; throws when Redis cannot be read (the API answers 503). */
@@ -82,9 +124,10 @@ export class UspAuditTrail {
   private readonly flush = (): void => {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
-    if (this.pending === '') return
-    this.stream?.write(this.pending)
-    this.pending = ''
+    if (this.pendingBytes === 0) return
+    // a copy: `pending` takes new lines while the file write is under way
+    this.stream?.write(Buffer.from(this.pending.subarray(0, this.pendingBytes)))
+    this.pendingBytes = 0
   }
 
   async close (): Promise<void> {
@@ -119,12 +162,18 @@ class LineRing {
   }
 
   push (line: string): void {
+    const bytes = Buffer.from(line, 'utf8')
+    this.pushBytes(bytes, 0, bytes.length)
+  }
+
+  /** The line held in `from[start..end)`. */
+  pushBytes (from: Buffer, start: number, end: number): void {
     const size = this.buf.length
-    const len = Buffer.byteLength(line, 'utf8')
+    const len = end - start
     if (len > size) return
     let pos = this.written % size
     if (pos + len > size) { this.written += size - pos; pos = 0 }
-    this.buf.write(line, pos, len, 'utf8')
+    from.copy(this.buf, pos, start, end)
     const slot = this.lines % this.capacity
     this.starts[slot] = this.written
     this.lengths[slot] = len

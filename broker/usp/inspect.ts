@@ -3,7 +3,7 @@
 // to_id names the inbox it is sent to, and keeps reply-to topics inside the publisher's tenant.
 // Pure: no aedes, no I/O. The tenant-prefix and `$` invariants on the topic itself run before this.
 
-import { readRecord, msgHeaderOf, type RecordEnvelope, type MsgHeader } from './peek.ts'
+import { readRecord, msgHeaderOf, type EnvelopeFields, type MsgHeader } from './peek.ts'
 import { parseUspTopic } from './topics.ts'
 
 export type UspInspectionMode = 'enforce' | 'observe' | 'off'
@@ -30,7 +30,7 @@ export interface UspPublishContext {
   maxRecordBytes?: number
 }
 
-export type InspectedEnvelope = Omit<RecordEnvelope, 'ok'>
+export type InspectedEnvelope = EnvelopeFields
 export type InspectedMessage = Omit<MsgHeader, 'ok'>
 
 export interface UspInspection {
@@ -95,7 +95,7 @@ function inspect (
   // Content Type (TR-369 R-MQTT.27a), and versions vary in the wild ("1.3" obuspa, "1.0" oktopus).
   const read = readRecord(ctx.payload, ctx.maxRecordBytes === undefined ? {} : { maxBytes: ctx.maxRecordBytes })
   if (!('envelope' in read)) return { code: 'usp.malformed_record', reason: read.reason } // TR-369 7100
-  const { ok: _ok, ...envelope } = read.envelope
+  const envelope = read.envelope
   result.envelope = envelope
 
   let finding: Finding | undefined
@@ -128,12 +128,13 @@ function inspect (
   }
   // TR-369 R-MQTT.23/.24: the receiver answers to the reply-to, so every reply-to a receiver could
   // use (MQTT 5 Response Topic, 3.1.1 suffix — a bridge may hand either one on) stays in the tenant.
-  for (const candidate of [ctx.responseTopic, suffixReplyTo]) {
-    if (candidate === undefined) continue
-    const problem = replyToProblem(candidate, ctx.publisher.tenant)
-    if (problem !== undefined) return { code: 'usp.reply_to_cross_tenant', reason: problem, refusedReplyTo: candidate }
-  }
-  return finding
+  return replyToFinding(ctx.responseTopic, ctx.publisher.tenant) ?? replyToFinding(suffixReplyTo, ctx.publisher.tenant) ?? finding
+}
+
+function replyToFinding (replyTo: string | undefined, tenant: string): Finding | undefined {
+  if (replyTo === undefined) return undefined
+  const problem = replyToProblem(replyTo, tenant)
+  return problem === undefined ? undefined : { code: 'usp.reply_to_cross_tenant', reason: problem, refusedReplyTo: replyTo }
 }
 
 function replyToProblem (replyTo: string, tenant: string): string | undefined {

@@ -2,7 +2,7 @@
 // USP Msg it carries (TR-369 R-SEC.4c: a trusted broker must not inspect payloads).
 // Field numbers follow proto/usp-record-1-4.proto and proto/usp-msg-1-4.proto.
 
-import { walkMessage, stringField, type FieldSpan, type MessageRules } from './wire.ts'
+import { walkMessage, stringField, type FieldSpan, type FieldSpans, type MessageRules } from './wire.ts'
 
 /** The Record's `record_type` oneof, by field number 7..13. */
 export const RECORD_TYPES = [
@@ -16,8 +16,8 @@ const FIRST_RECORD_TYPE_FIELD = 7
 export type PayloadSecurity = 'PLAINTEXT' | 'TLS12' | number
 export type MqttVersion = 'V3_1_1' | 'V5' | number
 
-export interface RecordEnvelope {
-  ok: true
+/** A Record's routing facts. */
+export interface EnvelopeFields {
   version: string
   toId: string
   fromId: string
@@ -25,6 +25,10 @@ export interface RecordEnvelope {
   recordType: RecordType
   mqttConnect?: { version: MqttVersion; subscribedTopic: string }
   disconnect?: { reason: string; reasonCode: number }
+}
+
+export interface RecordEnvelope extends EnvelopeFields {
+  ok: true
 }
 
 export interface UspFailure {
@@ -101,7 +105,7 @@ function fail (reason: string): UspFailure {
 
 /** The envelope plus, for no_session_context, where the serialized Msg sits. Internal. */
 export interface RecordRead {
-  envelope: RecordEnvelope
+  envelope: EnvelopeFields
   msgPayload?: FieldSpan
 }
 
@@ -118,7 +122,7 @@ export function readRecord (buf: Uint8Array, options: PeekOptions = {}): RecordR
   let recordType: RecordType | undefined
   let body: FieldSpan | undefined
   for (let i = 0; i < RECORD_TYPES.length; i++) {
-    const span = fields.get(FIRST_RECORD_TYPE_FIELD + i)
+    const span = fields[FIRST_RECORD_TYPE_FIELD + i]
     if (span === undefined) continue
     // Two record_type members: decoders would keep the last; refuse the ambiguity instead.
     if (recordType !== undefined) return fail(`Record.record_type set twice (${recordType}, ${RECORD_TYPES[i]})`)
@@ -127,8 +131,8 @@ export function readRecord (buf: Uint8Array, options: PeekOptions = {}): RecordR
   }
   if (recordType === undefined || body === undefined) return fail('Record.record_type is missing')
 
-  const toId = fields.get(2)
-  const fromId = fields.get(3)
+  const toId = fields[2]
+  const fromId = fields[3]
   // proto3 cannot tell an empty string from an absent one: both mean "missing" here.
   if (toId === undefined || toId.end === toId.start) return fail('Record.to_id is missing')
   if (fromId === undefined || fromId.end === fromId.start) return fail('Record.from_id is missing')
@@ -138,32 +142,31 @@ export function readRecord (buf: Uint8Array, options: PeekOptions = {}): RecordR
   const inner = walkMessage(buf, body.start, body.end, RECORD_TYPE_RULES[recordType], recordType)
   if (!inner.ok) return inner
 
-  const envelope: RecordEnvelope = {
-    ok: true,
-    version: stringField(buf, fields.get(1)),
+  const envelope: EnvelopeFields = {
+    version: stringField(buf, fields[1]),
     toId: stringField(buf, toId),
     fromId: stringField(buf, fromId),
-    payloadSecurity: enumName(PAYLOAD_SECURITY_NAMES, fields.get(4)?.value ?? 0),
+    payloadSecurity: enumName(PAYLOAD_SECURITY_NAMES, fields[4]?.value ?? 0),
     recordType
   }
   let msgPayload: FieldSpan | undefined
   switch (recordType) {
     case 'no_session_context':
-      msgPayload = inner.fields.get(2)
+      msgPayload = inner.fields[2]
       if (msgPayload === undefined || msgPayload.end === msgPayload.start) {
         return fail('no_session_context.payload is missing')
       }
       break
     case 'mqtt_connect':
       envelope.mqttConnect = {
-        version: enumName(MQTT_VERSION_NAMES, inner.fields.get(1)?.value ?? 0),
-        subscribedTopic: stringField(buf, inner.fields.get(2))
+        version: enumName(MQTT_VERSION_NAMES, inner.fields[1]?.value ?? 0),
+        subscribedTopic: stringField(buf, inner.fields[2])
       }
       break
     case 'disconnect':
       envelope.disconnect = {
-        reason: stringField(buf, inner.fields.get(1)),
-        reasonCode: inner.fields.get(2)?.value ?? 0
+        reason: stringField(buf, inner.fields[1]),
+        reasonCode: inner.fields[2]?.value ?? 0
       }
       break
   }
@@ -178,7 +181,7 @@ export function readRecord (buf: Uint8Array, options: PeekOptions = {}): RecordR
 export function peekRecord (buf: Uint8Array, options?: PeekOptions): PeekResult {
   try {
     const read = readRecord(buf, options)
-    return 'envelope' in read ? read.envelope : read
+    return 'envelope' in read ? { ok: true, ...read.envelope } : read
   } catch (err) {
     return fail(`internal peek error: ${(err as Error).message}`) // not expected; fail closed
   }
@@ -260,10 +263,10 @@ const RESPONSE_RULES: MessageRules = Object.fromEntries(
   REQUEST_TYPES.map((name, i) => [i + 1, { name: `${name}_resp`, kind: 'message' }]))
 
 /** Exactly one of the listed fields is set; returns its number or a failure. */
-function oneField (fields: Map<number, FieldSpan>, count: number, oneofName: string): number | UspFailure {
+function oneField (fields: FieldSpans, count: number, oneofName: string): number | UspFailure {
   let found = 0
   for (let n = 1; n <= count; n++) {
-    if (!fields.has(n)) continue
+    if (fields[n] === undefined) continue
     if (found !== 0) return fail(`${oneofName} set twice`)
     found = n
   }
@@ -277,17 +280,17 @@ function oneField (fields: Map<number, FieldSpan>, count: number, oneofName: str
 export function readMsgHeader (buf: Uint8Array, start: number, end: number): MsgHeaderResult {
   const msg = walkMessage(buf, start, end, MSG_RULES, 'Msg')
   if (!msg.ok) return msg
-  const headerSpan = msg.fields.get(1)
-  const bodySpan = msg.fields.get(2)
+  const headerSpan = msg.fields[1]
+  const bodySpan = msg.fields[2]
   if (headerSpan === undefined) return fail('Msg.header is missing')
   if (bodySpan === undefined) return fail('Msg.body is missing')
 
   const header = walkMessage(buf, headerSpan.start, headerSpan.end, HEADER_RULES, 'Header')
   if (!header.ok) return header
-  const msgIdSpan = header.fields.get(1)
+  const msgIdSpan = header.fields[1]
   if (msgIdSpan === undefined || msgIdSpan.end === msgIdSpan.start) return fail('Header.msg_id is missing') // R-MSG.8
   if (msgIdSpan.end - msgIdSpan.start > MAX_ID_BYTES) return fail('Header.msg_id is too long')
-  const typeNumber = header.fields.get(2)?.value ?? 0
+  const typeNumber = header.fields[2]?.value ?? 0
   const msgType = MSG_TYPES[typeNumber]
   if (msgType === undefined) return fail(`Header.msg_type ${typeNumber} is unknown`)
 
@@ -299,7 +302,7 @@ export function readMsgHeader (buf: Uint8Array, start: number, end: number): Msg
 
   let bodyType: MsgBodyType = 'error'
   if (kind !== 'error') {
-    const span = body.fields.get(bodyField)!
+    const span = body.fields[bodyField]!
     const rules = kind === 'request' ? REQUEST_RULES : RESPONSE_RULES
     const typeName = kind === 'request' ? 'Request.req_type' : 'Response.resp_type'
     const inner = walkMessage(buf, span.start, span.end, rules, kind === 'request' ? 'Request' : 'Response')

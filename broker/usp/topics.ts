@@ -21,7 +21,7 @@ export interface UspTopic {
 }
 
 const REPLY_TO_MARKER = '/reply-to='
-const USP_KINDS: ReadonlySet<string> = new Set(['agent', 'controller', 'status'])
+const USP_KINDS = ['agent', 'controller', 'status'] as const
 
 /**
  * Splits a topic name into tenant, USP kind, endpoint id, sub-levels and 3.1.1 reply-to.
@@ -36,6 +36,9 @@ const USP_KINDS: ReadonlySet<string> = new Set(['agent', 'controller', 'status']
  * - An empty endpoint level (`acme/usp/agent/`, `acme/bulkdata//x`) makes the topic 'other', and so
  *   does a marker in the endpoint level (`acme/usp/agent/reply-to=x`: no Endpoint ID looks like that).
  * - Levels are compared exactly (MQTT topics are case-sensitive): `acme/USP/agent/x` is 'other'.
+ *
+ * Runs twice per USP round trip (request and response): it reads the levels in place with indexOf
+ * instead of splitting the topic into an array of every level.
  */
 export function parseUspTopic (topic: string): UspTopic {
   let base = topic
@@ -45,28 +48,39 @@ export function parseUspTopic (topic: string): UspTopic {
     base = topic.slice(0, marker)
     replyTo = decodeReplyTo(topic.slice(marker + REPLY_TO_MARKER.length))
   }
-  const levels = base.split('/')
-  const tenant = levels[0] ?? ''
-  const result: UspTopic = { tenant, kind: 'other' }
+  const tenantEnd = base.indexOf('/')
+  const result: UspTopic = { tenant: tenantEnd < 0 ? base : base.slice(0, tenantEnd), kind: 'other' }
 
-  let endpointLevel = -1
-  if (levels[1] === 'usp' && USP_KINDS.has(levels[2] ?? '')) {
-    result.kind = levels[2] as UspTopicKind
-    endpointLevel = 3
-  } else if (levels[1] === 'bulkdata') {
-    result.kind = 'bulkdata'
-    endpointLevel = 2
+  // where the endpoint level starts: after `<tenant>/usp/<agent|controller|status>/` or `<tenant>/bulkdata/`
+  let endpointAt = -1
+  let kind: UspTopicKind = 'other'
+  if (tenantEnd >= 0 && base.startsWith('usp/', tenantEnd + 1)) {
+    const kindAt = tenantEnd + 5
+    for (const k of USP_KINDS) {
+      if (base.startsWith(k, kindAt) && base.charCodeAt(kindAt + k.length) === SLASH) {
+        kind = k
+        endpointAt = kindAt + k.length + 1
+        break
+      }
+    }
+  } else if (tenantEnd >= 0 && base.startsWith('bulkdata/', tenantEnd + 1)) {
+    kind = 'bulkdata'
+    endpointAt = tenantEnd + 10
   }
-  const endpointId = levels[endpointLevel]
-  if (endpointLevel < 0 || endpointId === undefined || endpointId === '') {
-    result.kind = 'other'
-  } else {
-    result.endpointId = endpointId
-    if (levels.length > endpointLevel + 1) result.subtopic = levels.slice(endpointLevel + 1).join('/')
+  if (endpointAt >= 0) {
+    const endpointEnd = base.indexOf('/', endpointAt)
+    const endpointId = endpointEnd < 0 ? base.slice(endpointAt) : base.slice(endpointAt, endpointEnd)
+    if (endpointId !== '') {
+      result.kind = kind
+      result.endpointId = endpointId
+      if (endpointEnd >= 0) result.subtopic = base.slice(endpointEnd + 1)
+    }
   }
   if (replyTo !== undefined) result.replyTo = replyTo
   return result
 }
+
+const SLASH = 0x2f
 
 /** An Agent or Controller inbox, with or without a reply-to suffix or further sub-levels. */
 export function isUspInbox (topic: string): boolean {

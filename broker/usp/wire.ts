@@ -33,8 +33,11 @@ export interface FieldSpan {
   readonly value: number
 }
 
+/** A walked message's known fields, indexed by field number (a small array: rules name fields 1..13). */
+export type FieldSpans = ReadonlyArray<FieldSpan | undefined>
+
 export type WalkResult =
-  | { ok: true; fields: Map<number, FieldSpan> }
+  | { ok: true; fields: FieldSpans }
   | { ok: false; reason: string }
 
 const WIRE_VARINT = 0
@@ -85,7 +88,7 @@ function varintFailure (code: number, at: number): string {
 export function walkMessage (
   buf: Uint8Array, start: number, end: number, rules: MessageRules, messageName: string
 ): WalkResult {
-  const fields = new Map<number, FieldSpan>()
+  const fields: Array<FieldSpan | undefined> = []
   let pos = start
   while (pos < end) {
     const tagAt = pos
@@ -140,11 +143,11 @@ export function walkMessage (
     if (wireType !== EXPECTED_WIRE[rule.kind]) {
       return { ok: false, reason: `${messageName}.${rule.name} has wire type ${wireType}, expected ${EXPECTED_WIRE[rule.kind]}` }
     }
-    if (!rule.repeated && fields.has(fieldNumber)) return { ok: false, reason: `${messageName}.${rule.name} occurs more than once` }
+    if (!rule.repeated && fields[fieldNumber] !== undefined) return { ok: false, reason: `${messageName}.${rule.name} occurs more than once` }
     if (rule.kind === 'string' && !validUtf8(buf, valueStart, valueEnd)) {
       return { ok: false, reason: `${messageName}.${rule.name} is not valid UTF-8` }
     }
-    fields.set(fieldNumber, { start: valueStart, end: valueEnd, value })
+    fields[fieldNumber] = { start: valueStart, end: valueEnd, value }
   }
   return { ok: true, fields }
 }

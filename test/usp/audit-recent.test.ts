@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { UspAuditTrail, USP_AUDIT_PER_TENANT, USP_AUDIT_BYTES_PER_TENANT, type UspAuditEntry } from '../../broker/usp/index.ts'
+import { UspAuditTrail, uspRecordObserver, USP_AUDIT_PER_TENANT, USP_AUDIT_BYTES_PER_TENANT, type UspAuditEntry, type Endpoints, type UspInspection } from '../../broker/usp/index.ts'
 
 function entry (tenant: string, i: number, topic = `${tenant}/usp/controller/self::c`): UspAuditEntry {
   return { time: new Date(1_700_000_000_000 + i).toISOString(), tenant, fromId: `os::0A-${i}`, toId: 'self::c', topic, recordType: 'no_session_context', result: 'delivered', msgId: `m${i}` }
@@ -53,4 +53,45 @@ test('long records: the newest that fit in the tenant\'s bytes, each intact (mul
   const after = await trail.list('acme', 1000)
   assert.equal(after.length, 1000)
   assert.deepEqual(after[999], entry('acme', 1000))
+})
+
+test('the file and the API keep attacker-supplied text exactly: each line is JSON.stringify\'s text of the entry, in order', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'uspgate-audit-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const trail = new UspAuditTrail(dir)
+  await trail.open()
+  const odd = ['"quoted"', 'back\\slash', 'tab\tnew\nline\u0000nul\u001f', 'ü€ multi-byte', '😀 pair', 'lone \ud800 high', 'lone \udfff low', '</script>', 'u2028\u2028']
+  const entries: UspAuditEntry[] = []
+  odd.forEach((s, i) => {
+    entries.push({ time: new Date(1_700_000_000_000 + i).toISOString(), tenant: 'acme', fromId: `os::${s}`, toId: s, topic: `acme/usp/agent/${s}`, recordType: 'no_session_context', result: 'refused', code: 'usp.from_id_spoofed', msgId: s, msgType: 'GET', kind: 'request' })
+    entries.push({ ...entry('acme', i), fromId: s }) // no code, msgType, kind
+  })
+  // a line far longer than the file's batch (a topic of 30,000 characters, ~90 kB) between short ones
+  entries.push(entry('acme', 100, `acme/usp/controller/${'€'.repeat(30_000)}`))
+  entries.push(entry('acme', 101))
+  for (const e of entries) trail.record(e)
+  const listed = await trail.list('acme', 1000)
+  await trail.close()
+  const lines = readFileSync(trail.path, 'utf8').split('\n')
+  assert.equal(lines.pop(), '')
+  assert.deepEqual(lines, entries.map(e => JSON.stringify(e)))
+  assert.deepEqual(listed, [...entries].reverse().map(e => JSON.parse(JSON.stringify(e))))
+})
+
+test('every record is stamped with the time it was observed, to the millisecond', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'uspgate-audit-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const trail = new UspAuditTrail(dir)
+  const observe = uspRecordObserver({ records: () => ({ inc () {} }), audit: trail, endpoints: { sawConnectRecord () {} } as unknown as Endpoints })
+  const inspection: UspInspection = { verdict: 'pass', envelope: { version: '1.3', toId: 'self::c', fromId: 'os::a', payloadSecurity: 'PLAINTEXT', recordType: 'no_session_context' } }
+  const base = Date.parse('2026-12-31T23:59:58.000Z')
+  const offsets = [0, 0, 7, 7, 42, 99, 100, 999, 1000, 1001, 1999, 2000, 2005, 3_600_123]
+  t.mock.timers.enable({ apis: ['Date'], now: base })
+  for (const ms of offsets) {
+    t.mock.timers.setTime(base + ms)
+    observe({ tenant: 'acme', principal: 'os::a' }, 'acme/usp/controller/self::c', inspection)
+  }
+  t.mock.timers.reset()
+  const times = (await trail.list('acme', 100)).map(e => e.time).reverse()
+  assert.deepEqual(times, offsets.map(ms => new Date(base + ms).toISOString()))
 })
