@@ -19,6 +19,7 @@
 // (LPUSH + LTRIM to PRESENCE_HISTORY + EXPIRE, newest first): O(1) per transition, nothing per message.
 import type { Logger } from 'pino'
 import type { Cluster } from './cluster.ts'
+import { isoNow } from '../core/index.ts'
 import type { EndpointRecord, PresenceTransition } from '../store/index.ts'
 import { mqttVersion, offlineTransition, PRESENCE_HISTORY, type Endpoints, type OfflineCause } from '../usp/index.ts'
 
@@ -88,7 +89,7 @@ export class RedisEndpointRegistry implements Endpoints {
   async load (): Promise<void> {}
 
   connected (tenant: string, endpointId: string, role: string, protocol: number): void {
-    const now = new Date().toISOString()
+    const now = isoNow()
     const p = this.patch(tenant, endpointId, now)
     p.connectedAt = now
     p.role = role
@@ -99,7 +100,7 @@ export class RedisEndpointRegistry implements Endpoints {
   }
 
   disconnected (tenant: string, endpointId: string, cause?: OfflineCause, protocol?: number): void {
-    const now = new Date().toISOString()
+    const now = isoNow()
     this.patch(tenant, endpointId, now).online = false
     this.transition(tenant, endpointId, offlineTransition(now, this.cluster.nodeId, protocol !== undefined ? mqttVersion(protocol) : 'unknown', cause))
   }
@@ -128,7 +129,7 @@ export class RedisEndpointRegistry implements Endpoints {
   }
 
   sawConnectRecord (tenant: string, endpointId: string, subscribedTopic: string): void {
-    this.patch(tenant, endpointId, new Date().toISOString()).subscribedTopic = subscribedTopic
+    this.patch(tenant, endpointId, isoNow()).subscribedTopic = subscribedTopic
   }
 
   /** Every node's endpoints of the tenant. Throws when Redis cannot be read (the control plane answers 503). */

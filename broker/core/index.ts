@@ -1,6 +1,7 @@
 // broker/core: the leaf every other folder builds on — settings, errors, identity, secrets, security
 // events and their codes, metrics, logger. Imports nothing of broker/.
 export * from './config.ts'
+export { isoNow } from './clock.ts'
 export * from './errors.ts'
 export * from './identity.ts'
 export * from './secrets.ts'

@@ -2,7 +2,7 @@
 // with its metric, and the per-turn delivery byte count used by the slow-consumer guard.
 import type { Client, PublishPacket } from 'aedes'
 import type { Limits, SecurityEventInput, Metrics } from '../core/index.ts'
-import { usernameOf, isTenantId } from '../core/index.ts'
+import { usernameOf, isTenantId, isoNow } from '../core/index.ts'
 import type { TenantUspSettings, StateStore } from '../store/index.ts'
 import type { UspInspection } from '../usp/index.ts'
 import type { PolicyEngine, PolicyInput, Decision } from '../../policies/index.ts'
@@ -188,7 +188,7 @@ export function newClientState (s: Pick<ClientState, 'tenant' | 'principal' | 'r
     certSerial: s.certSerial,
     certPeer: s.certPeer,
     remoteAddress: s.remoteAddress,
-    connectedAt: new Date().toISOString(),
+    connectedAt: isoNow(),
     revoked: false,
     cleanStart: s.cleanStart,
     inflightQos2: undefined,

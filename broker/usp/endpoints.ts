@@ -10,6 +10,7 @@
 // instead (RedisEndpointRegistry, broker/cluster/endpoints-redis.ts).
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { isoNow } from '../core/index.ts'
 import { ChangeLog, writeFileAtomic, type EndpointRecord, type OfflineReason, type PresenceTransition } from '../store/index.ts'
 
 /** Presence transitions kept per endpoint (the newest). */
@@ -65,7 +66,7 @@ export class EndpointRegistry implements Endpoints {
   }
 
   connected (tenant: string, endpointId: string, role: string, protocol: number): void {
-    const now = new Date().toISOString()
+    const now = isoNow()
     const k = key(tenant, endpointId)
     const prev = this.endpoints.get(k)
     this.endpoints.set(k, {
@@ -88,7 +89,7 @@ export class EndpointRegistry implements Endpoints {
     const e = this.endpoints.get(k)
     if (!e) return
     e.online = false
-    e.lastSeen = new Date().toISOString()
+    e.lastSeen = isoNow()
     this.remember(k, offlineTransition(e.lastSeen, this.node, protocol !== undefined ? mqttVersion(protocol) : e.mqttVersion, cause))
     this.changed(k)
   }
@@ -109,7 +110,7 @@ export class EndpointRegistry implements Endpoints {
     const e = this.endpoints.get(k)
     if (!e) return
     e.subscribedTopic = subscribedTopic
-    e.lastSeen = new Date().toISOString()
+    e.lastSeen = isoNow()
     this.changed(k)
   }
 

@@ -1,5 +1,6 @@
 // What the gateway does with every inspected USP Record: count it, append it to the USP audit trail,
 // and learn from MQTT Connect records which topic the endpoint subscribed to (endpoint registry).
+import { isoNow } from '../core/index.ts'
 import type { UspInspection } from './inspect.ts'
 import type { UspAuditTrail } from './audit.ts'
 import type { Endpoints } from './endpoints.ts'
@@ -34,28 +35,4 @@ export function uspRecordObserver (deps: { records: RecordCounter, audit: UspAud
       deps.endpoints.sawConnectRecord(st.tenant, st.principal, env.mqttConnect.subscribedTopic)
     }
   }
-}
-
-let lastMs = 0
-let lastIso = ''
-let lastSecond = -1
-let secondPrefix = ''
-
-/**
- * The current time as ISO 8601, made once per millisecond (thousands of records share one), and
- * from a prefix made once per second: Date#toISOString costs ~1 µs.
- */
-function isoNow (): string {
-  const ms = Date.now()
-  if (ms === lastMs) return lastIso
-  lastMs = ms
-  const second = Math.floor(ms / 1000)
-  if (second !== lastSecond) {
-    lastSecond = second
-    const iso = new Date(second * 1000).toISOString() // …T08:00:01.000Z
-    secondPrefix = iso.slice(0, iso.length - 4)
-  }
-  const milli = ms - second * 1000
-  lastIso = `${secondPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`
-  return lastIso
 }
