@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { hostname } from 'node:os'
 import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
-import { createLogger, labelled, Metrics, SecurityEvents, ProbeListener, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, unknownSettings, eventExportFromEnv, attachEventSinks, MemoryConnectCounts, type ConnectCounts, type EventExportSettings, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
+import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMasterKey, policyHistoryFromEnv, canaryDenyMultipleFromEnv, unknownSettings, eventExportFromEnv, attachEventSinks, MemoryConnectCounts, type ConnectCounts, type EventExportSettings, type GatewayConfig, type SecurityEventInput } from './core/index.ts'
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisConnectCounts, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
@@ -131,13 +131,12 @@ export class Gateway {
     this.throttle = new AuthThrottle(config.limits.authFailuresBeforeBackoff, config.limits.authMaxBackoffSeconds)
     installConnackSteering()
     const emit = (e: SecurityEventInput): void => { this.events.emit(e) }
-    const decisionSeconds = labelled(this.metrics.decisionSeconds)
     // Evaluation errors fail closed (the hook denies) and are reported here.
     this.policy = new PolicyEngine({
       onError: (err, input) => emit({ code: 'policy.error', tenant: input.client.tenant, principal: input.client.principal, action: input.action, topic: input.topic, reason: err.message.slice(0, 200) }),
       guard: { maxDenyMultiple: canaryDenyMultipleFromEnv() },
       onCanaryTripped: trip => this.policyVersions.onCanaryTripped(trip),
-      onEvaluated: (action, seconds) => decisionSeconds(action).observe(seconds)
+      onEvaluated: (action, seconds) => { this.metrics.decisionSeconds.observe(action, seconds) }
     })
     this.events.revision = () => this.policy.revision || undefined
     this.policyVersions = new PolicyVersions({
