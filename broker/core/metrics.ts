@@ -56,14 +56,15 @@ export class HotHistogram {
     for (const r of registers) r.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0])
   }
 
-  /** The series of one label value, at zero until observed. */
-  zero (labelValue: string): void {
-    if (!this.series.has(labelValue)) this.series.set(labelValue, { counts: new Float64Array(this.buckets.length), sum: 0, count: 0 })
+  /** The series of one label value, created at zero the first time. */
+  zero (labelValue: string): { counts: Float64Array, sum: number, count: number } {
+    let s = this.series.get(labelValue)
+    if (s === undefined) { s = { counts: new Float64Array(this.buckets.length), sum: 0, count: 0 }; this.series.set(labelValue, s) }
+    return s
   }
 
   observe (labelValue: string, value: number): void {
-    let s = this.series.get(labelValue)
-    if (s === undefined) { this.zero(labelValue); s = this.series.get(labelValue)! }
+    const s = this.zero(labelValue)
     const b = this.buckets
     for (let i = 0; i < b.length; i++) {
       if (value <= b[i]!) { s.counts[i]!++; break }

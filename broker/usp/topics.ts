@@ -52,9 +52,10 @@ export function parseUspTopic (topic: string): UspTopic {
   const result: UspTopic = { tenant: tenantEnd < 0 ? base : base.slice(0, tenantEnd), kind: 'other' }
 
   // where the endpoint level starts: after `<tenant>/usp/<agent|controller|status>/` or `<tenant>/bulkdata/`
+  // (a topic without '/' has tenantEnd -1, and then neither prefix can be there)
   let endpointAt = -1
   let kind: UspTopicKind = 'other'
-  if (tenantEnd >= 0 && base.startsWith('usp/', tenantEnd + 1)) {
+  if (base.startsWith('usp/', tenantEnd + 1)) {
     const kindAt = tenantEnd + 5
     for (const k of USP_KINDS) {
       if (base.startsWith(k, kindAt) && base.charCodeAt(kindAt + k.length) === SLASH) {
@@ -63,7 +64,7 @@ export function parseUspTopic (topic: string): UspTopic {
         break
       }
     }
-  } else if (tenantEnd >= 0 && base.startsWith('bulkdata/', tenantEnd + 1)) {
+  } else if (base.startsWith('bulkdata/', tenantEnd + 1)) {
     kind = 'bulkdata'
     endpointAt = tenantEnd + 10
   }
