@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { loadPolicy, type LoadedPolicy as OpaWasmPolicy } from '@open-policy-agent/opa-wasm'
 import { readTarGz, TarError } from './tar.ts'
+import { wasmEvaluator } from './wasm-eval.ts'
 import { ENTRYPOINT, type GoldenCase, type PolicyInput, type PolicyResult } from './types.ts'
 
 export const DEFAULT_BUNDLE_PATH = fileURLToPath(new URL('./bundle/bundle.tar.gz', import.meta.url))
@@ -42,18 +43,23 @@ export interface LoadedPolicy {
 }
 
 class WasmPolicy implements LoadedPolicy {
+  /** opa_eval with the input written straight into the module's memory (wasm-eval.ts); undefined before ABI 1.2. */
+  private readonly evaluateJson: ((inputJson: string) => unknown) | undefined
+
   constructor (
     readonly revision: string,
     readonly manifest: BundleManifest,
     readonly data: Record<string, unknown>,
     private readonly wasm: OpaWasmPolicy,
     private readonly entrypointId: number
-  ) {}
+  ) {
+    this.evaluateJson = wasmEvaluator(wasm, entrypointId)
+  }
 
   evaluate (input: PolicyInput): PolicyResult {
     let resultSet: unknown
     try {
-      resultSet = this.wasm.evaluate(input, this.entrypointId)
+      resultSet = this.evaluateJson !== undefined ? this.evaluateJson(JSON.stringify(input)) : this.wasm.evaluate(input, this.entrypointId)
     } catch (err) {
       // opa-wasm throws strings as well as Errors (e.g. from opa_abort)
       throw err instanceof Error ? err : new Error(String(err))

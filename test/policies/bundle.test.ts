@@ -6,8 +6,9 @@ import { randomBytes } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { loadPolicy } from '@open-policy-agent/opa-wasm'
 import {
-  DEFAULT_BUNDLE_PATH, ENTRYPOINT, PolicyBundleError, PolicyEngine, loadBundle, loadDefaultBundle, loadGolden, runOpa,
+  DEFAULT_BUNDLE_PATH, ENTRYPOINT, MAX_WASM_MEMORY_PAGES, PolicyBundleError, PolicyEngine, loadBundle, loadDefaultBundle, loadGolden, readTarGz, runOpa,
   type GoldenCase, type PolicyBundleErrorCode
 } from '../../policies/index.ts'
 import { AGENT_ID, buildTempBundle, controller, req, tempDir } from './helpers.ts'
@@ -120,4 +121,43 @@ test('opa build without --revision gives a bundle the loader refuses', async () 
   const r = runOpa(['build', '-t', 'wasm', '-e', ENTRYPOINT, '-o', out, 'authz.rego', 'mqtt.rego', 'data.json'], { cwd: src })
   assert.equal(r.status, 0, r.stderr)
   await assertRefused(readFileSync(out), 'bad_manifest', /no revision/)
+})
+
+test('an evaluation answers exactly what opa-wasm\'s own evaluate answers, for odd text and a topic that grows the wasm memory', async () => {
+  // The bundle writes the input straight into the module's memory (policies/wasm-eval.ts); opa-wasm's
+  // LoadedPolicy#evaluate on a second instance of the same module and data is the reference.
+  const bytes = readFileSync(DEFAULT_BUNDLE_PATH)
+  const policy = await loadBundle(bytes, { golden })
+  const files = readTarGz(bytes)
+  const reference = await loadPolicy(files.get('policy.wasm')!, { initial: 5, maximum: MAX_WASM_MEMORY_PAGES })
+  reference.setData(JSON.parse(files.get('data.json')!.toString('utf8')))
+  const odd = ['os::üñí©ødé-☃', 'os::"quoted"\\back', 'os::tab\tnl\nnul\u0000', 'os::\ud83d\ude00pair', 'os::lone\ud800high', 'os::lone\udc00low', 'os::\u2028sep']
+  const inputs = [
+    ...golden.map(c => c.input),
+    ...odd.flatMap(p => [
+      { action: 'connect', client: { ...controller, principal: p } },
+      req('subscribe', { ...controller, principal: p }, `acme/usp/controller/${p}`),
+      req('publish', controller, `acme/usp/agent/${p}`)
+    ]),
+    // ~1.5 MB of input: the module's memory (5 pages at load) must grow, and the next input still decides
+    req('publish', controller, `acme/usp/agent/${'x'.repeat(1_500_000)}`),
+    req('publish', controller, `acme/usp/agent/${AGENT_ID}`),
+    req('subscribe', controller, `acme/bulkdata/${'☃'.repeat(400_000)}/#`),
+    probe
+  ] as Parameters<typeof policy.evaluate>[0][]
+  // OPA's wasm JSON reader refuses some escapes JSON.stringify writes (e.g. a lone surrogate): both must throw then
+  const outcome = (f: () => { allow: boolean, reason: string }): string => {
+    try { const r = f(); return `${r.allow} ${r.reason}` } catch (err) { return `error ${String(err instanceof Error ? err.message : err)}` }
+  }
+  const outcomes = inputs.map(input => {
+    const want = outcome(() => (reference.evaluate(input, ENTRYPOINT) as Array<{ result: { allow: boolean, reason: string } }>)[0]!.result)
+    const got = outcome(() => policy.evaluate(input))
+    assert.equal(got, want, JSON.stringify(input).slice(0, 120))
+    return got
+  })
+  // the cases above are not all one answer
+  const distinct = new Set(outcomes)
+  assert.ok(distinct.size >= 6, [...distinct].join(', '))
+  // the two lone surrogates, in three inputs each, and nothing else
+  assert.equal(outcomes.filter(o => o.startsWith('error')).length, 6, outcomes.join('\n'))
 })
