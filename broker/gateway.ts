@@ -13,7 +13,7 @@ import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMas
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisConnectCounts, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
-import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, rememberKeptSessions, createMemoryPersistence, countMemoryStore, drainClients, storeGrantedSubscriptionsOnly, discardOfflineState, pendingClientIds, Fairness, type GatewayClient, type ClientState } from './mqtt/index.ts'
+import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, rememberKeptSessions, skipUnreadSysAnnouncements, createMemoryPersistence, countMemoryStore, drainClients, storeGrantedSubscriptionsOnly, discardOfflineState, pendingClientIds, Fairness, type GatewayClient, type ClientState } from './mqtt/index.ts'
 import { GatewayControlPlane, PolicyVersions, ensureBootstrapToken } from './control/index.ts'
 import { CertificateService } from './pki/index.ts'
 import { buildAdminApi, type AdminApi, type AdminSettings } from '../admin-api/index.ts'
@@ -203,6 +203,7 @@ export class Gateway {
       ...hooks
     } as ConstructorParameters<typeof Aedes>[0])
     rememberKeptSessions(this.broker) // Session Present for kept sessions without subscriptions [MQTT-3.2.2-2]
+    skipUnreadSysAnnouncements(this.broker, { cluster: mode.cluster !== undefined })
     // Revocation reaches what a connection left behind (delayed will, persistent session, queue).
     this.sessions.pendingIds = () => pendingClientIds(this.broker)
     this.sessions.discardOffline = ids => {

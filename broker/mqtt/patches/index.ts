@@ -12,3 +12,4 @@ export { rememberKeptSessions, resumeSessionPresent } from './session-present.ts
 export { markGranted, storeGrantedSubscriptionsOnly } from './granted-subscriptions.ts'
 export { dictionarySubscriptions } from './subscription-table.ts'
 export { releaseIdleParserPacket } from './idle-parser.ts'
+export { skipUnreadSysAnnouncements } from './unread-sys.ts'
