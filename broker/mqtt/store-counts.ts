@@ -1,21 +1,15 @@
 // Counts of the embedded (in-memory) session store for the uspgate_retained_messages and
-// uspgate_queued_messages gauges. aedes-persistence keeps its maps private, so the counts are kept
-// beside them by wrapping the calls that change them: retained topics as a set (exact: an empty payload
-// deletes), queued QoS 1/2 messages +1 per subscriber on enqueue and -1 when an acknowledgement clears one.
+// uspgate_queued_messages gauges. Retained topics are counted by the retained index
+// (patches/retained-index.ts). aedes-persistence keeps its queues private, so queued QoS 1/2 messages are
+// counted beside them by wrapping the calls that change them: +1 per subscriber on enqueue and -1 when an
+// acknowledgement clears one.
 type Fn = (...args: any[]) => any
 
 export interface StoreCounts { retained: () => number, queued: () => number }
 
-export function countMemoryStore<T extends object> (persistence: T): StoreCounts {
+export function countMemoryStore<T extends { countRetained(): number }> (persistence: T): StoreCounts {
   const p = persistence as unknown as Record<string, Fn>
-  const retainedTopics = new Set<string>()
   let queued = 0
-  const storeRetained = p.storeRetained!.bind(p)
-  p.storeRetained = (packet: { topic: string, payload: Buffer }, ...rest: unknown[]) => {
-    if (packet.payload.length === 0) retainedTopics.delete(packet.topic)
-    else retainedTopics.add(packet.topic)
-    return storeRetained(packet, ...rest)
-  }
   const enqueue = p.outgoingEnqueue!.bind(p)
   p.outgoingEnqueue = (sub: unknown, packet: unknown, ...rest: unknown[]) => { queued++; return enqueue(sub, packet, ...rest) }
   const enqueueCombi = p.outgoingEnqueueCombi!.bind(p)
@@ -28,5 +22,5 @@ export function countMemoryStore<T extends object> (persistence: T): StoreCounts
     const r = clear(client, packet)
     return r instanceof Promise ? r.then(counted) : r
   }
-  return { retained: () => retainedTopics.size, queued: () => Math.max(0, queued) }
+  return { retained: () => persistence.countRetained(), queued: () => Math.max(0, queued) }
 }

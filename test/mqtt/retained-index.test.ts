@@ -33,6 +33,9 @@ test('matches what the upstream memory persistence matches, for exact and wildca
     assert.deepEqual(await collect(indexed.createRetainedStream(f)), await collect(upstream.createRetainedStream(f)), f)
   }
   assert.deepEqual(await collect(indexed.createRetainedStreamCombi(['acme/usp/status/+', 'beta/#'])), await collect(upstream.createRetainedStreamCombi(['acme/usp/status/+', 'beta/#'])))
+  // the uspgate_retained_messages gauge: one per topic, a replacement is not a second one
+  await indexed.storeRetained({ cmd: 'publish', topic: 'acme', payload: Buffer.from('2'), qos: 1, retain: true })
+  assert.equal(indexed.countRetained(), TOPICS.length)
   // an empty payload deletes; deleting twice or an unknown topic is harmless
   for (const p of [indexed, upstream]) {
     await p.storeRetained({ topic: 'acme/usp/status/a1', payload: Buffer.alloc(0) })
@@ -40,6 +43,7 @@ test('matches what the upstream memory persistence matches, for exact and wildca
     await p.storeRetained({ topic: 'no/such/topic', payload: Buffer.alloc(0) })
   }
   for (const f of FILTERS) assert.deepEqual(await collect(indexed.createRetainedStream(f)), await collect(upstream.createRetainedStream(f)), `after delete: ${f}`)
+  assert.equal(indexed.countRetained(), TOPICS.length - 1)
 })
 
 test('a wildcard at the first level does not match $ topics [MQTT-4.7.2-1]; # includes the parent level [MQTT-4.7.1-2]; + matches an empty level', () => {

@@ -32,7 +32,7 @@ export function hardenPersistence<T extends AnyPersistence> (persistence: T): T 
   return persistence
 }
 
-export function createMemoryPersistence (): AnyPersistence {
+export function createMemoryPersistence (): AnyPersistence & { countRetained(): number } {
   const persistence = (memoryPersistence as unknown as () => AnyPersistence)()
   // aedes-persistence 10 has no call that empties a session's queue (cleanSubscriptions keeps it, and the
   // hardened clear below needs a message id): remove every queued entry with the library's own clear, by id.

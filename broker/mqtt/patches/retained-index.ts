@@ -17,9 +17,11 @@ import { Readable } from 'node:stream'
 
 interface RetainedPacket { topic: string, payload: Buffer, [k: string]: unknown }
 
-interface Level<P> { children: Map<string, Level<P>>, packet: P | undefined }
+// children is created with the first child: most levels are leaves (one presence topic per agent), and
+// an empty Map per leaf was ~180 bytes per agent for nothing (heap measured: 235 → 50 B per leaf level)
+interface Level<P> { children: Map<string, Level<P>> | undefined, packet: P | undefined }
 
-const newLevel = <P>(): Level<P> => ({ children: new Map(), packet: undefined })
+const newLevel = <P>(): Level<P> => ({ children: undefined, packet: undefined })
 
 export class RetainedIndex<P extends { topic: string } = RetainedPacket> {
   private readonly root: Level<P> = newLevel()
@@ -30,8 +32,9 @@ export class RetainedIndex<P extends { topic: string } = RetainedPacket> {
   set (packet: P): void {
     let node = this.root
     for (const word of packet.topic.split('/')) {
-      let next = node.children.get(word)
-      if (next === undefined) { next = newLevel(); node.children.set(word, next) }
+      const children = node.children ??= new Map()
+      let next = children.get(word)
+      if (next === undefined) { next = newLevel(); children.set(word, next) }
       node = next
     }
     if (node.packet === undefined) this.count++
@@ -42,7 +45,7 @@ export class RetainedIndex<P extends { topic: string } = RetainedPacket> {
     const path: Array<[Level<P>, string]> = []
     let node = this.root
     for (const word of topic.split('/')) {
-      const next = node.children.get(word)
+      const next = node.children?.get(word)
       if (next === undefined) return
       path.push([node, word])
       node = next
@@ -53,9 +56,9 @@ export class RetainedIndex<P extends { topic: string } = RetainedPacket> {
     // prune levels left empty, so topics that come and go do not grow the tree
     for (let i = path.length - 1; i >= 0; i--) {
       const [parent, word] = path[i]!
-      const child = parent.children.get(word)!
-      if (child.packet !== undefined || child.children.size > 0) break
-      parent.children.delete(word)
+      const child = parent.children!.get(word)!
+      if (child.packet !== undefined || (child.children !== undefined && child.children.size > 0)) break
+      parent.children!.delete(word)
     }
   }
 
@@ -75,17 +78,19 @@ export class RetainedIndex<P extends { topic: string } = RetainedPacket> {
       if (node.packet !== undefined) yield node.packet
       yield * this.everything(node, i === 0)
     } else if (w === '+') {
+      if (node.children === undefined) return
       for (const [word, child] of node.children) {
         if (i === 0 && word.startsWith('$')) continue // [MQTT-4.7.2-1]
         yield * this.walk(child, words, i + 1)
       }
     } else {
-      const child = node.children.get(w)
+      const child = node.children?.get(w)
       if (child !== undefined) yield * this.walk(child, words, i + 1)
     }
   }
 
   private * everything (node: Level<P>, atRoot: boolean): Generator<P> {
+    if (node.children === undefined) return
     for (const [word, child] of node.children) {
       if (atRoot && word.startsWith('$')) continue // [MQTT-4.7.2-1]
       if (child.packet !== undefined) yield child.packet
@@ -99,9 +104,10 @@ type CallbackPersistence = Record<string, any>
 
 /**
  * Makes an aedes-persistence 10 memory persistence keep its retained messages in a RetainedIndex
- * (same contract: a copy of the packet is kept, an empty payload deletes the topic).
+ * (same contract: a copy of the packet is kept, an empty payload deletes the topic). `countRetained()`
+ * is the number of retained topics (the uspgate_retained_messages gauge).
  */
-export function indexRetained<T extends CallbackPersistence> (persistence: T): T {
+export function indexRetained<T extends CallbackPersistence> (persistence: T): T & { countRetained(): number } {
   const index = new RetainedIndex<RetainedPacket>()
   const store = (pkt: RetainedPacket): void => {
     if (pkt.payload.length === 0) index.delete(pkt.topic)
@@ -117,5 +123,6 @@ export function indexRetained<T extends CallbackPersistence> (persistence: T): T
   p.createRetainedStreamCombi = (patterns: string[]) => Readable.from((function * () {
     for (const p of patterns) yield * index.match(p)
   })())
-  return persistence
+  p.countRetained = () => index.size
+  return persistence as T & { countRetained(): number }
 }
