@@ -671,7 +671,16 @@ function rotated<T> (xs: readonly T[], by: number): T[] {
   return [...xs.slice(n), ...xs.slice(0, n)]
 }
 
-export interface FleetReport { results: FleetResult[], checks: Array<{ name: string, value: string, target: string, verdict: 'PASS' | 'FAIL' }> }
+export interface FleetReport {
+  results: FleetResult[]
+  checks: Array<{ name: string, value: string, target: string, verdict: 'PASS' | 'FAIL' }>
+  /**
+   * Not targets: plain aedes's own CPU per round trip at the largest K against the smallest, measured in
+   * the same windows. The issue takes aedes's cost as flat in K; on this machine its ratio shows how far
+   * the gateway's ratio moves with the run rather than with the code.
+   */
+  references: Array<{ name: string, value: string }>
+}
 
 /**
  * First the connect rounds (connectRounds: each (K, target) started afresh, its fleet connected and
@@ -722,7 +731,7 @@ export async function runFleetBench (options: Partial<FleetOptions> = {}): Promi
       if (r.connects.rounds.length > 0) o.log(`  fleet connect ${(r.connectMs / 1000).toFixed(2)} s, median of rounds ${r.connects.rounds.map(seconds).join(', ')} s; prepared with the fleets before it connected: ${seconds(r.connects.prepared)} s`)
       for (const [phase, p] of Object.entries(r.profiles)) o.log(formatSummary(`  profile ${phase} (${p.file})`, p.summary))
     }
-    return { results, checks: fleetChecks(results) }
+    return { results, checks: fleetChecks(results), references: fleetReferences(results) }
   } finally {
     for (const f of fleets) await closeFleet(f)
   }
@@ -757,6 +766,18 @@ function fleetChecks (rs: FleetResult[]): FleetReport['checks'] {
   return checks
 }
 
+function fleetReferences (rs: FleetResult[]): FleetReport['references'] {
+  const ks = [...new Set(rs.map(r => r.agents))].sort((a, b) => a - b)
+  const a = rs.find(r => r.target === 'aedes' && r.agents === ks[0])
+  const b = rs.find(r => r.target === 'aedes' && r.agents === ks[ks.length - 1])
+  if (a === undefined || b === undefined || a === b) return []
+  const refs = [{ name: `plain aedes CPU per round trip, K=${b.agents} vs K=${a.agents} (saturated)`, value: `${(b.brokerCpuUsPerRoundTrip / a.brokerCpuUsPerRoundTrip).toFixed(2)}×` }]
+  if (a.pacedCpuUsPerRoundTrip !== undefined && b.pacedCpuUsPerRoundTrip !== undefined) {
+    refs.push({ name: `plain aedes CPU per round trip, K=${b.agents} vs K=${a.agents} (paced)`, value: `${(b.pacedCpuUsPerRoundTrip / a.pacedCpuUsPerRoundTrip).toFixed(2)}×` })
+  }
+  return refs
+}
+
 export function formatFleetReport (r: FleetReport): string {
   const rows: string[][] = [['K agents', 'target', 'round trips/s', 'p50 / p99 RTT (ms)', 'broker CPU/round trip', 'paced', 'RSS idle → with fleet', 'RSS/agent', 'fleet connect', 'CPU/connect', 'lost', 'load avg']]
   for (const x of r.results) {
@@ -775,5 +796,9 @@ export function formatFleetReport (r: FleetReport): string {
   })
   out.push('', 'targets:')
   for (const c of r.checks) out.push(`  ${c.name}: ${c.value} (target ${c.target}) ${c.verdict}`)
+  if (r.references.length > 0) {
+    out.push('reference, not a target (the same ratio of the broker the issue takes as flat in K):')
+    for (const x of r.references) out.push(`  ${x.name}: ${x.value}`)
+  }
   return out.join('\n')
 }
