@@ -596,7 +596,8 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
     const pc0 = procCpuUs(t.pid).total
     const pw0 = process.hrtime.bigint()
     const pa0 = ctl.answered
-    await sleep(o.measureMs)
+    if (first) await profiled(o, f, 'paced', () => sleep(o.measureMs))
+    else await sleep(o.measureMs)
     const pUs = procCpuUs(t.pid).total - pc0
     const pMs = Number(process.hrtime.bigint() - pw0) / 1e6
     const pn = ctl.answered - pa0
