@@ -122,7 +122,8 @@ export interface FleetResult {
   provisionMs: number
   loadavg: number[]
   otherCpuPct: number | null
-  profiles: Record<string, { file: string, summary: ProfileSummary }>
+  /** --cpu-prof, by phase (connect, roundtrips, paced); operations: agents connected or round trips in the profiled span, for per-operation comparisons (bench/profile-summary.ts --diff) */
+  profiles: Record<string, { file: string, summary: ProfileSummary, operations?: number }>
   /** live bytes by allocating function after the fleet connected (--heap-prof) */
   heap?: { totalBytes: number, sites: HeapSite[] }
 }
@@ -507,6 +508,7 @@ async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number):
     if (heapProfiling) await target.heapStart!()
     const conn = await profiled(o, { name, k, target, profiles }, 'connect', async () => await connectFleet(o, target, loaders, fleet))
     const { connected, connectMs, connectCpuUs, connectFailures } = conn
+    if (profiles.connect !== undefined) profiles.connect.operations = connected
     if (conn.failedIds.size > 0) ctl.exclude(conn.failedIds)
     log(`  ${connectLine(conn, k)}${o.connectRounds > 0 ? ' (with the fleets prepared before it connected)' : ''}`)
     await sleep(2000)
@@ -574,6 +576,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   const self = process.cpuUsage(self0)
   const m1 = machineBusyUs()
   const n = ctl.completed - done0
+  if (first && f.profiles.roundtrips !== undefined) f.profiles.roundtrips.operations = n
   const gc1 = gc0 !== undefined ? await t.gcTime?.() : undefined
   const perRt = (ms: number): number => ms * 1000 / Math.max(1, n)
   f.windows.push({
@@ -601,6 +604,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
     const pUs = procCpuUs(t.pid).total - pc0
     const pMs = Number(process.hrtime.bigint() - pw0) / 1e6
     const pn = ctl.answered - pa0
+    if (first && f.profiles.paced !== undefined) f.profiles.paced.operations = pn
     await ctl.stopAndDrain(15_000)
     x.paced = { roundTripsPerSec: pn / (pMs / 1000), brokerCpuUsPerRoundTrip: pUs / Math.max(1, pn) }
   }
@@ -730,7 +734,7 @@ export async function runFleetBench (options: Partial<FleetOptions> = {}): Promi
       o.log(`K=${r.agents} ${r.target}: ${Math.round(r.roundTripsPerSec)} round trips/s, RTT p50 ${r.rttP50Ms.toFixed(1)} ms p99 ${r.rttP99Ms.toFixed(1)} ms, ${r.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (windows ${r.windows.map(x => x.brokerCpuUsPerRoundTrip.toFixed(0)).join(', ')}), lost ${r.lost}`)
       const seconds = (c: ConnectSample): string => (c.connectMs / 1000).toFixed(2)
       if (r.connects.rounds.length > 0) o.log(`  fleet connect ${(r.connectMs / 1000).toFixed(2)} s, median of rounds ${r.connects.rounds.map(seconds).join(', ')} s; prepared with the fleets before it connected: ${seconds(r.connects.prepared)} s`)
-      for (const [phase, p] of Object.entries(r.profiles)) o.log(formatSummary(`  profile ${phase} (${p.file})`, p.summary))
+      for (const [phase, p] of Object.entries(r.profiles)) o.log(formatSummary(`  profile ${phase} (${p.file}${p.operations !== undefined ? `, ${p.operations} ${phase === 'connect' ? 'agents' : 'round trips'}` : ''})`, p.summary))
     }
     return { results, checks: fleetChecks(results), references: fleetReferences(results) }
   } finally {

@@ -1,6 +1,9 @@
 // Self-time summary of a .cpuprofile (Chrome DevTools / node --cpu-prof format): the top functions
 // and the split between uspgate code, aedes, other dependencies, Node internals and the rest.
 //   npx tsx bench/profile-summary.ts bench/results/profiles/gateway-fanout-qos0.cpuprofile [top]
+// Two profiles per operation (what grows between K = 1,000 and 10,000: self µs per round trip or per
+// connect, by function or by file; the operation counts are in fleet.json, profiles.<phase>.operations):
+//   npx tsx bench/profile-summary.ts --diff A.cpuprofile OPS_A B.cpuprofile OPS_B [--by-file] [top]
 import { readFile } from 'node:fs/promises'
 import { pathToFileURL } from 'node:url'
 
@@ -92,6 +95,31 @@ export async function summarizeProfile (file: string, topN = 15): Promise<Profil
   return { totalMs: totalUs / 1000, busyMs, byArea, top, uspgateInclusive }
 }
 
+/** Self time per operation of each function (or file), A and B side by side, biggest growth first. */
+export interface ProfileDiffRow { key: string, aUs: number, bUs: number }
+
+export async function diffProfiles (a: { file: string, operations: number }, b: { file: string, operations: number }, byFile = false): Promise<{ rows: ProfileDiffRow[], aUs: number, bUs: number }> {
+  const perOp = async (x: { file: string, operations: number }): Promise<Map<string, number>> => {
+    const p = JSON.parse(await readFile(x.file, 'utf8')) as CpuProfile
+    const byId = new Map<number, ProfileNode>()
+    for (const n of p.nodes) byId.set(n.id, n)
+    const m = new Map<string, number>()
+    for (let i = 0; i < p.samples.length; i++) {
+      const cf = byId.get(p.samples[i]!)!.callFrame
+      if (cf.functionName === '(idle)') continue
+      const where = cf.url ? shortUrl(cf.url) : ''
+      const key = byFile ? (where || cf.functionName) : `${cf.functionName || '(anonymous)'}@${where}${cf.lineNumber > 0 ? `:${cf.lineNumber + 1}` : ''}`
+      m.set(key, (m.get(key) ?? 0) + (p.timeDeltas[i] ?? 0) / Math.max(1, x.operations))
+    }
+    return m
+  }
+  const [ma, mb] = [await perOp(a), await perOp(b)]
+  const rows = [...new Set([...ma.keys(), ...mb.keys()])].map(key => ({ key, aUs: ma.get(key) ?? 0, bUs: mb.get(key) ?? 0 }))
+  rows.sort((x, y) => (y.bUs - y.aUs) - (x.bUs - x.aUs))
+  const sum = (m: Map<string, number>): number => [...m.values()].reduce((s, v) => s + v, 0)
+  return { rows, aUs: sum(ma), bUs: sum(mb) }
+}
+
 export function formatSummary (name: string, s: ProfileSummary): string {
   const lines = [`${name}: ${s.busyMs.toFixed(0)} ms busy of ${s.totalMs.toFixed(0)} ms sampled`]
   const areas = (Object.entries(s.byArea) as Array<[Area, number]>).filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1])
@@ -106,13 +134,30 @@ export function formatSummary (name: string, s: ProfileSummary): string {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const file = process.argv[2]
-  if (!file) {
-    console.error('usage: tsx bench/profile-summary.ts <file.cpuprofile> [top]')
-    process.exit(2)
+  const args = process.argv.slice(2)
+  const fail = (err: unknown): void => { console.error(err); process.exitCode = 1 }
+  if (args[0] === '--diff') {
+    const byFile = args.includes('--by-file')
+    const [fa, na, fb, nb, top] = args.slice(1).filter(x => x !== '--by-file')
+    if (!fa || !fb || !(Number(na) > 0) || !(Number(nb) > 0)) {
+      console.error('usage: tsx bench/profile-summary.ts --diff A.cpuprofile OPS_A B.cpuprofile OPS_B [--by-file] [top]')
+      process.exit(2)
+    }
+    diffProfiles({ file: fa, operations: Number(na) }, { file: fb, operations: Number(nb) }, byFile).then(d => {
+      const n = Number(top ?? 30)
+      const line = (r: ProfileDiffRow): string => `${r.aUs.toFixed(2).padStart(8)} ${r.bUs.toFixed(2).padStart(8)} ${(r.bUs - r.aUs).toFixed(2).padStart(8)}  ${r.key}`
+      console.log(`self µs per operation, A → B (difference): busy ${d.aUs.toFixed(2)} → ${d.bUs.toFixed(2)}`)
+      console.log('grew most:')
+      for (const r of d.rows.slice(0, n)) console.log(line(r))
+      console.log('shrank most:')
+      for (const r of d.rows.slice(-Math.min(10, n)).reverse()) console.log(line(r))
+    }, fail)
+  } else {
+    const file = args[0]
+    if (!file) {
+      console.error('usage: tsx bench/profile-summary.ts <file.cpuprofile> [top] | --diff A.cpuprofile OPS_A B.cpuprofile OPS_B [--by-file] [top]')
+      process.exit(2)
+    }
+    summarizeProfile(file, Number(args[1] ?? 25)).then(s => console.log(formatSummary(file, s)), fail)
   }
-  summarizeProfile(file, Number(process.argv[3] ?? 25)).then(s => console.log(formatSummary(file, s)), (err: unknown) => {
-    console.error(err)
-    process.exitCode = 1
-  })
 }
