@@ -7,7 +7,7 @@
 // that grows with the fleet, reclaims them. In the fleet bench (K = 10,000, `--retained-prof` counting
 // objects collected by full collections) those placeholders were 34 of the 57 MB promoted during two
 // rounds, 60 %; the gateway's windows with full collections cost 10–29 µs per round trip more in
-// helper threads (README, Performance → "Eighth pass"). Plain aedes has the same parser (no upstream
+// helper threads (bench/FLEET.md, "Eighth pass"). Plain aedes has the same parser (no upstream
 // issue names it).
 //
 // The fix: when a parse leaves the parser between packets (nothing buffered, no packet begun, no
