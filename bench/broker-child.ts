@@ -10,6 +10,7 @@ import { writeFile, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Session } from 'node:inspector/promises'
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
+import { getHeapSpaceStatistics } from 'node:v8'
 import type * as GatewayModule from '../broker/index.ts'
 
 // The gateway as it ships: `npm start` and the container run dist/ (tsc's output, `npm run bench`
@@ -61,6 +62,18 @@ export interface ChildStats {
   connectedClients: number
 }
 
+/** The V8 heap right after a full GC: where a node broker's RSS goes. */
+export interface HeapAfterGc {
+  /** bytes of live objects, all spaces */
+  liveBytes: number
+  /** bytes of heap pages the process holds (physical), all spaces; minus liveBytes: free space inside them */
+  pagesBytes: number
+  /** of pagesBytes, the young generation's (its size follows the allocation rate, not what is live) */
+  youngPagesBytes: number
+  /** memory outside the V8 heap that V8 accounts for (Buffers and the like) */
+  externalBytes: number
+}
+
 export interface GcTime {
   /** scavenges of the young generation, ms */
   minorMs: number
@@ -69,6 +82,16 @@ export interface GcTime {
   /** incremental marking steps and weak callbacks, ms */
   otherMs: number
   majors: number
+}
+
+function heapAfterGc (): HeapAfterGc {
+  const spaces = getHeapSpaceStatistics()
+  return {
+    liveBytes: spaces.reduce((n, x) => n + x.space_used_size, 0),
+    pagesBytes: spaces.reduce((n, x) => n + x.physical_space_size, 0),
+    youngPagesBytes: spaces.filter(x => x.space_name === 'new_space' || x.space_name === 'new_large_object_space').reduce((n, x) => n + x.physical_space_size, 0),
+    externalBytes: process.memoryUsage().external
+  }
 }
 
 /** GC pauses of this process by kind, from perf_hooks' 'gc' entries. */
@@ -389,7 +412,7 @@ async function main (): Promise<void> {
         break
       case 'gc':
         (globalThis as { gc?: () => void }).gc?.()
-        reply(Promise.resolve())
+        reply(Promise.resolve(heapAfterGc()))
         break
       case 'gc-time':
         reply(Promise.resolve(gcTime()))

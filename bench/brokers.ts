@@ -5,7 +5,7 @@ import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, mkdirSync } fro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { BrokerKind, ChildMessage, ChildRequest, ChildStats, CredentialRequest, FleetStats, GcTime, HeapSampling, HeapSite, ProvisionResult } from './broker-child.ts'
+import type { BrokerKind, ChildMessage, ChildRequest, ChildStats, CredentialRequest, FleetStats, GcTime, HeapAfterGc, HeapSampling, HeapSite, ProvisionResult } from './broker-child.ts'
 
 export type { BrokerKind, ChildStats, CredentialRequest, FleetStats }
 
@@ -25,8 +25,8 @@ export interface BrokerHandle {
   provision: (tenant: string, credentials: CredentialRequest[]) => Promise<ProvisionResult>
   /** Cluster node: waits until its state copy (from Redis) holds every principal. */
   awaitCredentials: (tenant: string, principals: string[], timeoutMs: number) => Promise<void>
-  /** A full GC in the child (started with --expose-gc; else a no-op). */
-  gc: () => Promise<void>
+  /** A full GC in the child (started with --expose-gc; else a no-op), and the heap after it. */
+  gc: () => Promise<HeapAfterGc>
   /** GC pause time since the start, by kind */
   gcTime: () => Promise<GcTime>
   profileStart: () => Promise<void>
@@ -196,7 +196,7 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
     awaitCredentials: (tenant, principals, timeoutMs) => request<void>({ type: 'await-credentials', tenant, principals, timeoutMs }),
     profileStart: () => request<void>({ type: 'profile-start' }),
     fleetStats: () => request<FleetStats>({ type: 'fleet-stats' }),
-    gc: () => request<void>({ type: 'gc' }),
+    gc: () => request<HeapAfterGc>({ type: 'gc' }),
     gcTime: () => request<GcTime>({ type: 'gc-time' }),
     profileStop: file => request<string>({ type: 'profile-stop', file }),
     heapStart: sampling => request<void>({ type: 'heap-start', sampling }),

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url'
 import mqtt, { type MqttClient } from 'mqtt'
 import { uspSchema } from '../broker/usp/index.ts'
 import { startBroker, trackProcess, type BrokerHandle } from './brokers.ts'
-import type { GcTime, HeapSampling, HeapSite } from './broker-child.ts'
+import type { GcTime, HeapAfterGc, HeapSampling, HeapSite } from './broker-child.ts'
 import { startMosquitto, mosquittoUsername } from './mosquitto.ts'
 import { Samples, sleep, waitForQuiet, nowUs } from './stats.ts'
 import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
@@ -119,6 +119,8 @@ export interface FleetResult {
   rssFleetMB: number
   /** (RSS with the fleet − RSS before it) / K; node brokers: both read after a full GC (live memory, not uncollected garbage) */
   rssPerAgentKB: number
+  /** node brokers: where the RSS per agent went, from the V8 heap read after the same full GCs */
+  memoryPerAgent?: MemoryPerAgent
   provisionMs: number
   loadavg: number[]
   otherCpuPct: number | null
@@ -176,7 +178,7 @@ interface FleetTarget {
   provisionMs: number
   profileStart?: () => Promise<void>
   profileStop?: (file: string) => Promise<string>
-  gc?: () => Promise<void>
+  gc?: () => Promise<HeapAfterGc>
   gcTime?: () => Promise<GcTime>
   heapStart?: (sampling?: HeapSampling) => Promise<void>
   heapStop?: (top: number) => Promise<{ totalBytes: number, sites: HeapSite[] }>
@@ -379,6 +381,18 @@ class Controller {
   async close (): Promise<void> { clearInterval(this.sweep); clearInterval(this.pace); await this.client.endAsync(true).catch(() => {}) }
 }
 
+/** kB per agent, RSS with the fleet minus RSS before it split by where it is. */
+export interface MemoryPerAgent { liveHeapKB: number, freeInOldPagesKB: number, youngPagesKB: number, outsideHeapKB: number }
+
+function perAgent (idle: HeapAfterGc, fleet: HeapAfterGc, rssBytes: number, agents: number): MemoryPerAgent {
+  const kb = (bytes: number): number => bytes / 1024 / agents
+  const live = fleet.liveBytes - idle.liveBytes
+  const young = fleet.youngPagesBytes - idle.youngPagesBytes
+  // after a full GC the young generation holds nothing live: its pages are all free space
+  const freeOld = (fleet.pagesBytes - idle.pagesBytes) - young - live
+  return { liveHeapKB: kb(live), freeInOldPagesKB: kb(freeOld), youngPagesKB: kb(young), outsideHeapKB: kb(rssBytes - (fleet.pagesBytes - idle.pagesBytes)) }
+}
+
 // ---- one (K, target) fleet: prepared once, measured in windows interleaved with the others
 
 function fleetIdentities (k: number): { agents: Identity[], controller: Identity } {
@@ -402,6 +416,7 @@ interface PreparedFleet {
   connectMs: number
   connectCpuUs: number
   rssIdle: number
+  memoryPerAgent?: MemoryPerAgent
   rssFleet: number
   heap?: FleetResult['heap']
   profiles: FleetResult['profiles']
@@ -500,7 +515,7 @@ async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number):
     for (let i = 0; i < LOADERS; i++) loaders.push(await startLoader())
     ctl = await Controller.connect(target.port, o.tenant, controller, target.credentials?.get(controller.endpointId), fleet)
     await sleep(1000)
-    await target.gc?.()
+    const heapIdle = await target.gc?.()
     const rssIdle = procRssBytes(target.pid)
 
     await waitForQuiet(15_000)
@@ -512,16 +527,18 @@ async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number):
     if (conn.failedIds.size > 0) ctl.exclude(conn.failedIds)
     log(`  ${connectLine(conn, k)}${o.connectRounds > 0 ? ' (with the fleets prepared before it connected)' : ''}`)
     await sleep(2000)
-    await target.gc?.()
+    const heapFleet = await target.gc?.()
     const rssFleet = procRssBytes(target.pid)
+    const memoryPerAgent = heapIdle !== undefined && heapFleet !== undefined ? perAgent(heapIdle, heapFleet, rssFleet - rssIdle, Math.max(1, connected)) : undefined
     let heap: FleetResult['heap']
     if (heapProfiling) {
       heap = await target.heapStop!(25)
       log(`  live heap allocated while the fleet connected: ${(heap.totalBytes / 2 ** 20).toFixed(1)} MB (${(heap.totalBytes / 1024 / Math.max(1, connected)).toFixed(1)} kB/agent), by allocating function:`)
       for (const x of heap.sites) log(`    ${(x.bytes / 1024 / Math.max(1, connected)).toFixed(2).padStart(7)} kB/agent  ${x.fn} ${x.where}`)
     }
-    log(`  RSS ${(rssIdle / 2 ** 20).toFixed(1)} → ${(rssFleet / 2 ** 20).toFixed(1)} MB (${((rssFleet - rssIdle) / 1024 / Math.max(1, connected)).toFixed(1)} kB/agent)`)
-    return { name, k, target, loaders, ctl, connected, connectFailures, connectMs, connectCpuUs, rssIdle, rssFleet, ...(heap !== undefined ? { heap } : {}), profiles, warm: false, windows: [], windowMs: 0, brokerUs: 0, otherUs: 0, lost: 0, rttStart: 0 }
+    const where = memoryPerAgent !== undefined ? `: live heap ${memoryPerAgent.liveHeapKB.toFixed(1)}, free inside old-generation pages ${memoryPerAgent.freeInOldPagesKB.toFixed(1)}, young generation ${memoryPerAgent.youngPagesKB.toFixed(1)}, outside the heap ${memoryPerAgent.outsideHeapKB.toFixed(1)}` : ''
+    log(`  RSS ${(rssIdle / 2 ** 20).toFixed(1)} → ${(rssFleet / 2 ** 20).toFixed(1)} MB (${((rssFleet - rssIdle) / 1024 / Math.max(1, connected)).toFixed(1)} kB/agent${where})`)
+    return { name, k, target, loaders, ctl, connected, connectFailures, connectMs, connectCpuUs, rssIdle, rssFleet, ...(memoryPerAgent !== undefined ? { memoryPerAgent } : {}), ...(heap !== undefined ? { heap } : {}), profiles, warm: false, windows: [], windowMs: 0, brokerUs: 0, otherUs: 0, lost: 0, rttStart: 0 }
   } catch (err) {
     await closeFleet({ target, loaders, ctl })
     throw err
@@ -636,6 +653,7 @@ function summarize (f: PreparedFleet, rounds: ConnectSample[]): FleetResult {
     rssIdleMB: f.rssIdle / 2 ** 20,
     rssFleetMB: f.rssFleet / 2 ** 20,
     rssPerAgentKB: (f.rssFleet - f.rssIdle) / 1024 / Math.max(1, f.connected),
+    ...(f.memoryPerAgent !== undefined ? { memoryPerAgent: f.memoryPerAgent } : {}),
     provisionMs: f.target.provisionMs,
     loadavg: loadavg().map(x => Math.round(x * 100) / 100),
     otherCpuPct: f.otherUs !== undefined ? f.otherUs / 1000 / f.windowMs * 100 : null,
