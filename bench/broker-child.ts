@@ -70,8 +70,6 @@ export interface HeapAfterGc {
   pagesBytes: number
   /** of pagesBytes, the young generation's (its size follows the allocation rate, not what is live) */
   youngPagesBytes: number
-  /** memory outside the V8 heap that V8 accounts for (Buffers and the like) */
-  externalBytes: number
 }
 
 export interface GcTime {
@@ -89,8 +87,7 @@ function heapAfterGc (): HeapAfterGc {
   return {
     liveBytes: spaces.reduce((n, x) => n + x.space_used_size, 0),
     pagesBytes: spaces.reduce((n, x) => n + x.physical_space_size, 0),
-    youngPagesBytes: spaces.filter(x => x.space_name === 'new_space' || x.space_name === 'new_large_object_space').reduce((n, x) => n + x.physical_space_size, 0),
-    externalBytes: process.memoryUsage().external
+    youngPagesBytes: spaces.filter(x => x.space_name === 'new_space' || x.space_name === 'new_large_object_space').reduce((n, x) => n + x.physical_space_size, 0)
   }
 }
 

@@ -386,11 +386,11 @@ export interface MemoryPerAgent { liveHeapKB: number, freeInOldPagesKB: number, 
 
 function perAgent (idle: HeapAfterGc, fleet: HeapAfterGc, rssBytes: number, agents: number): MemoryPerAgent {
   const kb = (bytes: number): number => bytes / 1024 / agents
+  const pages = fleet.pagesBytes - idle.pagesBytes
   const live = fleet.liveBytes - idle.liveBytes
   const young = fleet.youngPagesBytes - idle.youngPagesBytes
   // after a full GC the young generation holds nothing live: its pages are all free space
-  const freeOld = (fleet.pagesBytes - idle.pagesBytes) - young - live
-  return { liveHeapKB: kb(live), freeInOldPagesKB: kb(freeOld), youngPagesKB: kb(young), outsideHeapKB: kb(rssBytes - (fleet.pagesBytes - idle.pagesBytes)) }
+  return { liveHeapKB: kb(live), freeInOldPagesKB: kb(pages - young - live), youngPagesKB: kb(young), outsideHeapKB: kb(rssBytes - pages) }
 }
 
 // ---- one (K, target) fleet: prepared once, measured in windows interleaved with the others

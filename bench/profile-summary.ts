@@ -40,7 +40,13 @@ function shortUrl (url: string): string {
   return m ? m[0].slice(1) : url.replace(/^file:\/\//, '')
 }
 
-export async function summarizeProfile (file: string, topN = 15): Promise<ProfileSummary> {
+/** Where a frame is: file (shortened) and line, '' for native frames. */
+function frameWhere (cf: CallFrame): string {
+  return cf.url ? `${shortUrl(cf.url)}${cf.lineNumber > 0 ? `:${cf.lineNumber + 1}` : ''}` : ''
+}
+
+/** A profile's nodes by id, and the self time (µs) of each node that was sampled. */
+async function readProfile (file: string): Promise<{ p: CpuProfile, byId: Map<number, ProfileNode>, selfUs: Map<number, number> }> {
   const p = JSON.parse(await readFile(file, 'utf8')) as CpuProfile
   const byId = new Map<number, ProfileNode>()
   for (const n of p.nodes) byId.set(n.id, n)
@@ -49,6 +55,11 @@ export async function summarizeProfile (file: string, topN = 15): Promise<Profil
     const id = p.samples[i]!
     selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0))
   }
+  return { p, byId, selfUs }
+}
+
+export async function summarizeProfile (file: string, topN = 15): Promise<ProfileSummary> {
+  const { p, byId, selfUs } = await readProfile(file)
   const byFn = new Map<string, HotSpot>()
   const byArea: Record<Area, number> = { uspgate: 0, aedes: 0, 'mqtt-packet': 0, 'other deps': 0, node: 0, 'gc/native/idle': 0 }
   let totalUs = 0
@@ -60,7 +71,7 @@ export async function summarizeProfile (file: string, topN = 15): Promise<Profil
     const area = areaOf(cf.url)
     byArea[area] += us / 1000
     const fn = cf.functionName || '(anonymous)'
-    const where = cf.url ? `${shortUrl(cf.url)}${cf.lineNumber > 0 ? `:${cf.lineNumber + 1}` : ''}` : ''
+    const where = frameWhere(cf)
     const key = `${fn}@${where}`
     const h = byFn.get(key) ?? { fn, where, area, selfMs: 0, pct: 0 }
     h.selfMs += us / 1000
@@ -81,7 +92,7 @@ export async function summarizeProfile (file: string, topN = 15): Promise<Profil
       const cf = byId.get(cur)!.callFrame
       if (areaOf(cf.url) !== 'uspgate' || cf.url.includes('/bench/')) continue
       const fn = cf.functionName || '(anonymous)'
-      const where = `${shortUrl(cf.url)}${cf.lineNumber > 0 ? `:${cf.lineNumber + 1}` : ''}`
+      const where = frameWhere(cf)
       const key = `${fn}@${where}`
       if (seen.has(key)) continue
       seen.add(key)
@@ -100,16 +111,13 @@ export interface ProfileDiffRow { key: string, aUs: number, bUs: number }
 
 export async function diffProfiles (a: { file: string, operations: number }, b: { file: string, operations: number }, byFile = false): Promise<{ rows: ProfileDiffRow[], aUs: number, bUs: number }> {
   const perOp = async (x: { file: string, operations: number }): Promise<Map<string, number>> => {
-    const p = JSON.parse(await readFile(x.file, 'utf8')) as CpuProfile
-    const byId = new Map<number, ProfileNode>()
-    for (const n of p.nodes) byId.set(n.id, n)
+    const { byId, selfUs } = await readProfile(x.file)
     const m = new Map<string, number>()
-    for (let i = 0; i < p.samples.length; i++) {
-      const cf = byId.get(p.samples[i]!)!.callFrame
+    for (const [id, us] of selfUs) {
+      const cf = byId.get(id)!.callFrame
       if (cf.functionName === '(idle)') continue
-      const where = cf.url ? shortUrl(cf.url) : ''
-      const key = byFile ? (where || cf.functionName) : `${cf.functionName || '(anonymous)'}@${where}${cf.lineNumber > 0 ? `:${cf.lineNumber + 1}` : ''}`
-      m.set(key, (m.get(key) ?? 0) + (p.timeDeltas[i] ?? 0) / Math.max(1, x.operations))
+      const key = byFile ? (cf.url ? shortUrl(cf.url) : cf.functionName) : `${cf.functionName || '(anonymous)'}@${frameWhere(cf)}`
+      m.set(key, (m.get(key) ?? 0) + us / Math.max(1, x.operations))
     }
     return m
   }
