@@ -31,6 +31,8 @@ export type GatewayClient = Client & {
   gwRemote?: string
   /** Pauses reading and parsing this client's packets while its publish rate is spent (fairness.ts). */
   gwReadGate?: { hold(ms: number): boolean }
+  /** More QoS 2 PUBLISHes awaiting PUBREL than allowed: the connection is being closed, later packets are ignored (listeners.ts). */
+  gwOverLimit?: boolean
   /** Set by the MQTTS listener when the client presented a certificate that passed identifyPeer. */
   gwCertIdentity?: CertIdentity
 }

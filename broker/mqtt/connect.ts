@@ -144,7 +144,7 @@ const resumableClientId: ConnectStep = a => {
 
 /**
  * Keep Alive 0 means "no keep-alive" [MQTT-3.1.2-23 context] and is accepted: a 3.1.1 client gets no
- * keep-alive timer (TCP keep-alive on the socket still finds dead peers, listeners.ts). Above the limit,
+ * keep-alive timer (TCP keep-alive on the socket still finds dead peers: watchDeadPeers). Above the limit,
  * and for MQTT 5 also at 0, an MQTT 5 client is told the limit as Server Keep Alive [MQTT-3.2.2-21];
  * 3.1.1 has no way to say so, so it gets the defined return code 2, as Mosquitto answers. (aedes'
  * keepaliveLimit, PR #930, refuses 0 too and answers 3.1.1 with the reserved code 6; Mosquitto 2.0.12
@@ -277,6 +277,22 @@ const policyAllowsWill: ConnectStep = (a, ctx) => {
   return { code: denial.code, reason: `will: ${denial.reason}`, returnCode: CONNACK.NOT_AUTHORIZED, extra: { action: 'will', topic: will.topic, policyRevision: w.revision } }
 }
 
+/** Idle time before the kernel probes a connection no MQTT keep-alive watches. */
+const TCP_KEEPALIVE_MS = 60_000
+
+/**
+ * Keep Alive 0 without a Server Keep Alive (an MQTT 3.1.1 client, or any client when no limit is
+ * configured) leaves no keep-alive timer on the connection, so TCP keep-alive finds its dead peer.
+ * Only then: every other connection has aedes' timer [MQTT-3.1.2-24], and a socket option set at
+ * accept cost every connection two setsockopt calls and a kernel timer for nothing. TCP sockets
+ * (MQTT and MQTTS) only; a WebSocket stream has no socket handle here.
+ */
+function watchDeadPeers (c: GatewayClient): void {
+  if ((c.gwKeepAlive ?? 0) !== 0 || c._serverKeepAlive !== undefined) return
+  const socket = c.conn as { _handle?: { setKeepAlive?: unknown }, setKeepAlive?: (enable: boolean, delayMs: number) => unknown }
+  if (typeof socket._handle?.setKeepAlive === 'function') socket.setKeepAlive!(true, TCP_KEEPALIVE_MS)
+}
+
 /** The CONNECT pipeline, in order. */
 export const connectSteps: readonly ConnectStep[] = [
   serverAvailable,
@@ -351,6 +367,7 @@ export function connectHooks (ctx: PipelineContext): Required<Pick<AedesOptions,
       function admit (): void {
         const st = a.state!
         c.gw = st
+        watchDeadPeers(c)
         if (client.version === 5 && st.role === 'agent') {
           // TR-369 R-MQTT.15/.44: tell the Agent which topic to subscribe to (its inbox).
           setConnackUserProperties(client, { 'subscribe-topic': inboxTopic(st.tenant, 'agent', st.principal) })

@@ -17,7 +17,7 @@ import { coalesceWrites } from './socket-writes.ts'
 import { ReadGate, type Fairness } from './fairness.ts'
 import { DISCONNECT } from './reason-codes.ts'
 import { prefacedStream, type ProxyProtocolGate } from './proxy-protocol.ts'
-import { deliverPerMatchingSubscriptions, dictionarySubscriptions, enforceOutboundLimits, releaseIdleParserPacket } from './patches/index.ts'
+import { deliverPerMatchingSubscriptions, dictionarySubscriptions, enforceOutboundLimits, releaseIdleParserPacket, type OutboundLimitOptions } from './patches/index.ts'
 import type { SharedSubscriptions } from './shared-subscriptions.ts'
 
 /** Hands a socket to aedes and returns its client (the MQTTS listener uses it after the TLS handshake). */
@@ -32,6 +32,9 @@ export type OnConnection = (socket: Socket, remoteAddress: string, rest: Buffer 
 /** The URL path and subprotocol of MQTT over WebSocket (MQTT 5 §6, TR-369 R-MQTT.2). */
 export const WS_PATH = '/mqtt'
 export const WS_SUBPROTOCOL = 'mqtt'
+
+/** A parsed packet as the guards read it. */
+interface GuardedPacket { cmd: string, qos?: number, messageId?: number, subscriptions?: Array<{ topic: string }>, unsubscriptions?: string[] }
 
 /** Packet types a client may send [MQTT-2.1.2]; aedes handles these. */
 const SERVER_BOUND = new Set(['connect', 'publish', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'unsubscribe', 'pingreq', 'disconnect'])
@@ -63,21 +66,32 @@ export class MqttListeners {
   port = 0
   wsPort = 0
   wssPort = 0
+  // One object and one function each for every connection, not one per connection: at fleet scale
+  // the closures and option objects made per connection were ~0.5 kB of heap per agent.
+  private readonly outboundLimits: OutboundLimitOptions
+  private readonly guardPacket: (this: { client: GatewayClient }, packet: GuardedPacket) => void
+  private readonly forgetConn: (this: Duplex) => void
 
-  constructor (private readonly deps: ListenerDeps) {}
+  constructor (private readonly deps: ListenerDeps) {
+    const { limits, metrics, shared } = deps
+    this.outboundLimits = { maxBacklogBytes: limits.maxClientBufferBytes, sharedSubscriptions: shared.available, onDrop: reason => metrics.drops.labels(reason).inc() }
+    const guard = this.guard.bind(this)
+    // a parser's listeners run with `this` the parser, and aedes' Client sets parser.client
+    this.guardPacket = function (packet) { guard(this.client, packet) }
+    const conns = this.conns
+    this.forgetConn = function () { conns.delete(this) }
+  }
 
   /** Hands a new socket to aedes with the packet-level guards in front of its handlers. */
   readonly accept: Handoff = (socket, listener, remoteAddress) => {
     coalesceWrites(socket)
-    // Dead peers of 3.1.1 clients that asked for no keep-alive are still noticed (TCP sockets only).
-    if (typeof (socket as unknown as { _handle?: { setKeepAlive?: unknown } })._handle?.setKeepAlive === 'function') socket.setKeepAlive(true, 60_000)
     return this.acceptStream(socket, listener, remoteAddress ?? socket.remoteAddress ?? 'unknown')
   }
 
   private acceptStream (conn: Duplex, listener: string, remote: string): GatewayClient {
-    const { broker, limits, metrics, emit, shared } = this.deps
+    const { broker, limits } = this.deps
     this.conns.add(conn)
-    conn.once('close', () => this.conns.delete(conn))
+    conn.once('close', this.forgetConn)
     const client = broker.handle(conn) as GatewayClient & { _parser: NodeJS.EventEmitter }
     client.gwListener = listener
     client.gwRemote = remote
@@ -86,48 +100,51 @@ export class MqttListeners {
     releaseIdleParserPacket(client)
     // before any subscription captures the delivery functions (also a restored session's)
     deliverPerMatchingSubscriptions(client)
-    enforceOutboundLimits(client, { maxBacklogBytes: limits.maxClientBufferBytes, sharedSubscriptions: shared.available, onDrop: reason => metrics.drops.labels(reason).inc() })
+    enforceOutboundLimits(client, this.outboundLimits)
     // publish backpressure: reads stop while the client's publish rate is spent (fairness.ts)
     if (this.deps.fairness !== undefined && limits.publishRatePerSecond > 0) client.gwReadGate = new ReadGate(client as unknown as ConstructorParameters<typeof ReadGate>[0])
-    const maxInflight = limits.maxInflightQos2
-    let overLimit = false
     // Runs before aedes sees each parsed packet.
-    client._parser.prependListener('packet', (packet: { cmd: string, qos?: number, messageId?: number, subscriptions?: Array<{ topic: string }>, unsubscriptions?: string[] }) => {
-      const st = client.gw
-      if (overLimit) return
-      this.deps.fairness?.onPacket(client, packet)
-      if (packet.cmd === 'publish' && packet.qos === 2 && st) {
-        // GHSA-5jvp-3p2v-5qgf: a client sending QoS 2 PUBLISHes and withholding
-        // PUBREL grew the broker's incoming store without bound (aedes 1.1.3
-        // added maxInflightInbound). The cap is the CONNACK Receive Maximum; over it the
-        // connection is closed once, an MQTT 5 client told why (0x93) [MQTT-3.3.4-9].
-        const inflight = st.inflightQos2 ??= new Set()
-        inflight.add(packet.messageId!)
-        if (inflight.size > maxInflight) {
-          overLimit = true
-          emit({ code: 'limits.qos2_inflight', tenant: st.tenant, principal: st.principal, clientId: st.wireClientId, remoteAddress: st.remoteAddress, reason: `more than ${maxInflight} QoS 2 messages awaiting PUBREL` })
-          if (client.version === 5) client.disconnect({ reasonCode: DISCONNECT.RECEIVE_MAXIMUM_EXCEEDED })
-          else conn.destroy()
-        }
-      } else if (!SERVER_BOUND.has(packet.cmd)) {
-        // aedes closes the socket on any other packet type without a word; each refusal is an event.
-        emit({ code: 'protocol.unexpected_packet', tenant: st?.tenant, principal: st?.principal, clientId: st?.wireClientId ?? client.gwWireId, remoteAddress: st?.remoteAddress ?? client.gwRemote, action: packet.cmd, reason: unexpectedPacketReason(packet.cmd) })
-      } else if (packet.cmd === 'pubrel' && st) {
-        st.inflightQos2?.delete(packet.messageId!)
-      } else if (packet.cmd === 'unsubscribe') {
-        shared.unsubscribing(client, packet.unsubscriptions ?? [])
-      } else if (packet.cmd === 'subscribe') {
-        // "$share/<group>/<filter>" becomes "<filter>" in a group of the client's tenant
-        shared.subscribing(client, packet.subscriptions ?? [])
-        // aedes answers MQTT 5 "$share/..." that remain (malformed, cluster mode) with 0x9E before any hook runs; report it here.
-        for (const s of packet.subscriptions ?? []) {
-          if (client.version === 5 && s.topic.startsWith('$share/')) {
-            emit({ code: 'acl.reserved_topic', tenant: st?.tenant, principal: st?.principal, clientId: st?.wireClientId, remoteAddress: st?.remoteAddress, action: 'subscribe', topic: s.topic, reason: shared.available ? 'malformed shared subscription' : 'shared subscriptions are not available in cluster mode' })
-          }
+    client._parser.prependListener('packet', this.guardPacket)
+    return client
+  }
+
+  /** The packet-level guards, before aedes sees a parsed packet of `client`. */
+  private guard (client: GatewayClient, packet: GuardedPacket): void {
+    const { emit, shared } = this.deps
+    const st = client.gw
+    if (client.gwOverLimit === true) return
+    this.deps.fairness?.onPacket(client, packet)
+    if (packet.cmd === 'publish' && packet.qos === 2 && st) {
+      // GHSA-5jvp-3p2v-5qgf: a client sending QoS 2 PUBLISHes and withholding
+      // PUBREL grew the broker's incoming store without bound (aedes 1.1.3
+      // added maxInflightInbound). The cap is the CONNACK Receive Maximum; over it the
+      // connection is closed once, an MQTT 5 client told why (0x93) [MQTT-3.3.4-9].
+      const maxInflight = this.deps.limits.maxInflightQos2
+      const inflight = st.inflightQos2 ??= new Set()
+      inflight.add(packet.messageId!)
+      if (inflight.size > maxInflight) {
+        client.gwOverLimit = true
+        emit({ code: 'limits.qos2_inflight', tenant: st.tenant, principal: st.principal, clientId: st.wireClientId, remoteAddress: st.remoteAddress, reason: `more than ${maxInflight} QoS 2 messages awaiting PUBREL` })
+        if (client.version === 5) client.disconnect({ reasonCode: DISCONNECT.RECEIVE_MAXIMUM_EXCEEDED })
+        else (client.conn as Duplex).destroy()
+      }
+    } else if (!SERVER_BOUND.has(packet.cmd)) {
+      // aedes closes the socket on any other packet type without a word; each refusal is an event.
+      emit({ code: 'protocol.unexpected_packet', tenant: st?.tenant, principal: st?.principal, clientId: st?.wireClientId ?? client.gwWireId, remoteAddress: st?.remoteAddress ?? client.gwRemote, action: packet.cmd, reason: unexpectedPacketReason(packet.cmd) })
+    } else if (packet.cmd === 'pubrel' && st) {
+      st.inflightQos2?.delete(packet.messageId!)
+    } else if (packet.cmd === 'unsubscribe') {
+      shared.unsubscribing(client, packet.unsubscriptions ?? [])
+    } else if (packet.cmd === 'subscribe') {
+      // "$share/<group>/<filter>" becomes "<filter>" in a group of the client's tenant
+      shared.subscribing(client, packet.subscriptions ?? [])
+      // aedes answers MQTT 5 "$share/..." that remain (malformed, cluster mode) with 0x9E before any hook runs; report it here.
+      for (const s of packet.subscriptions ?? []) {
+        if (client.version === 5 && s.topic.startsWith('$share/')) {
+          emit({ code: 'acl.reserved_topic', tenant: st?.tenant, principal: st?.principal, clientId: st?.wireClientId, remoteAddress: st?.remoteAddress, action: 'subscribe', topic: s.topic, reason: shared.available ? 'malformed shared subscription' : 'shared subscriptions are not available in cluster mode' })
         }
       }
-    })
-    return client
+    }
   }
 
   /**

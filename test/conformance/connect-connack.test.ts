@@ -1,6 +1,7 @@
 // §3.1 CONNECT / §3.2 CONNACK: properties the gateway advertises, keep-alive, client identifiers.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { conformanceGateway, rawConnectWith, rawAs, sleep, type Conformance } from './setup.ts'
 import { waitForEvent } from '../helpers/gateway.ts'
 
@@ -34,8 +35,31 @@ for (const v of [4, 5] as const) {
     }
     await sleep(300)
     assert.equal(peer.isClosed(), false)
+    // No keep-alive timer watches a 3.1.1 Keep Alive 0 connection, so the kernel's TCP keep-alive
+    // does; an MQTT 5 one is watched through its Server Keep Alive and needs none.
+    assert.equal(serverSocketKeepAlive(g.t.mqttPort, peer.socket.localPort!), v === 4)
     peer.end()
   })
+}
+
+test('a connection with a Keep Alive (aedes\' timer watches it) gets no TCP keep-alive', async () => {
+  for (const v of [4, 5] as const) {
+    const { peer } = await rawAs(g.t, g.agent, { v, keepalive: 30 })
+    assert.equal(serverSocketKeepAlive(g.t.mqttPort, peer.socket.localPort!), false)
+    peer.end()
+  }
+})
+
+/**
+ * Whether the gateway's end of a loopback TCP connection has the kernel's keep-alive timer running,
+ * read from /proc/net/tcp ("tr" 2: sk_timer, the keep-alive timer, pending).
+ */
+function serverSocketKeepAlive (serverPort: number, clientPort: number): boolean {
+  const port = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0')
+  const rows = readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1).map(l => l.trim().split(/\s+/))
+  const row = rows.find(r => r[1]?.endsWith(':' + port(serverPort)) && r[2]?.endsWith(':' + port(clientPort)) && r[3] === '01')
+  if (row === undefined) throw new Error(`no established connection ${serverPort} <- ${clientPort} in /proc/net/tcp`)
+  return row[5]!.split(':')[0] === '02'
 }
 
 test('[MQTT-3.2.2-21] v5: a Keep Alive above the limit is replaced by Server Keep Alive; one inside it is kept', async () => {

@@ -6,7 +6,7 @@ export { installConnackSteering, setConnackUserProperties, setConnackRefusalReas
 export { hardenPersistence, createMemoryPersistence, countEachAckOnce, type PersistenceConnection } from './persistence.ts'
 export { indexRetained, RetainedIndex } from './retained-index.ts'
 export { resumeQueuedMessages } from './session-resume-queue.ts'
-export { enforceOutboundLimits, type OutboundDrop } from './outbound-limits.ts'
+export { enforceOutboundLimits, type OutboundDrop, type OutboundLimitOptions } from './outbound-limits.ts'
 export { deliverPerMatchingSubscriptions, topicMatches } from './matching-subscriptions.ts'
 export { rememberKeptSessions, resumeSessionPresent } from './session-present.ts'
 export { markGranted, storeGrantedSubscriptionsOnly } from './granted-subscriptions.ts'

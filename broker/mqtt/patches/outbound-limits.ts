@@ -41,11 +41,13 @@ interface ClientView {
   _parser: NodeJS.EventEmitter
 }
 
+// Per connection only what differs per connection: the options are the listener's (one object for
+// all), the in-flight set and the backlog exist once a Receive Maximum below 65,535 needs them.
 interface State {
   client: ClientView
   options: OutboundLimitOptions
-  inflight: Set<number>
-  backlog: Array<{ packet: Packet, opts: unknown }>
+  inflight: Set<number> | undefined
+  backlog: Array<{ packet: Packet, opts: unknown }> | undefined
   backlogBytes: number
   /** the server sent DISCONNECT */
   disconnected: boolean
@@ -94,18 +96,20 @@ function send (st: State, packet: Packet, stream: unknown, opts: unknown): boole
   // Nothing is tracked then, so a client that sets no limit (a fleet's agents) costs no Set work per
   // delivery and acknowledgement.
   const receiveMaximum = c.receiveMaximum ?? 65535
-  if (receiveMaximum < 65535 && (packet.qos ?? 0) > 0 && typeof packet.messageId === 'number' && !st.inflight.has(packet.messageId)) {
-    if (st.inflight.size >= receiveMaximum) {
+  if (receiveMaximum < 65535 && (packet.qos ?? 0) > 0 && typeof packet.messageId === 'number') {
+    const inflight = st.inflight ??= new Set()
+    if (inflight.has(packet.messageId)) return original!(packet, stream, opts)
+    if (inflight.size >= receiveMaximum) {
       const size = (packet.payload?.length ?? 0) + (packet.topic?.length ?? 0)
       if (st.backlogBytes + size > st.options.maxBacklogBytes) {
         st.options.onDrop('client.receive_maximum_backlog', packet)
         return true
       }
-      st.backlog.push({ packet, opts })
+      (st.backlog ??= []).push({ packet, opts })
       st.backlogBytes += size
       return true
     }
-    st.inflight.add(packet.messageId)
+    inflight.add(packet.messageId)
   }
   return original!(packet, stream, opts)
 }
@@ -118,23 +122,32 @@ function tooLarge (packet: Packet, max: number, opts: unknown): boolean {
 }
 
 function acknowledged (st: State, messageId: number | undefined): void {
-  if (messageId === undefined || !st.inflight.delete(messageId)) return
+  if (messageId === undefined || st.inflight === undefined || !st.inflight.delete(messageId)) return
   const stream = st.client.conn
-  while (st.backlog.length > 0 && st.inflight.size < (st.client.receiveMaximum ?? 65535)) {
-    const next = st.backlog.shift()!
+  const backlog = st.backlog
+  while (backlog !== undefined && backlog.length > 0 && st.inflight.size < (st.client.receiveMaximum ?? 65535)) {
+    const next = backlog.shift()!
     st.backlogBytes -= (next.packet.payload?.length ?? 0) + (next.packet.topic?.length ?? 0)
     send(st, next.packet, stream, next.opts)
   }
 }
 
-/** Applies the client's MQTT 5 Maximum Packet Size and Receive Maximum to what is sent to it. */
+/** One listener for every client's parser (aedes sets parser.client), not a closure per connection. */
+function onAcknowledgement (this: { client: { [LIMITS]?: State } }, p: { cmd: string, messageId?: number, reasonCode?: number }): void {
+  // a QoS 1 flow ends at PUBACK, a QoS 2 flow at PUBCOMP, or at a PUBREC with an error code (§4.9)
+  if (p.cmd === 'puback' || p.cmd === 'pubcomp' || (p.cmd === 'pubrec' && (p.reasonCode ?? 0) >= 0x80)) {
+    const st = this.client[LIMITS]
+    if (st !== undefined) acknowledged(st, p.messageId)
+  }
+}
+
+/**
+ * Applies the client's MQTT 5 Maximum Packet Size and Receive Maximum to what is sent to it. `options`
+ * is shared by the clients of a listener (pass the same object every time: it is kept, not copied).
+ */
 export function enforceOutboundLimits (client: object, options: OutboundLimitOptions): void {
   install()
   const c = client as ClientView & { [LIMITS]?: State }
-  const st: State = { client: c, options, inflight: new Set(), backlog: [], backlogBytes: 0, disconnected: false }
-  c[LIMITS] = st
-  c._parser.on('packet', (p: { cmd: string, messageId?: number, reasonCode?: number }) => {
-    // a QoS 1 flow ends at PUBACK, a QoS 2 flow at PUBCOMP, or at a PUBREC with an error code (§4.9)
-    if (p.cmd === 'puback' || p.cmd === 'pubcomp' || (p.cmd === 'pubrec' && (p.reasonCode ?? 0) >= 0x80)) acknowledged(st, p.messageId)
-  })
+  c[LIMITS] = { client: c, options, inflight: undefined, backlog: undefined, backlogBytes: 0, disconnected: false }
+  c._parser.on('packet', onAcknowledgement)
 }
