@@ -75,9 +75,9 @@ export class MqttListeners {
   constructor (private readonly deps: ListenerDeps) {
     const { limits, metrics, shared } = deps
     this.outboundLimits = { maxBacklogBytes: limits.maxClientBufferBytes, sharedSubscriptions: shared.available, onDrop: reason => metrics.drops.labels(reason).inc() }
-    const guard = this.guard.bind(this)
+    const listeners = this
     // a parser's listeners run with `this` the parser, and aedes' Client sets parser.client
-    this.guardPacket = function (packet) { guard(this.client, packet) }
+    this.guardPacket = function (packet) { listeners.guard(this.client, packet) }
     const conns = this.conns
     this.forgetConn = function () { conns.delete(this) }
   }
@@ -91,7 +91,8 @@ export class MqttListeners {
   private acceptStream (conn: Duplex, listener: string, remote: string): GatewayClient {
     const { broker, limits } = this.deps
     this.conns.add(conn)
-    conn.once('close', this.forgetConn)
+    // on, not once: 'close' comes once, and once() would wrap the listener per connection
+    conn.on('close', this.forgetConn)
     const client = broker.handle(conn) as GatewayClient & { _parser: NodeJS.EventEmitter }
     client.gwListener = listener
     client.gwRemote = remote

@@ -98,18 +98,19 @@ function send (st: State, packet: Packet, stream: unknown, opts: unknown): boole
   const receiveMaximum = c.receiveMaximum ?? 65535
   if (receiveMaximum < 65535 && (packet.qos ?? 0) > 0 && typeof packet.messageId === 'number') {
     const inflight = st.inflight ??= new Set()
-    if (inflight.has(packet.messageId)) return original!(packet, stream, opts)
-    if (inflight.size >= receiveMaximum) {
-      const size = (packet.payload?.length ?? 0) + (packet.topic?.length ?? 0)
-      if (st.backlogBytes + size > st.options.maxBacklogBytes) {
-        st.options.onDrop('client.receive_maximum_backlog', packet)
+    if (!inflight.has(packet.messageId)) {
+      if (inflight.size >= receiveMaximum) {
+        const size = (packet.payload?.length ?? 0) + (packet.topic?.length ?? 0)
+        if (st.backlogBytes + size > st.options.maxBacklogBytes) {
+          st.options.onDrop('client.receive_maximum_backlog', packet)
+          return true
+        }
+        (st.backlog ??= []).push({ packet, opts })
+        st.backlogBytes += size
         return true
       }
-      (st.backlog ??= []).push({ packet, opts })
-      st.backlogBytes += size
-      return true
+      inflight.add(packet.messageId)
     }
-    inflight.add(packet.messageId)
   }
   return original!(packet, stream, opts)
 }
