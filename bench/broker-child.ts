@@ -1,5 +1,6 @@
 // One broker under test, in its own process so the load generator never shares its event loop.
 //   plain:    tsx bench/broker-child.ts aedes            (controls: aedes-nodelay, aedes-nodelay-cork)
+//   aedes-auth: plain aedes with password digests and the policy engine in its hooks (a reference)
 //   gateway:  tsx bench/broker-child.ts gateway <data-dir>
 //   cluster:  tsx bench/broker-child.ts gateway <data-dir> <redis-url> <node-id>   (a node of gateway-2node)
 // Started by bench/brokers.ts with an IPC channel: the child sends {type:'ready', port} once it
@@ -11,13 +12,16 @@ import { dirname } from 'node:path'
 import { Session } from 'node:inspector/promises'
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
 import { getHeapSpaceStatistics } from 'node:v8'
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type * as GatewayModule from '../broker/index.ts'
+import type * as PoliciesModule from '../policies/index.ts'
 
 // The gateway as it ships: `npm start` and the container run dist/ (tsc's output, `npm run bench`
 // builds it first when stale), so that is what is measured. tsx's on-the-fly transpile of the sources
 // wraps every named function expression in a __name() call (Object.defineProperty per closure), ~3 %
 // of the broker's CPU per USP round trip that no deployment pays. USPGATE_BENCH_SOURCE=1: the sources.
 const GATEWAY_MODULE = process.env.USPGATE_BENCH_SOURCE === '1' ? '../broker/index.ts' : '../dist/broker/index.js'
+const POLICIES_MODULE = process.env.USPGATE_BENCH_SOURCE === '1' ? '../policies/index.ts' : '../dist/policies/index.js'
 // The gateway child loads the gateway the way `uspgate start` does, nothing before it (its patches
 // must run before aedes loads mqtt-packet: broker/mqtt/patches/quiet-debug.ts). The plain aedes
 // children load aedes first and then, unused, the gateway's modules, as this file always did: their
@@ -29,7 +33,7 @@ async function loadAedes (): Promise<typeof import('aedes')> {
   return aedes
 }
 
-export type BrokerKind = 'aedes' | 'aedes-nodelay' | 'aedes-nodelay-cork' | 'gateway'
+export type BrokerKind = 'aedes' | 'aedes-nodelay' | 'aedes-nodelay-cork' | 'aedes-auth' | 'gateway'
 
 export interface CredentialRequest {
   principal: string
@@ -184,6 +188,76 @@ async function startAedes (variant: 'plain' | 'nodelay' | 'nodelay-cork'): Promi
     notes: [notes[variant]],
     connectedClients: () => (broker as unknown as { connectedClients: number }).connectedClients,
     provision: async () => ({ secrets: [], ms: 0 }),
+    awaitCredentials: async () => {},
+    close: async () => {
+      server.close()
+      await new Promise<void>(resolve => broker.close(() => resolve()))
+    }
+  }
+}
+
+type AedesClient = import('aedes').Client
+type PolicyClient = PoliciesModule.PolicyClient
+
+/**
+ * A reference, not a target: plain aedes doing the authentication and ACL work the fleet bench's
+ * Mosquitto does (password file + pattern ACLs), with the gateway's own parts and nothing else:
+ * a SHA-256 digest per secret compared in constant time (as broker/core/secrets.ts), and the committed
+ * policy bundle behind the PolicyEngine's decision cache asked for CONNECT, each SUBSCRIBE filter,
+ * each PUBLISH and each delivery (the policy contract's four actions). Not done: the gateway's topic
+ * invariants, USP inspection, presence, sessions index, quotas and fairness, security events, metrics,
+ * socket settings and aedes patches. It tells how much of the gateway's cost over plain aedes is the
+ * policy work itself, which the issue's 1.5× connect target compares against a broker that does none.
+ */
+async function startAedesWithAuth (): Promise<Running> {
+  const { Aedes } = await loadAedes()
+  const { PolicyEngine, loadDefaultBundle } = await import(POLICIES_MODULE) as typeof PoliciesModule
+  const engine = new PolicyEngine()
+  engine.activate(await loadDefaultBundle())
+  /** "<tenant>:<principal>" → its secret's digest and role */
+  const users = new Map<string, { digest: Buffer, tenant: string, principal: string, role: 'agent' | 'controller' }>()
+  const identities = new WeakMap<AedesClient, PolicyClient>()
+  // CONNACK 4 bad user name or password, 5 not authorized (aedes' AuthErrorCode, a const enum)
+  const refused = (returnCode: 4 | 5): import('aedes').AuthenticateError => Object.assign(new Error('not authorized'), { returnCode: returnCode as import('aedes').AuthErrorCode })
+  const broker = new Aedes({
+    authenticate (client, username, password, done) {
+      const user = username !== undefined ? users.get(username) : undefined
+      const ok = user !== undefined && password !== undefined && timingSafeEqual(hash('sha256', password, 'buffer') as unknown as Buffer, user.digest)
+      if (!ok) { done(refused(4), false); return }
+      const who: PolicyClient = { tenant: user.tenant, principal: user.principal, role: user.role, client_id: client.id, protocol: client.version ?? 4, auth: 'password', listener: 'mqtt' }
+      if (!engine.decide({ action: 'connect', client: who }).allow) { done(refused(5), false); return }
+      identities.set(client, who)
+      done(null, true)
+    },
+    authorizeSubscribe (client, sub, done) {
+      const who = identities.get(client)
+      done(null, who !== undefined && engine.decide({ action: 'subscribe', client: who, topic: sub.topic, qos: sub.qos }).allow ? sub : null)
+    },
+    authorizePublish (client, packet, done) {
+      const who = client !== null ? identities.get(client) : undefined
+      done(who !== undefined && engine.decide({ action: 'publish', client: who, topic: packet.topic, qos: packet.qos, retain: packet.retain }).allow ? null : new Error('not authorized'))
+    },
+    authorizeForward (client, packet) {
+      const who = identities.get(client)
+      return who !== undefined && engine.decide({ action: 'deliver', client: who, topic: packet.topic, qos: packet.qos }).allow ? packet : null
+    }
+  })
+  await broker.listen()
+  const server = createServer(broker.handle)
+  const port = await listen(server)
+  return {
+    port,
+    notes: ['reference: aedes 2.0.0-beta.1 + SHA-256 secret digests + the committed policy bundle (PolicyEngine with its decision cache) asked for connect, subscribe, publish and deliver; nothing else of the gateway'],
+    connectedClients: () => (broker as unknown as { connectedClients: number }).connectedClients,
+    provision: async (tenant, creds) => {
+      const t0 = Date.now()
+      const secrets = creds.map(c => {
+        const secret = randomBytes(32).toString('base64url')
+        users.set(`${tenant}:${c.principal}`, { digest: hash('sha256', secret, 'buffer') as unknown as Buffer, tenant, principal: c.principal, role: c.role })
+        return secret
+      })
+      return { secrets, ms: Date.now() - t0 }
+    },
     awaitCredentials: async () => {},
     close: async () => {
       server.close()
@@ -362,6 +436,7 @@ async function main (): Promise<void> {
   if (kind === 'aedes') running = await startAedes('plain')
   else if (kind === 'aedes-nodelay') running = await startAedes('nodelay')
   else if (kind === 'aedes-nodelay-cork') running = await startAedes('nodelay-cork')
+  else if (kind === 'aedes-auth') running = await startAedesWithAuth()
   else if (kind === 'gateway') {
     const dir = process.argv[3]
     if (!dir) throw new Error('gateway child needs a data dir')
