@@ -12,16 +12,16 @@ import { dirname } from 'node:path'
 import { Session } from 'node:inspector/promises'
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
 import { getHeapSpaceStatistics } from 'node:v8'
-import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type * as GatewayModule from '../broker/index.ts'
+import type * as CoreModule from '../broker/core/index.ts'
 import type * as PoliciesModule from '../policies/index.ts'
 
 // The gateway as it ships: `npm start` and the container run dist/ (tsc's output, `npm run bench`
 // builds it first when stale), so that is what is measured. tsx's on-the-fly transpile of the sources
 // wraps every named function expression in a __name() call (Object.defineProperty per closure), ~3 %
 // of the broker's CPU per USP round trip that no deployment pays. USPGATE_BENCH_SOURCE=1: the sources.
-const GATEWAY_MODULE = process.env.USPGATE_BENCH_SOURCE === '1' ? '../broker/index.ts' : '../dist/broker/index.js'
-const POLICIES_MODULE = process.env.USPGATE_BENCH_SOURCE === '1' ? '../policies/index.ts' : '../dist/policies/index.js'
+const shipped = (door: string): string => process.env.USPGATE_BENCH_SOURCE === '1' ? `../${door}.ts` : `../dist/${door}.js`
+const GATEWAY_MODULE = shipped('broker/index')
 // The gateway child loads the gateway the way `uspgate start` does, nothing before it (its patches
 // must run before aedes loads mqtt-packet: broker/mqtt/patches/quiet-debug.ts). The plain aedes
 // children load aedes first and then, unused, the gateway's modules, as this file always did: their
@@ -202,7 +202,7 @@ type PolicyClient = PoliciesModule.PolicyClient
 /**
  * A reference, not a target: plain aedes doing the authentication and ACL work the fleet bench's
  * Mosquitto does (password file + pattern ACLs), with the gateway's own parts and nothing else:
- * a SHA-256 digest per secret compared in constant time (as broker/core/secrets.ts), and the committed
+ * the gateway's secrets (broker/core: generated, stored as a SHA-256 digest, compared in constant time), and the committed
  * policy bundle behind the PolicyEngine's decision cache asked for CONNECT, each SUBSCRIBE filter,
  * each PUBLISH and each delivery (the policy contract's four actions). Not done: the gateway's topic
  * invariants, USP inspection, presence, sessions index, quotas and fairness, security events, metrics,
@@ -211,19 +211,19 @@ type PolicyClient = PoliciesModule.PolicyClient
  */
 async function startAedesWithAuth (): Promise<Running> {
   const { Aedes } = await loadAedes()
-  const { PolicyEngine, loadDefaultBundle } = await import(POLICIES_MODULE) as typeof PoliciesModule
+  const { PolicyEngine, loadDefaultBundle } = await import(shipped('policies/index')) as typeof PoliciesModule
+  const { generateSecret, hashSecret, verifySecret } = await import(shipped('broker/core/index')) as typeof CoreModule
   const engine = new PolicyEngine()
   engine.activate(await loadDefaultBundle())
   /** "<tenant>:<principal>" → its secret's digest and role */
-  const users = new Map<string, { digest: Buffer, tenant: string, principal: string, role: 'agent' | 'controller' }>()
+  const users = new Map<string, { digest: string, tenant: string, principal: string, role: 'agent' | 'controller' }>()
   const identities = new WeakMap<AedesClient, PolicyClient>()
   // CONNACK 4 bad user name or password, 5 not authorized (aedes' AuthErrorCode, a const enum)
   const refused = (returnCode: 4 | 5): import('aedes').AuthenticateError => Object.assign(new Error('not authorized'), { returnCode: returnCode as import('aedes').AuthErrorCode })
   const broker = new Aedes({
     authenticate (client, username, password, done) {
       const user = username !== undefined ? users.get(username) : undefined
-      const ok = user !== undefined && password !== undefined && timingSafeEqual(hash('sha256', password, 'buffer') as unknown as Buffer, user.digest)
-      if (!ok) { done(refused(4), false); return }
+      if (user === undefined || !verifySecret(password, user.digest)) { done(refused(4), false); return }
       const who: PolicyClient = { tenant: user.tenant, principal: user.principal, role: user.role, client_id: client.id, protocol: client.version ?? 4, auth: 'password', listener: 'mqtt' }
       if (!engine.decide({ action: 'connect', client: who }).allow) { done(refused(5), false); return }
       identities.set(client, who)
@@ -247,13 +247,13 @@ async function startAedesWithAuth (): Promise<Running> {
   const port = await listen(server)
   return {
     port,
-    notes: ['reference: aedes 2.0.0-beta.1 + SHA-256 secret digests + the committed policy bundle (PolicyEngine with its decision cache) asked for connect, subscribe, publish and deliver; nothing else of the gateway'],
+    notes: ['reference: aedes 2.0.0-beta.1 + the gateway\'s secret digests + the committed policy bundle (PolicyEngine with its decision cache) asked for connect, subscribe, publish and deliver; nothing else of the gateway'],
     connectedClients: () => (broker as unknown as { connectedClients: number }).connectedClients,
     provision: async (tenant, creds) => {
       const t0 = Date.now()
       const secrets = creds.map(c => {
-        const secret = randomBytes(32).toString('base64url')
-        users.set(`${tenant}:${c.principal}`, { digest: hash('sha256', secret, 'buffer') as unknown as Buffer, tenant, principal: c.principal, role: c.role })
+        const secret = generateSecret()
+        users.set(`${tenant}:${c.principal}`, { digest: hashSecret(secret), tenant, principal: c.principal, role: c.role })
         return secret
       })
       return { secrets, ms: Date.now() - t0 }

@@ -824,8 +824,10 @@ function fleetReferences (rs: FleetResult[]): FleetReport['references'] {
     const plain = rs.find(r => r.target === 'aedes' && r.agents === k)
     const gw = rs.find(r => r.target === 'gateway' && r.agents === k)
     if (plain !== undefined) refs.push({ name: `time to connect K=${k}, aedes-auth vs aedes`, value: `${(auth.connectMs / plain.connectMs).toFixed(2)}× (CPU per connect ${auth.brokerCpuUsPerConnect.toFixed(0)} vs ${plain.brokerCpuUsPerConnect.toFixed(0)} µs)` })
-    if (gw !== undefined) refs.push({ name: `time to connect K=${k}, gateway vs aedes-auth`, value: `${(gw.connectMs / auth.connectMs).toFixed(2)}× (CPU per connect ${gw.brokerCpuUsPerConnect.toFixed(0)} vs ${auth.brokerCpuUsPerConnect.toFixed(0)} µs)` })
-    if (gw !== undefined) refs.push({ name: `round trips/s K=${k}, gateway vs aedes-auth`, value: `${(gw.roundTripsPerSec / auth.roundTripsPerSec * 100).toFixed(1)}%` })
+    if (gw !== undefined) {
+      refs.push({ name: `time to connect K=${k}, gateway vs aedes-auth`, value: `${(gw.connectMs / auth.connectMs).toFixed(2)}× (CPU per connect ${gw.brokerCpuUsPerConnect.toFixed(0)} vs ${auth.brokerCpuUsPerConnect.toFixed(0)} µs)` })
+      refs.push({ name: `round trips/s K=${k}, gateway vs aedes-auth`, value: `${(gw.roundTripsPerSec / auth.roundTripsPerSec * 100).toFixed(1)}%` })
+    }
   }
   return refs
 }

@@ -530,7 +530,7 @@ function parseArgs (argv: string[]): Partial<BenchOptions> {
 function fleetTargets (list: string): FleetTargetName[] {
   const names = list.split(',')
   const unknown = names.filter(n => !(FLEET_TARGETS as readonly string[]).includes(n))
-  if (unknown.length > 0 || names.length === 0) throw new Error(`--fleet-targets: unknown ${unknown.map(n => JSON.stringify(n)).join(', ')} (known: ${FLEET_TARGETS.join(', ')})`)
+  if (unknown.length > 0) throw new Error(`--fleet-targets: unknown ${unknown.map(n => JSON.stringify(n)).join(', ')} (known: ${FLEET_TARGETS.join(', ')})`)
   return names as FleetTargetName[]
 }
 
