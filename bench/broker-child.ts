@@ -27,8 +27,10 @@ const GATEWAY_MODULE = shipped('broker/index')
 // children load aedes first and then, unused, the gateway's modules, as this file always did: their
 // heap, and so their GC, stay what every earlier run measured (aedes alone has a ~60 MB smaller old
 // generation and runs more full collections; in one run that cost it ~10 % more CPU per round trip).
+// The peers run aedes as published (the devDependency aedes-stock, npm:aedes@2.0.0-beta.1), not the
+// gateway's copy, which npm install patches (broker/mqtt/patches/aedes-source).
 async function loadAedes (): Promise<typeof import('aedes')> {
-  const aedes = await import('aedes')
+  const aedes = await import('aedes-stock') as typeof import('aedes')
   await import(GATEWAY_MODULE)
   return aedes
 }
@@ -179,7 +181,7 @@ async function startAedes (variant: 'plain' | 'nodelay' | 'nodelay-cork'): Promi
     })
   const port = await listen(server)
   const notes = {
-    plain: 'aedes 2.0.0-beta.1, new Aedes() defaults, memory persistence, no auth hooks, net.createServer(broker.handle)',
+    plain: 'aedes 2.0.0-beta.1 as published (aedes-stock), new Aedes() defaults, memory persistence, no auth hooks, net.createServer(broker.handle)',
     nodelay: 'control: plain aedes + socket.setNoDelay(true), no hooks',
     'nodelay-cork': 'control: plain aedes + setNoDelay(true) + writes coalesced per event-loop turn (cork until setImmediate), no hooks'
   }

@@ -52,6 +52,34 @@ for (const v of [4, 5] as const) {
   })
 }
 
+test('[MQTT-4.6.0-6] [MQTT-4.1.0-1] v5: a resumed session gets every queued QoS 1 message once, in the order it was published (more than a stream buffer holds)', async () => {
+  // 40 > 16, the object-mode high-water mark at which aedes' queue flush once stalled (aedes #583);
+  // the flush is the code broker/mqtt/patches/aedes-source patches
+  const clientId = 'resume-order'
+  const props = { properties: { sessionExpiryInterval: 300 } }
+  const first = await rawAs(g.t, g.controller, { v: 5, clientId, clean: true, ...props })
+  await subscribe(first.peer, `${g.data}/order`, 1)
+  first.peer.end()
+  await first.peer.closed
+  const { peer: publisher } = await rawAs(g.t, g.agent, { v: 5 })
+  for (let i = 0; i < 40; i++) {
+    publisher.send({ cmd: 'publish', topic: `${g.data}/order`, payload: `m${i}`, qos: 1, messageId: i + 1, retain: false, dup: false })
+    await publisher.next('puback')
+  }
+  publisher.end()
+  const again = await rawAs(g.t, g.controller, { v: 5, clientId, clean: false, ...props })
+  assert.equal(again.connack.sessionPresent, true)
+  const got: string[] = []
+  for (let i = 0; i < 40; i++) {
+    const msg = await again.peer.next('publish', 5000)
+    got.push(msg.payload.toString())
+    again.peer.send({ cmd: 'puback', messageId: msg.messageId })
+  }
+  assert.deepEqual(got, Array.from({ length: 40 }, (_, i) => `m${i}`))
+  assert.deepEqual(await collect(again.peer, 'publish', 500), [], 'each queued message arrives once')
+  again.peer.end()
+})
+
 test('[MQTT-3.2.2-2] [§3.1.2.11.2] v5: Clean Start 0 without Session Expiry Interval resumes the stored session: Session Present and its queued messages agree', async () => {
   const clientId = 'resume-no-expiry'
   const first = await rawAs(g.t, g.controller, { v: 5, clientId, clean: true, properties: { sessionExpiryInterval: 300 } })

@@ -1,5 +1,6 @@
 // Fixes of aedes 2.0.0-beta.1, aedes-persistence 10 and aedes-persistence-redis 11, one file per
-// fix area, each naming the upstream bug it closes.
+// fix area, each naming the upstream bug it closes. A fix of module-private code no hook reaches is
+// a source patch instead, applied by npm install: aedes-source/README.md.
 // First, before any module that loads mqtt-packet (see the file):
 export { quietDebug } from './quiet-debug.ts'
 export { installConnackSteering, setConnackUserProperties, setConnackRefusalReason } from './connack-user-properties.ts'
