@@ -121,7 +121,7 @@ export interface FleetResult {
   brokerCpuUsPerRoundTrip: number
   brokerCpuPct: number
   /** every window: round trips/s and broker CPU per round trip (the figures above are their medians) */
-  windows: Array<{ roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, brokerSysUsPerRoundTrip: number, brokerHelperThreadsUsPerRoundTrip: number, gc?: { minorUsPerRoundTrip: number, majorUsPerRoundTrip: number, otherUsPerRoundTrip: number, majors: number }, paced?: { roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number } }>
+  windows: Array<{ roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, brokerSysUsPerRoundTrip: number, brokerHelperThreadsUsPerRoundTrip: number, tcp?: { segmentsPerRoundTrip: number, pureAcksPerRoundTrip: number, delayedAcksPerRoundTrip: number }, gc?: { minorUsPerRoundTrip: number, majorUsPerRoundTrip: number, otherUsPerRoundTrip: number, majors: number }, paced?: { roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number } }>
   /** median over the paced windows (pacedRate Gets per second): CPU per round trip at the same load for every target and K */
   pacedCpuUsPerRoundTrip?: number
   /** Gets with no GetResp within 10 s (written off), during the window */
@@ -562,6 +562,25 @@ async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number):
  * decision of its topics on the gateway; later: warmupMs), the window is measured, the controller
  * stops and its Gets in flight drain.
  */
+/**
+ * The machine's TCP counters (/proc/net/snmp, /proc/net/netstat): segments sent, pure ACKs received and
+ * delayed ACKs sent. On loopback both ends are this machine, and a segment's receive side runs inside
+ * the sender's system call, so these tell what the kernel time per round trip is made of.
+ */
+function tcpCounters (): { segments: number, pureAcks: number, delayedAcks: number } | undefined {
+  try {
+    const row = (text: string, prefix: string): Map<string, number> => {
+      const [h, v] = text.split('\n').filter(l => l.startsWith(prefix + ':'))
+      const names = h!.split(/\s+/).slice(1)
+      const values = v!.split(/\s+/).slice(1).map(Number)
+      return new Map(names.map((n, i) => [n, values[i]!]))
+    }
+    const tcp = row(readFileSync('/proc/net/snmp', 'utf8'), 'Tcp')
+    const ext = row(readFileSync('/proc/net/netstat', 'utf8'), 'TcpExt')
+    return { segments: tcp.get('OutSegs')!, pureAcks: ext.get('TCPPureAcks')!, delayedAcks: ext.get('DelayedACKs')! }
+  } catch { return undefined }
+}
+
 async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> {
   const { ctl, target: t } = f
   await waitForQuiet(15_000)
@@ -583,6 +602,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   const w0 = process.hrtime.bigint()
   const done0 = ctl.completed
   const gc0 = await t.gcTime?.()
+  const tcp0 = tcpCounters()
   ctl.recording = true
   // the first window is the profiled one
   const allocating = first && o.allocations && t.heapStart !== undefined
@@ -600,6 +620,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   const wUs = c1.total - c0.total
   const sysUs = c1.sys - c0.sys
   const helperUs = procHelperThreadsUs(t.pid) - h0
+  const tcp1 = tcpCounters()
   ctl.recording = false
   const self = process.cpuUsage(self0)
   const m1 = machineBusyUs()
@@ -612,6 +633,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
     brokerCpuUsPerRoundTrip: wUs / Math.max(1, n),
     brokerSysUsPerRoundTrip: sysUs / Math.max(1, n),
     brokerHelperThreadsUsPerRoundTrip: helperUs / Math.max(1, n),
+    ...(tcp0 !== undefined && tcp1 !== undefined ? { tcp: { segmentsPerRoundTrip: (tcp1.segments - tcp0.segments) / Math.max(1, n), pureAcksPerRoundTrip: (tcp1.pureAcks - tcp0.pureAcks) / Math.max(1, n), delayedAcksPerRoundTrip: (tcp1.delayedAcks - tcp0.delayedAcks) / Math.max(1, n) } } : {}),
     ...(gc0 !== undefined && gc1 !== undefined ? { gc: { minorUsPerRoundTrip: perRt(gc1.minorMs - gc0.minorMs), majorUsPerRoundTrip: perRt(gc1.majorMs - gc0.majorMs), otherUsPerRoundTrip: perRt(gc1.otherMs - gc0.otherMs), majors: gc1.majors - gc0.majors } } : {})
   })
   f.windowMs += wMs
@@ -637,8 +659,9 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
     x.paced = { roundTripsPerSec: pn / (pMs / 1000), brokerCpuUsPerRoundTrip: pUs / Math.max(1, pn) }
   }
   const gc = x.gc !== undefined ? `, GC ${x.gc.minorUsPerRoundTrip.toFixed(1)} young + ${x.gc.majorUsPerRoundTrip.toFixed(1)} full (${x.gc.majors}×) + ${x.gc.otherUsPerRoundTrip.toFixed(1)} incremental` : ''
+  const tcp = x.tcp !== undefined ? `; TCP segments ${x.tcp.segmentsPerRoundTrip.toFixed(2)}, pure ACKs ${x.tcp.pureAcksPerRoundTrip.toFixed(2)}, delayed ACKs ${x.tcp.delayedAcksPerRoundTrip.toFixed(2)} per round trip` : ''
   const paced = x.paced !== undefined ? `; paced at ${Math.round(x.paced.roundTripsPerSec)}/s: ${x.paced.brokerCpuUsPerRoundTrip.toFixed(0)} µs` : ''
-  o.log(`  K=${f.k} ${f.name} window ${f.windows.length}: ${Math.round(x.roundTripsPerSec)}/s, ${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (kernel ${x.brokerSysUsPerRoundTrip.toFixed(0)}, helper threads ${x.brokerHelperThreadsUsPerRoundTrip.toFixed(0)}${gc})${paced}, load ${loadavg()[0]!.toFixed(2)}`)
+  o.log(`  K=${f.k} ${f.name} window ${f.windows.length}: ${Math.round(x.roundTripsPerSec)}/s, ${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (kernel ${x.brokerSysUsPerRoundTrip.toFixed(0)}, helper threads ${x.brokerHelperThreadsUsPerRoundTrip.toFixed(0)}${gc}${tcp})${paced}, load ${loadavg()[0]!.toFixed(2)}`)
 }
 
 function summarize (f: PreparedFleet, rounds: ConnectSample[]): FleetResult {
