@@ -177,6 +177,33 @@ function procRssBytes (pid: number): number {
   return m ? Number(m[1]) * 1024 : 0
 }
 
+interface TcpCounters { segments: number, pureAcks: number, delayedAcks: number }
+
+/**
+ * The machine's TCP counters (/proc/net/snmp, /proc/net/netstat): segments sent, pure ACKs received and
+ * delayed ACKs sent. On loopback both ends are this machine, and a segment's receive side runs inside
+ * the sender's system call, so these tell what the kernel time per round trip is made of.
+ */
+function tcpCounters (): TcpCounters | undefined {
+  try {
+    const row = (text: string, prefix: string): Map<string, number> => {
+      const [h, v] = text.split('\n').filter(l => l.startsWith(prefix + ':'))
+      const names = h!.split(/\s+/).slice(1)
+      const values = v!.split(/\s+/).slice(1).map(Number)
+      return new Map(names.map((n, i) => [n, values[i]!]))
+    }
+    const tcp = row(readFileSync('/proc/net/snmp', 'utf8'), 'Tcp')
+    const ext = row(readFileSync('/proc/net/netstat', 'utf8'), 'TcpExt')
+    return { segments: tcp.get('OutSegs')!, pureAcks: ext.get('TCPPureAcks')!, delayedAcks: ext.get('DelayedACKs')! }
+  } catch { return undefined }
+}
+
+/** What the machine's TCP did between two readings, per round trip. */
+function tcpPerRoundTrip (a: TcpCounters, b: TcpCounters, roundTrips: number): NonNullable<FleetResult['windows'][number]['tcp']> {
+  const n = Math.max(1, roundTrips)
+  return { segmentsPerRoundTrip: (b.segments - a.segments) / n, pureAcksPerRoundTrip: (b.pureAcks - a.pureAcks) / n, delayedAcksPerRoundTrip: (b.delayedAcks - a.delayedAcks) / n }
+}
+
 // ---- targets
 
 interface FleetTarget {
@@ -562,25 +589,6 @@ async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number):
  * decision of its topics on the gateway; later: warmupMs), the window is measured, the controller
  * stops and its Gets in flight drain.
  */
-/**
- * The machine's TCP counters (/proc/net/snmp, /proc/net/netstat): segments sent, pure ACKs received and
- * delayed ACKs sent. On loopback both ends are this machine, and a segment's receive side runs inside
- * the sender's system call, so these tell what the kernel time per round trip is made of.
- */
-function tcpCounters (): { segments: number, pureAcks: number, delayedAcks: number } | undefined {
-  try {
-    const row = (text: string, prefix: string): Map<string, number> => {
-      const [h, v] = text.split('\n').filter(l => l.startsWith(prefix + ':'))
-      const names = h!.split(/\s+/).slice(1)
-      const values = v!.split(/\s+/).slice(1).map(Number)
-      return new Map(names.map((n, i) => [n, values[i]!]))
-    }
-    const tcp = row(readFileSync('/proc/net/snmp', 'utf8'), 'Tcp')
-    const ext = row(readFileSync('/proc/net/netstat', 'utf8'), 'TcpExt')
-    return { segments: tcp.get('OutSegs')!, pureAcks: ext.get('TCPPureAcks')!, delayedAcks: ext.get('DelayedACKs')! }
-  } catch { return undefined }
-}
-
 async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> {
   const { ctl, target: t } = f
   await waitForQuiet(15_000)
@@ -633,7 +641,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
     brokerCpuUsPerRoundTrip: wUs / Math.max(1, n),
     brokerSysUsPerRoundTrip: sysUs / Math.max(1, n),
     brokerHelperThreadsUsPerRoundTrip: helperUs / Math.max(1, n),
-    ...(tcp0 !== undefined && tcp1 !== undefined ? { tcp: { segmentsPerRoundTrip: (tcp1.segments - tcp0.segments) / Math.max(1, n), pureAcksPerRoundTrip: (tcp1.pureAcks - tcp0.pureAcks) / Math.max(1, n), delayedAcksPerRoundTrip: (tcp1.delayedAcks - tcp0.delayedAcks) / Math.max(1, n) } } : {}),
+    ...(tcp0 !== undefined && tcp1 !== undefined ? { tcp: tcpPerRoundTrip(tcp0, tcp1, n) } : {}),
     ...(gc0 !== undefined && gc1 !== undefined ? { gc: { minorUsPerRoundTrip: perRt(gc1.minorMs - gc0.minorMs), majorUsPerRoundTrip: perRt(gc1.majorMs - gc0.majorMs), otherUsPerRoundTrip: perRt(gc1.otherMs - gc0.otherMs), majors: gc1.majors - gc0.majors } } : {})
   })
   f.windowMs += wMs
