@@ -121,7 +121,7 @@ export interface FleetResult {
   brokerCpuUsPerRoundTrip: number
   brokerCpuPct: number
   /** every window: round trips/s and broker CPU per round trip (the figures above are their medians) */
-  windows: Array<{ roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, brokerSysUsPerRoundTrip: number, brokerHelperThreadsUsPerRoundTrip: number, tcp?: { segmentsPerRoundTrip: number, pureAcksPerRoundTrip: number, delayedAcksPerRoundTrip: number }, gc?: { minorUsPerRoundTrip: number, majorUsPerRoundTrip: number, otherUsPerRoundTrip: number, majors: number }, paced?: { roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number } }>
+  windows: Array<{ roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, brokerSysUsPerRoundTrip: number, brokerHelperThreadsUsPerRoundTrip: number, keepAlivePingsPerSec: number, tcp?: { segmentsPerRoundTrip: number, pureAcksPerRoundTrip: number, delayedAcksPerRoundTrip: number }, gc?: { minorUsPerRoundTrip: number, majorUsPerRoundTrip: number, otherUsPerRoundTrip: number, majors: number }, paced?: { roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, keepAlivePingsPerSec: number } }>
   /** median over the paced windows (pacedRate Gets per second): CPU per round trip at the same load for every target and K */
   pacedCpuUsPerRoundTrip?: number
   /** Gets with no GetResp within 10 s (written off), during the window */
@@ -291,6 +291,13 @@ async function startLoader (): Promise<Loader> {
   const ready = next('ready')
   await ready
   return { child, request: m => { child.send(m) }, next }
+}
+
+/** PINGREQs the loaders have sent so far: the Keep Alive of agents that had nothing else to send. */
+async function loaderPings (loaders: Loader[]): Promise<number> {
+  const replies = loaders.map(l => l.next('stats'))
+  for (const l of loaders) l.request({ type: 'stats' })
+  return (await Promise.all(replies)).reduce((n, s) => n + s.pinged, 0)
 }
 
 // ---- the controller: Gets out, GetResps in, RTT by msg_id
@@ -602,6 +609,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
     o.log(`  K=${f.k} ${f.name} warm-up: ${ctl.answered - answered0} round trips in ${((Date.now() - warm0) / 1000).toFixed(1)} s`)
     f.warm = true
   }
+  const pings0 = await loaderPings(f.loaders)
   const m0 = machineBusyUs()
   const self0 = process.cpuUsage()
   const lost0 = ctl.lost
@@ -630,6 +638,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   const helperUs = procHelperThreadsUs(t.pid) - h0
   const tcp1 = tcpCounters()
   ctl.recording = false
+  const pings = await loaderPings(f.loaders) - pings0
   const self = process.cpuUsage(self0)
   const m1 = machineBusyUs()
   const n = ctl.completed - done0
@@ -641,6 +650,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
     brokerCpuUsPerRoundTrip: wUs / Math.max(1, n),
     brokerSysUsPerRoundTrip: sysUs / Math.max(1, n),
     brokerHelperThreadsUsPerRoundTrip: helperUs / Math.max(1, n),
+    keepAlivePingsPerSec: pings / (wMs / 1000),
     ...(tcp0 !== undefined && tcp1 !== undefined ? { tcp: tcpPerRoundTrip(tcp0, tcp1, n) } : {}),
     ...(gc0 !== undefined && gc1 !== undefined ? { gc: { minorUsPerRoundTrip: perRt(gc1.minorMs - gc0.minorMs), majorUsPerRoundTrip: perRt(gc1.majorMs - gc0.majorMs), otherUsPerRoundTrip: perRt(gc1.otherMs - gc0.otherMs), majors: gc1.majors - gc0.majors } } : {})
   })
@@ -654,6 +664,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   if (o.pacedRate > 0) {
     ctl.start(o.inFlight, o.pacedRate)
     await sleep(1000)
+    const ppings0 = await loaderPings(f.loaders)
     const pc0 = procCpuUs(t.pid).total
     const pw0 = process.hrtime.bigint()
     const pa0 = ctl.answered
@@ -662,14 +673,16 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
     const pUs = procCpuUs(t.pid).total - pc0
     const pMs = Number(process.hrtime.bigint() - pw0) / 1e6
     const pn = ctl.answered - pa0
+    const ppings = await loaderPings(f.loaders) - ppings0
     if (first && f.profiles.paced !== undefined) f.profiles.paced.operations = pn
     await ctl.stopAndDrain(15_000)
-    x.paced = { roundTripsPerSec: pn / (pMs / 1000), brokerCpuUsPerRoundTrip: pUs / Math.max(1, pn) }
+    x.paced = { roundTripsPerSec: pn / (pMs / 1000), brokerCpuUsPerRoundTrip: pUs / Math.max(1, pn), keepAlivePingsPerSec: ppings / (pMs / 1000) }
   }
   const gc = x.gc !== undefined ? `, GC ${x.gc.minorUsPerRoundTrip.toFixed(1)} young + ${x.gc.majorUsPerRoundTrip.toFixed(1)} full (${x.gc.majors}×) + ${x.gc.otherUsPerRoundTrip.toFixed(1)} incremental` : ''
   const tcp = x.tcp !== undefined ? `; TCP segments ${x.tcp.segmentsPerRoundTrip.toFixed(2)}, pure ACKs ${x.tcp.pureAcksPerRoundTrip.toFixed(2)}, delayed ACKs ${x.tcp.delayedAcksPerRoundTrip.toFixed(2)} per round trip` : ''
-  const paced = x.paced !== undefined ? `; paced at ${Math.round(x.paced.roundTripsPerSec)}/s: ${x.paced.brokerCpuUsPerRoundTrip.toFixed(0)} µs` : ''
-  o.log(`  K=${f.k} ${f.name} window ${f.windows.length}: ${Math.round(x.roundTripsPerSec)}/s, ${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (kernel ${x.brokerSysUsPerRoundTrip.toFixed(0)}, helper threads ${x.brokerHelperThreadsUsPerRoundTrip.toFixed(0)}${gc}${tcp})${paced}, load ${loadavg()[0]!.toFixed(2)}`)
+  const keepAlive = `; keep-alive PINGREQs ${x.keepAlivePingsPerSec.toFixed(0)}/s`
+  const paced = x.paced !== undefined ? `; paced at ${Math.round(x.paced.roundTripsPerSec)}/s: ${x.paced.brokerCpuUsPerRoundTrip.toFixed(0)} µs, ${x.paced.keepAlivePingsPerSec.toFixed(0)} PINGREQs/s` : ''
+  o.log(`  K=${f.k} ${f.name} window ${f.windows.length}: ${Math.round(x.roundTripsPerSec)}/s, ${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (kernel ${x.brokerSysUsPerRoundTrip.toFixed(0)}, helper threads ${x.brokerHelperThreadsUsPerRoundTrip.toFixed(0)}${gc}${tcp}${keepAlive})${paced}, load ${loadavg()[0]!.toFixed(2)}`)
 }
 
 function summarize (f: PreparedFleet, rounds: ConnectSample[]): FleetResult {
