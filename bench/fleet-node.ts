@@ -121,7 +121,7 @@ export interface FleetResult {
   brokerCpuUsPerRoundTrip: number
   brokerCpuPct: number
   /** every window: round trips/s and broker CPU per round trip (the figures above are their medians) */
-  windows: Array<{ roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, brokerSysUsPerRoundTrip: number, brokerHelperThreadsUsPerRoundTrip: number, keepAlivePingsPerSec: number, tcp?: { segmentsPerRoundTrip: number, pureAcksPerRoundTrip: number, delayedAcksPerRoundTrip: number }, gc?: { minorUsPerRoundTrip: number, majorUsPerRoundTrip: number, otherUsPerRoundTrip: number, majors: number }, paced?: { roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, keepAlivePingsPerSec: number } }>
+  windows: Array<{ roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, brokerSysUsPerRoundTrip: number, brokerHelperThreadsUsPerRoundTrip: number, keepAlivePingsPerSec: number, syscalls?: { readsPerRoundTrip: number, writesPerRoundTrip: number }, tcp?: { segmentsPerRoundTrip: number, pureAcksPerRoundTrip: number, delayedAcksPerRoundTrip: number }, gc?: { minorUsPerRoundTrip: number, majorUsPerRoundTrip: number, otherUsPerRoundTrip: number, majors: number }, paced?: { roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, keepAlivePingsPerSec: number } }>
   /** median over the paced windows (pacedRate Gets per second): CPU per round trip at the same load for every target and K */
   pacedCpuUsPerRoundTrip?: number
   /** Gets with no GetResp within 10 s (written off), during the window */
@@ -199,6 +199,16 @@ function tcpCounters (): TcpCounters | undefined {
 }
 
 /** What the machine's TCP did between two readings, per round trip. */
+/** The broker's read and write system calls so far, all threads (/proc/<pid>/io syscr, syscw). */
+function procSyscalls (pid: number): { reads: number, writes: number } | undefined {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8')
+    const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? NaN)
+    const r = { reads: field('syscr'), writes: field('syscw') }
+    return Number.isFinite(r.reads) && Number.isFinite(r.writes) ? r : undefined
+  } catch { return undefined }
+}
+
 function tcpPerRoundTrip (a: TcpCounters, b: TcpCounters, roundTrips: number): NonNullable<FleetResult['windows'][number]['tcp']> {
   const n = Math.max(1, roundTrips)
   return { segmentsPerRoundTrip: (b.segments - a.segments) / n, pureAcksPerRoundTrip: (b.pureAcks - a.pureAcks) / n, delayedAcksPerRoundTrip: (b.delayedAcks - a.delayedAcks) / n }
@@ -619,6 +629,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   const done0 = ctl.completed
   const gc0 = await t.gcTime?.()
   const tcp0 = tcpCounters()
+  const sc0 = procSyscalls(t.pid)
   ctl.recording = true
   // the first window is the profiled one
   const allocating = first && o.allocations && t.heapStart !== undefined
@@ -637,6 +648,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   const sysUs = c1.sys - c0.sys
   const helperUs = procHelperThreadsUs(t.pid) - h0
   const tcp1 = tcpCounters()
+  const sc1 = procSyscalls(t.pid)
   ctl.recording = false
   const pings = await loaderPings(f.loaders) - pings0
   const self = process.cpuUsage(self0)
@@ -651,6 +663,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
     brokerSysUsPerRoundTrip: sysUs / Math.max(1, n),
     brokerHelperThreadsUsPerRoundTrip: helperUs / Math.max(1, n),
     keepAlivePingsPerSec: pings / (wMs / 1000),
+    ...(sc0 !== undefined && sc1 !== undefined ? { syscalls: { readsPerRoundTrip: (sc1.reads - sc0.reads) / Math.max(1, n), writesPerRoundTrip: (sc1.writes - sc0.writes) / Math.max(1, n) } } : {}),
     ...(tcp0 !== undefined && tcp1 !== undefined ? { tcp: tcpPerRoundTrip(tcp0, tcp1, n) } : {}),
     ...(gc0 !== undefined && gc1 !== undefined ? { gc: { minorUsPerRoundTrip: perRt(gc1.minorMs - gc0.minorMs), majorUsPerRoundTrip: perRt(gc1.majorMs - gc0.majorMs), otherUsPerRoundTrip: perRt(gc1.otherMs - gc0.otherMs), majors: gc1.majors - gc0.majors } } : {})
   })
@@ -680,9 +693,10 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   }
   const gc = x.gc !== undefined ? `, GC ${x.gc.minorUsPerRoundTrip.toFixed(1)} young + ${x.gc.majorUsPerRoundTrip.toFixed(1)} full (${x.gc.majors}×) + ${x.gc.otherUsPerRoundTrip.toFixed(1)} incremental` : ''
   const tcp = x.tcp !== undefined ? `; TCP segments ${x.tcp.segmentsPerRoundTrip.toFixed(2)}, pure ACKs ${x.tcp.pureAcksPerRoundTrip.toFixed(2)}, delayed ACKs ${x.tcp.delayedAcksPerRoundTrip.toFixed(2)} per round trip` : ''
+  const sys = x.syscalls !== undefined ? `; broker reads ${x.syscalls.readsPerRoundTrip.toFixed(2)}, writes ${x.syscalls.writesPerRoundTrip.toFixed(2)} per round trip` : ''
   const keepAlive = `; keep-alive PINGREQs ${x.keepAlivePingsPerSec.toFixed(0)}/s`
   const paced = x.paced !== undefined ? `; paced at ${Math.round(x.paced.roundTripsPerSec)}/s: ${x.paced.brokerCpuUsPerRoundTrip.toFixed(0)} µs, ${x.paced.keepAlivePingsPerSec.toFixed(0)} PINGREQs/s` : ''
-  o.log(`  K=${f.k} ${f.name} window ${f.windows.length}: ${Math.round(x.roundTripsPerSec)}/s, ${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (kernel ${x.brokerSysUsPerRoundTrip.toFixed(0)}, helper threads ${x.brokerHelperThreadsUsPerRoundTrip.toFixed(0)}${gc}${tcp}${keepAlive})${paced}, load ${loadavg()[0]!.toFixed(2)}`)
+  o.log(`  K=${f.k} ${f.name} window ${f.windows.length}: ${Math.round(x.roundTripsPerSec)}/s, ${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (kernel ${x.brokerSysUsPerRoundTrip.toFixed(0)}, helper threads ${x.brokerHelperThreadsUsPerRoundTrip.toFixed(0)}${gc}${tcp}${sys}${keepAlive})${paced}, load ${loadavg()[0]!.toFixed(2)}`)
 }
 
 function summarize (f: PreparedFleet, rounds: ConnectSample[]): FleetResult {
