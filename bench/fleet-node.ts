@@ -199,8 +199,15 @@ function tcpCounters (): TcpCounters | undefined {
 }
 
 /** What the machine's TCP did between two readings, per round trip. */
+function tcpPerRoundTrip (a: TcpCounters, b: TcpCounters, roundTrips: number): NonNullable<FleetResult['windows'][number]['tcp']> {
+  const n = Math.max(1, roundTrips)
+  return { segmentsPerRoundTrip: (b.segments - a.segments) / n, pureAcksPerRoundTrip: (b.pureAcks - a.pureAcks) / n, delayedAcksPerRoundTrip: (b.delayedAcks - a.delayedAcks) / n }
+}
+
+interface Syscalls { reads: number, writes: number }
+
 /** The broker's read and write system calls so far, all threads (/proc/<pid>/io syscr, syscw). */
-function procSyscalls (pid: number): { reads: number, writes: number } | undefined {
+function procSyscalls (pid: number): Syscalls | undefined {
   try {
     const io = readFileSync(`/proc/${pid}/io`, 'utf8')
     const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? NaN)
@@ -209,9 +216,10 @@ function procSyscalls (pid: number): { reads: number, writes: number } | undefin
   } catch { return undefined }
 }
 
-function tcpPerRoundTrip (a: TcpCounters, b: TcpCounters, roundTrips: number): NonNullable<FleetResult['windows'][number]['tcp']> {
+/** The broker's system calls between two readings, per round trip. */
+function syscallsPerRoundTrip (a: Syscalls, b: Syscalls, roundTrips: number): NonNullable<FleetResult['windows'][number]['syscalls']> {
   const n = Math.max(1, roundTrips)
-  return { segmentsPerRoundTrip: (b.segments - a.segments) / n, pureAcksPerRoundTrip: (b.pureAcks - a.pureAcks) / n, delayedAcksPerRoundTrip: (b.delayedAcks - a.delayedAcks) / n }
+  return { readsPerRoundTrip: (b.reads - a.reads) / n, writesPerRoundTrip: (b.writes - a.writes) / n }
 }
 
 // ---- targets
@@ -663,7 +671,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
     brokerSysUsPerRoundTrip: sysUs / Math.max(1, n),
     brokerHelperThreadsUsPerRoundTrip: helperUs / Math.max(1, n),
     keepAlivePingsPerSec: pings / (wMs / 1000),
-    ...(sc0 !== undefined && sc1 !== undefined ? { syscalls: { readsPerRoundTrip: (sc1.reads - sc0.reads) / Math.max(1, n), writesPerRoundTrip: (sc1.writes - sc0.writes) / Math.max(1, n) } } : {}),
+    ...(sc0 !== undefined && sc1 !== undefined ? { syscalls: syscallsPerRoundTrip(sc0, sc1, n) } : {}),
     ...(tcp0 !== undefined && tcp1 !== undefined ? { tcp: tcpPerRoundTrip(tcp0, tcp1, n) } : {}),
     ...(gc0 !== undefined && gc1 !== undefined ? { gc: { minorUsPerRoundTrip: perRt(gc1.minorMs - gc0.minorMs), majorUsPerRoundTrip: perRt(gc1.majorMs - gc0.majorMs), otherUsPerRoundTrip: perRt(gc1.otherMs - gc0.otherMs), majors: gc1.majors - gc0.majors } } : {})
   })
