@@ -47,6 +47,8 @@ export class PolicyEngine {
   private readonly cache: DecisionCache<Decision>
   private readonly onError: ((err: Error, input: PolicyInput) => void) | undefined
   private readonly counters = { hits: 0, misses: 0, evaluations: 0, errors: 0 }
+  /** Shared decisions (sharedDecision): key = cached/allow flag, revision length, revision, reason. */
+  private readonly shared = new Map<string, Decision>()
 
   private readonly onEvaluated: ((action: string, seconds: number) => void) | undefined
   constructor (opts: PolicyEngineOptions = {}) {
@@ -195,8 +197,26 @@ export class PolicyEngine {
     if (this.onEvaluated !== undefined) this.onEvaluated(input.action, (performance.now() - started) / 1e3)
     const { allow, reason } = result
     const revision = policy.revision
-    this.cache.set(identity, key, Object.freeze({ allow, reason, revision, cached: true }))
-    return Object.freeze({ allow, reason, revision, cached: false })
+    this.cache.set(identity, key, this.sharedDecision(allow, reason, revision, true))
+    return this.sharedDecision(allow, reason, revision, false)
+  }
+
+  /**
+   * One frozen object per (revision, allow, reason, cached): a decision carries nothing of its input,
+   * so the decision cache and every session's memo share a handful of objects instead of holding one
+   * per topic (at 10,000 agents the Controller's memo held 10,000 copies, and reading the one for the
+   * next Get's inbox was one more cold cache line per round trip). Bounded: a bundle whose reasons
+   * vary per input just stops sharing once the table is full, and starts over.
+   */
+  private sharedDecision (allow: boolean, reason: string, revision: string, cached: boolean): Decision {
+    const key = (cached ? (allow ? 'A' : 'D') : (allow ? 'a' : 'd')) + revision.length + ':' + revision + reason
+    let d = this.shared.get(key)
+    if (d === undefined) {
+      if (this.shared.size >= MAX_SHARED_DECISIONS) this.shared.clear()
+      d = Object.freeze({ allow, reason, revision, cached })
+      this.shared.set(key, d)
+    }
+    return d
   }
 
   /** Cache-only lookup for a synchronous hot path that must not evaluate: undefined on a miss. */
@@ -309,6 +329,9 @@ export class PolicyEngine {
     return Object.freeze({ allow: false, reason: 'policy_error', revision: policy.revision, cached: false, error: error.message })
   }
 }
+
+/** Distinct shared decisions an engine keeps (sharedDecision): revisions × outcomes × reasons, normally a few dozen. */
+const MAX_SHARED_DECISIONS = 1024
 
 const NO_POLICY: Decision = Object.freeze({
   allow: false, reason: 'no_policy', revision: '', cached: false, error: 'no policy bundle is active'

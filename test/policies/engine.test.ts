@@ -125,6 +125,23 @@ test('the cache grows with the connected fleet: a controller cycling through mor
   assert.equal(engine.cacheCapacity, 1600, 'never shrinks')
 })
 
+test('a controller addressing a fleet shares one decision object per outcome, not one per topic (memory and cache lines per agent)', () => {
+  const engine = new PolicyEngine()
+  engine.activate(policy)
+  const agents = Array.from({ length: 50 }, (_, i) => req('publish', controller, `acme/usp/agent/os::00256D-${String(i).padStart(4, '0')}`))
+  const fresh = new Set(agents.map(a => engine.decide(a)))
+  const hits = new Set(agents.map(a => engine.decide(a)))
+  assert.equal(fresh.size, 1, 'every first decision (allow, same reason, same revision) is the same frozen object')
+  assert.equal(hits.size, 1, 'every cache hit too')
+  const [f] = fresh; const [h] = hits
+  assert.deepEqual([f!.allow, f!.cached, h!.allow, h!.cached], [true, false, true, true])
+  assert.ok(Object.isFrozen(f) && Object.isFrozen(h))
+  // a different outcome is a different object, with its own reason
+  const denied = engine.decide({ ...agents[0]!, qos: 2 })
+  assert.deepEqual([denied.allow, denied.reason], [false, 'qos2_on_usp_topic'])
+  assert.notEqual(denied, f)
+})
+
 test('an evaluation error fails closed, reports, and is not cached', async () => {
   const { bytes } = buildTempBundle({
     only: true,
