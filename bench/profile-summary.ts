@@ -45,16 +45,21 @@ function frameWhere (cf: CallFrame): string {
   return cf.url ? `${shortUrl(cf.url)}${cf.lineNumber > 0 ? `:${cf.lineNumber + 1}` : ''}` : ''
 }
 
-/** A profile's nodes by id, and the self time (µs) of each node that was sampled. */
+/**
+ * A profile's nodes by id, and the self time (µs) of each node that was sampled. Every sample weighs
+ * the same (the profile's sampled time over its sample count), not its own time delta: on a saturated
+ * 2-core machine V8's sampling thread is descheduled for milliseconds at a time, and weighting by delta
+ * charged each gap to whatever one sample caught (the fleet's 5 s profiles held samples of 85 and 193 ms
+ * on the inspector's `dispatch` at profile start, which read as +2.4 µs per round trip of "growth").
+ */
 async function readProfile (file: string): Promise<{ p: CpuProfile, byId: Map<number, ProfileNode>, selfUs: Map<number, number> }> {
   const p = JSON.parse(await readFile(file, 'utf8')) as CpuProfile
   const byId = new Map<number, ProfileNode>()
   for (const n of p.nodes) byId.set(n.id, n)
+  const sampledUs = p.timeDeltas.reduce((s, d) => s + d, 0)
+  const perSampleUs = p.samples.length > 0 ? sampledUs / p.samples.length : 0
   const selfUs = new Map<number, number>()
-  for (let i = 0; i < p.samples.length; i++) {
-    const id = p.samples[i]!
-    selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0))
-  }
+  for (const id of p.samples) selfUs.set(id, (selfUs.get(id) ?? 0) + perSampleUs)
   return { p, byId, selfUs }
 }
 
