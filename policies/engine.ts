@@ -47,7 +47,7 @@ export class PolicyEngine {
   private readonly cache: DecisionCache<Decision>
   private readonly onError: ((err: Error, input: PolicyInput) => void) | undefined
   private readonly counters = { hits: 0, misses: 0, evaluations: 0, errors: 0 }
-  /** Shared decisions (sharedDecision): key = cached/allow flag, revision length, revision, reason. */
+  /** sharedDecision's table */
   private readonly shared = new Map<string, Decision>()
 
   private readonly onEvaluated: ((action: string, seconds: number) => void) | undefined
