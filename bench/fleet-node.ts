@@ -121,7 +121,7 @@ export interface FleetResult {
   brokerCpuUsPerRoundTrip: number
   brokerCpuPct: number
   /** every window: round trips/s and broker CPU per round trip (the figures above are their medians) */
-  windows: Array<{ roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, brokerSysUsPerRoundTrip: number, brokerHelperThreadsUsPerRoundTrip: number, keepAlivePingsPerSec: number, syscalls?: { readsPerRoundTrip: number, writesPerRoundTrip: number }, tcp?: { segmentsPerRoundTrip: number, pureAcksPerRoundTrip: number, delayedAcksPerRoundTrip: number }, gc?: { minorUsPerRoundTrip: number, majorUsPerRoundTrip: number, otherUsPerRoundTrip: number, majors: number }, paced?: { roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, keepAlivePingsPerSec: number } }>
+  windows: Array<{ roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, brokerSysUsPerRoundTrip: number, brokerHelperThreadsUsPerRoundTrip: number, keepAlivePingsPerSec: number, machineStealPct?: number, syscalls?: { readsPerRoundTrip: number, writesPerRoundTrip: number }, tcp?: { segmentsPerRoundTrip: number, pureAcksPerRoundTrip: number, delayedAcksPerRoundTrip: number }, gc?: { minorUsPerRoundTrip: number, majorUsPerRoundTrip: number, otherUsPerRoundTrip: number, majors: number }, paced?: { roundTripsPerSec: number, brokerCpuUsPerRoundTrip: number, keepAlivePingsPerSec: number } }>
   /** median over the paced windows (pacedRate Gets per second): CPU per round trip at the same load for every target and K */
   pacedCpuUsPerRoundTrip?: number
   /** Gets with no GetResp within 10 s (written off), during the window */
@@ -135,6 +135,11 @@ export interface FleetResult {
   provisionMs: number
   loadavg: number[]
   otherCpuPct: number | null
+  /**
+   * Mean over the windows of the machine's CPU time the hypervisor gave to other guests (steal, % of all
+   * cores): a window with steal ran on a host busy with someone else's work, which also slows what did run.
+   */
+  machineStealPct: number | null
   /** --cpu-prof, by phase (connect, roundtrips, paced); operations: agents connected or round trips in the profiled span, for per-operation comparisons (bench/profile-summary.ts --diff) */
   profiles: Record<string, { file: string, summary: ProfileSummary, operations?: number }>
   /** live bytes by allocating function after the fleet connected (--heap-prof) */
@@ -628,7 +633,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
     f.warm = true
   }
   const pings0 = await loaderPings(f.loaders)
-  const m0 = machineBusyUs()
+  const m0 = machineCpuUs()
   const self0 = process.cpuUsage()
   const lost0 = ctl.lost
   const c0 = procCpuUs(t.pid)
@@ -660,7 +665,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   ctl.recording = false
   const pings = await loaderPings(f.loaders) - pings0
   const self = process.cpuUsage(self0)
-  const m1 = machineBusyUs()
+  const m1 = machineCpuUs()
   const n = ctl.completed - done0
   if (first && f.profiles.roundtrips !== undefined) f.profiles.roundtrips.operations = n
   const gc1 = gc0 !== undefined ? await t.gcTime?.() : undefined
@@ -671,6 +676,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
     brokerSysUsPerRoundTrip: sysUs / Math.max(1, n),
     brokerHelperThreadsUsPerRoundTrip: helperUs / Math.max(1, n),
     keepAlivePingsPerSec: pings / (wMs / 1000),
+    ...(m0 !== undefined && m1 !== undefined ? { machineStealPct: (m1.steal - m0.steal) / Math.max(1, m1.total - m0.total) * 100 } : {}),
     ...(sc0 !== undefined && sc1 !== undefined ? { syscalls: syscallsPerRoundTrip(sc0, sc1, n) } : {}),
     ...(tcp0 !== undefined && tcp1 !== undefined ? { tcp: tcpPerRoundTrip(tcp0, tcp1, n) } : {}),
     ...(gc0 !== undefined && gc1 !== undefined ? { gc: { minorUsPerRoundTrip: perRt(gc1.minorMs - gc0.minorMs), majorUsPerRoundTrip: perRt(gc1.majorMs - gc0.majorMs), otherUsPerRoundTrip: perRt(gc1.otherMs - gc0.otherMs), majors: gc1.majors - gc0.majors } } : {})
@@ -679,7 +685,7 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   f.brokerUs += wUs
   f.lost += ctl.lost - lost0
   // everything but the broker and this process (loaders included): a rough contention figure
-  f.otherUs = f.otherUs !== undefined && m0 !== undefined && m1 !== undefined ? f.otherUs + Math.max(0, m1 - m0 - wUs - (self.user + self.system)) : undefined
+  f.otherUs = f.otherUs !== undefined && m0 !== undefined && m1 !== undefined ? f.otherUs + Math.max(0, m1.busy - m0.busy - wUs - (self.user + self.system)) : undefined
   await ctl.stopAndDrain(15_000)
   const x = f.windows[f.windows.length - 1]!
   if (o.pacedRate > 0) {
@@ -703,8 +709,9 @@ async function measureWindow (o: FleetOptions, f: PreparedFleet): Promise<void> 
   const tcp = x.tcp !== undefined ? `; TCP segments ${x.tcp.segmentsPerRoundTrip.toFixed(2)}, pure ACKs ${x.tcp.pureAcksPerRoundTrip.toFixed(2)}, delayed ACKs ${x.tcp.delayedAcksPerRoundTrip.toFixed(2)} per round trip` : ''
   const sys = x.syscalls !== undefined ? `; broker reads ${x.syscalls.readsPerRoundTrip.toFixed(2)}, writes ${x.syscalls.writesPerRoundTrip.toFixed(2)} per round trip` : ''
   const keepAlive = `; keep-alive PINGREQs ${x.keepAlivePingsPerSec.toFixed(0)}/s`
+  const steal = x.machineStealPct !== undefined ? `, steal ${x.machineStealPct.toFixed(1)}%` : ''
   const paced = x.paced !== undefined ? `; paced at ${Math.round(x.paced.roundTripsPerSec)}/s: ${x.paced.brokerCpuUsPerRoundTrip.toFixed(0)} µs, ${x.paced.keepAlivePingsPerSec.toFixed(0)} PINGREQs/s` : ''
-  o.log(`  K=${f.k} ${f.name} window ${f.windows.length}: ${Math.round(x.roundTripsPerSec)}/s, ${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (kernel ${x.brokerSysUsPerRoundTrip.toFixed(0)}, helper threads ${x.brokerHelperThreadsUsPerRoundTrip.toFixed(0)}${gc}${tcp}${sys}${keepAlive})${paced}, load ${loadavg()[0]!.toFixed(2)}`)
+  o.log(`  K=${f.k} ${f.name} window ${f.windows.length}: ${Math.round(x.roundTripsPerSec)}/s, ${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs broker CPU per round trip (kernel ${x.brokerSysUsPerRoundTrip.toFixed(0)}, helper threads ${x.brokerHelperThreadsUsPerRoundTrip.toFixed(0)}${gc}${tcp}${sys}${keepAlive})${paced}, load ${loadavg()[0]!.toFixed(2)}${steal}`)
 }
 
 function summarize (f: PreparedFleet, rounds: ConnectSample[]): FleetResult {
@@ -734,6 +741,7 @@ function summarize (f: PreparedFleet, rounds: ConnectSample[]): FleetResult {
     provisionMs: f.target.provisionMs,
     loadavg: loadavg().map(x => Math.round(x * 100) / 100),
     otherCpuPct: f.otherUs !== undefined ? f.otherUs / 1000 / f.windowMs * 100 : null,
+    machineStealPct: f.windows.every(x => x.machineStealPct !== undefined) && f.windows.length > 0 ? f.windows.reduce((a, x) => a + x.machineStealPct!, 0) / f.windows.length : null,
     profiles: f.profiles,
     ...(f.heap !== undefined ? { heap: f.heap } : {})
   }
@@ -756,10 +764,13 @@ function median (xs: number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
-function machineBusyUs (): number | undefined {
+/** The machine's CPU time from /proc/stat, all cores (µs): busy (steal included), steal, and the total with idle. */
+function machineCpuUs (): { busy: number, steal: number, total: number } | undefined {
   try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number)
-    return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) * 1e6 / CLK_TCK
+    // user nice system idle iowait irq softirq steal (guest time is already in user)
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number)
+    const us = (ticks: number): number => ticks * 1e6 / CLK_TCK
+    return { busy: us(f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!), steal: us(f[7]!), total: us(f.reduce((a, b) => a + b, 0)) }
   } catch { return undefined }
 }
 
@@ -899,14 +910,15 @@ function fleetReferences (rs: FleetResult[]): FleetReport['references'] {
 }
 
 export function formatFleetReport (r: FleetReport): string {
-  const rows: string[][] = [['K agents', 'target', 'round trips/s', 'p50 / p99 RTT (ms)', 'broker CPU/round trip', 'paced', 'RSS idle → with fleet', 'RSS/agent', 'fleet connect', 'CPU/connect', 'lost', 'load avg']]
+  const rows: string[][] = [['K agents', 'target', 'round trips/s', 'p50 / p99 RTT (ms)', 'broker CPU/round trip', 'paced', 'RSS idle → with fleet', 'RSS/agent', 'fleet connect', 'CPU/connect', 'lost', 'load avg', 'steal']]
   for (const x of r.results) {
     rows.push([
       x.agents.toLocaleString('en-US'), x.target, Math.round(x.roundTripsPerSec).toLocaleString('en-US'),
       `${x.rttP50Ms.toFixed(0)} / ${x.rttP99Ms.toFixed(0)}`, `${x.brokerCpuUsPerRoundTrip.toFixed(0)} µs`, x.pacedCpuUsPerRoundTrip !== undefined ? `${x.pacedCpuUsPerRoundTrip.toFixed(0)} µs` : '-',
       `${x.rssIdleMB.toFixed(1)} → ${x.rssFleetMB.toFixed(1)} MB`, `${x.rssPerAgentKB.toFixed(1)} kB`,
       `${(x.connectMs / 1000).toFixed(2)} s${x.connected < x.agents ? ` (${x.agents - x.connected} failed)` : ''}`,
-      `${x.brokerCpuUsPerConnect.toFixed(0)} µs`, String(x.lost), x.loadavg[0]!.toFixed(2)
+      `${x.brokerCpuUsPerConnect.toFixed(0)} µs`, String(x.lost), x.loadavg[0]!.toFixed(2),
+      x.machineStealPct !== null ? `${x.machineStealPct.toFixed(1)}%` : '-'
     ])
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map(row => row[i]!.length)))
