@@ -18,7 +18,7 @@ import { uspSchema } from '../broker/usp/index.ts'
 import { startBroker, trackProcess, type BrokerHandle } from './brokers.ts'
 import type { GcTime, HeapAfterGc, HeapSampling, HeapSite } from './broker-child.ts'
 import { startMosquitto, mosquittoUsername } from './mosquitto.ts'
-import { Samples, sleep, waitForQuiet, nowUs } from './stats.ts'
+import { Samples, sleep, waitForQuiet, nowUs, machineCpuUs } from './stats.ts'
 import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
 import type { FleetAgent, FleetLoaderMessage, FleetLoaderRequest } from './fleet-loader.ts'
 
@@ -762,16 +762,6 @@ function median (xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
   const m = s.length >> 1
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
-
-/** The machine's CPU time from /proc/stat, all cores (µs): busy (steal included), steal, and the total with idle. */
-function machineCpuUs (): { busy: number, steal: number, total: number } | undefined {
-  try {
-    // user nice system idle iowait irq softirq steal (guest time is already in user)
-    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number)
-    const us = (ticks: number): number => ticks * 1e6 / CLK_TCK
-    return { busy: us(f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!), steal: us(f[7]!), total: us(f.reduce((a, b) => a + b, 0)) }
-  } catch { return undefined }
 }
 
 const fleetKey = (k: number, name: FleetTargetName): string => `${k} ${name}`

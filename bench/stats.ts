@@ -50,17 +50,22 @@ export async function until (fn: () => boolean | Promise<boolean>, timeoutMs: nu
   }
 }
 
-/** Busy CPU time of the whole machine (ms, summed over cores) from /proc/stat; undefined off Linux. */
-export function machineBusyMs (): number | undefined {
+/** The machine's CPU time from /proc/stat, all cores (µs): busy (steal included), steal, and the total with idle; undefined off Linux. */
+export function machineCpuUs (): { busy: number, steal: number, total: number } | undefined {
   try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!
-    const f = line.trim().split(/\s+/).slice(1).map(Number)
     // user nice system idle iowait irq softirq steal (guest time is already in user)
-    const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!
-    return busy * 1000 / 100 // USER_HZ = 100
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number)
+    const us = (ticks: number): number => ticks * 1e6 / 100 // USER_HZ = 100
+    return { busy: us(f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!), steal: us(f[7]!), total: us(f.reduce((a, b) => a + b, 0)) }
   } catch {
     return undefined
   }
+}
+
+/** Busy CPU time of the whole machine (ms, summed over cores); undefined off Linux. */
+export function machineBusyMs (): number | undefined {
+  const m = machineCpuUs()
+  return m === undefined ? undefined : m.busy / 1000
 }
 
 /**
