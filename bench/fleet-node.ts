@@ -84,6 +84,9 @@ export interface FleetOptions {
   log: (line: string) => void
 }
 
+/** Every fleet run is kept here as well as in bench/results/fleet.json, for bench/fleet-summary.ts. */
+export const FLEET_RUNS_DIR = join(REPO, 'bench', 'results', 'fleet-runs')
+
 export const defaultFleetOptions: FleetOptions = {
   fleetSizes: [1000, 10_000],
   targets: ['mosquitto', 'aedes', 'gateway'],
@@ -774,13 +777,26 @@ function rotated<T> (xs: readonly T[], by: number): T[] {
 
 export interface FleetReport {
   results: FleetResult[]
-  checks: Array<{ name: string, value: string, target: string, verdict: 'PASS' | 'FAIL' }>
+  /** what the run measured with: a summary over runs (`bench/fleet-summary.ts`) only pools runs of one shape */
+  shape: FleetShape
+  checks: FleetCheck[]
   /**
    * Not targets: plain aedes's own CPU per round trip at the largest K against the smallest, measured in
    * the same windows. The issue takes aedes's cost as flat in K; on this machine its ratio shows how far
    * the gateway's ratio moves with the run rather than with the code.
    */
-  references: Array<{ name: string, value: string }>
+  references: Array<{ name: string, value: string, figure?: number }>
+}
+
+export interface FleetShape { fleetSizes: number[], targets: FleetTargetName[], windows: number, windowSeconds: number, pacedRate: number, connectRounds: number }
+
+/** One target of the issue in one run: the figure as a number (a ratio, or a percentage), its limit, and the verdict. */
+export interface FleetCheck { name: string, figure: number, unit: '×' | '%', limit: number, atMost: boolean, value: string, target: string, verdict: 'PASS' | 'FAIL' }
+
+export function fleetCheck (name: string, figure: number, unit: '×' | '%', limit: number, atMost: boolean): FleetCheck {
+  const digits = unit === '%' ? 1 : 2
+  const pass = atMost ? figure <= limit : figure >= limit
+  return { name, figure, unit, limit, atMost, value: `${figure.toFixed(digits)}${unit}`, target: `${atMost ? '≤' : '≥'} ${unit === '%' ? limit : limit.toFixed(2)}${unit}`, verdict: pass ? 'PASS' : 'FAIL' }
 }
 
 /**
@@ -832,7 +848,8 @@ export async function runFleetBench (options: Partial<FleetOptions> = {}): Promi
       if (r.connects.rounds.length > 0) o.log(`  fleet connect ${(r.connectMs / 1000).toFixed(2)} s, median of rounds ${r.connects.rounds.map(seconds).join(', ')} s; prepared with the fleets before it connected: ${seconds(r.connects.prepared)} s`)
       for (const [phase, p] of Object.entries(r.profiles)) o.log(formatSummary(`  profile ${phase} (${p.file}${p.operations !== undefined ? `, ${p.operations} ${phase === 'connect' ? 'agents' : 'round trips'}` : ''})`, p.summary))
     }
-    return { results, checks: fleetChecks(results), references: fleetReferences(results) }
+    const shape: FleetShape = { fleetSizes: o.fleetSizes, targets: o.targets, windows: o.windows, windowSeconds: o.measureMs / 1000, pacedRate: o.pacedRate, connectRounds: o.connectRounds }
+    return { shape, results, checks: fleetChecks(results), references: fleetReferences(results) }
   } finally {
     for (const f of fleets) await closeFleet(f)
   }
@@ -853,36 +870,36 @@ function growthRatio (rs: FleetResult[], target: FleetTargetName): GrowthRatio |
   return { small, big, saturated: b.brokerCpuUsPerRoundTrip / a.brokerCpuUsPerRoundTrip, paced }
 }
 
-function fleetChecks (rs: FleetResult[]): FleetReport['checks'] {
+export function fleetChecks (rs: FleetResult[]): FleetCheck[] {
   const get = (t: string, k: number): FleetResult | undefined => rs.find(r => r.target === t && r.agents === k)
-  const checks: FleetReport['checks'] = []
+  const checks: FleetCheck[] = []
   const ks = [...new Set(rs.map(r => r.agents))].sort((a, b) => a - b)
   const big = ks[ks.length - 1]
   const g = growthRatio(rs, 'gateway')
   if (g !== undefined) {
-    checks.push({ name: `gateway CPU per round trip, K=${g.big} vs K=${g.small} (saturated, 200 in flight)`, value: `${g.saturated.toFixed(2)}×`, target: '≤ 1.10×', verdict: g.saturated <= 1.1 ? 'PASS' : 'FAIL' })
+    checks.push(fleetCheck(`gateway CPU per round trip, K=${g.big} vs K=${g.small} (saturated, 200 in flight)`, g.saturated, '×', 1.1, true))
     if (g.paced !== undefined) {
-      checks.push({ name: `gateway CPU per round trip, K=${g.big} vs K=${g.small} (paced, the same load)`, value: `${g.paced.toFixed(2)}×`, target: '≤ 1.10×', verdict: g.paced <= 1.1 ? 'PASS' : 'FAIL' })
+      checks.push(fleetCheck(`gateway CPU per round trip, K=${g.big} vs K=${g.small} (paced, the same load)`, g.paced, '×', 1.1, true))
     }
   }
   for (const k of ks) {
     const g = get('gateway', k)
     const a = get('aedes', k)
     if (!g || !a) continue
-    checks.push({ name: `round trips/s vs aedes, K=${k}`, value: `${(g.roundTripsPerSec / a.roundTripsPerSec * 100).toFixed(1)}%`, target: '≥ 100%', verdict: g.roundTripsPerSec >= a.roundTripsPerSec ? 'PASS' : 'FAIL' })
-    checks.push({ name: `RSS per agent vs aedes, K=${k}`, value: `${(g.rssPerAgentKB / a.rssPerAgentKB).toFixed(2)}×`, target: '≤ 2×', verdict: g.rssPerAgentKB <= 2 * a.rssPerAgentKB ? 'PASS' : 'FAIL' })
-    if (k === big) checks.push({ name: `time to connect K=${k} vs aedes`, value: `${(g.connectMs / a.connectMs).toFixed(2)}×`, target: '≤ 1.5×', verdict: g.connectMs <= 1.5 * a.connectMs ? 'PASS' : 'FAIL' })
+    checks.push(fleetCheck(`round trips/s vs aedes, K=${k}`, g.roundTripsPerSec / a.roundTripsPerSec * 100, '%', 100, false))
+    checks.push(fleetCheck(`RSS per agent vs aedes, K=${k}`, g.rssPerAgentKB / a.rssPerAgentKB, '×', 2, true))
+    if (k === big) checks.push(fleetCheck(`time to connect K=${k} vs aedes`, g.connectMs / a.connectMs, '×', 1.5, true))
   }
   return checks
 }
 
-function fleetReferences (rs: FleetResult[]): FleetReport['references'] {
+export function fleetReferences (rs: FleetResult[]): FleetReport['references'] {
   const refs: FleetReport['references'] = []
   const g = growthRatio(rs, 'aedes')
   if (g !== undefined) {
     // the same ratio of the broker the issue takes as flat in K
-    refs.push({ name: `plain aedes CPU per round trip, K=${g.big} vs K=${g.small} (saturated)`, value: `${g.saturated.toFixed(2)}×` })
-    if (g.paced !== undefined) refs.push({ name: `plain aedes CPU per round trip, K=${g.big} vs K=${g.small} (paced)`, value: `${g.paced.toFixed(2)}×` })
+    refs.push({ name: `plain aedes CPU per round trip, K=${g.big} vs K=${g.small} (saturated)`, value: `${g.saturated.toFixed(2)}×`, figure: g.saturated })
+    if (g.paced !== undefined) refs.push({ name: `plain aedes CPU per round trip, K=${g.big} vs K=${g.small} (paced)`, value: `${g.paced.toFixed(2)}×`, figure: g.paced })
   }
   // the policy's share: aedes with the same authentication and policy work, against plain aedes and the gateway
   for (const k of [...new Set(rs.map(r => r.agents))].sort((a, b) => a - b)) {

@@ -42,7 +42,7 @@ import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-
 import { waitForQuiet } from './stats.ts'
 import { runFleetCluster, runStartupOnly, type FleetOptions as FleetClusterOptions } from './fleet-cluster.ts'
 import { runProvisioningBench, formatProvisioning } from './provisioning.ts'
-import { runFleetBench, formatFleetReport, FLEET_TARGETS, type FleetOptions, type FleetTargetName } from './fleet-node.ts'
+import { runFleetBench, formatFleetReport, FLEET_TARGETS, FLEET_RUNS_DIR, type FleetOptions, type FleetTargetName } from './fleet-node.ts'
 import { runImportBench, formatImport } from './import.ts'
 import { runNoisyNeighbour } from './noisy-neighbour.ts'
 
@@ -556,8 +556,17 @@ async function fleetMain (argv: string[]): Promise<void> {
   console.log('\n' + formatFleetReport(report))
   await mkdir(RESULTS_DIR, { recursive: true })
   const file = join(RESULTS_DIR, 'fleet.json')
-  await writeFile(file, JSON.stringify({ startedAt: new Date().toISOString(), gitCommit: git(['rev-parse', 'HEAD']), node: process.version, cpus: cpus().length, ...report }, null, 2) + '\n')
-  console.log(`\nresults: ${file}`)
+  const finishedAt = new Date().toISOString()
+  const gitCommit = git(['rev-parse', 'HEAD']) ?? 'unknown'
+  // a run on a modified tree measured something no commit holds: the summary leaves it out
+  const gitDirty = (git(['status', '--porcelain', '--untracked-files=no']) ?? '') !== ''
+  const text = JSON.stringify({ finishedAt, gitCommit, gitDirty, node: process.version, cpus: cpus().length, ...report }, null, 2) + '\n'
+  await writeFile(file, text)
+  // every run is also kept, so that several can be judged together: npx tsx bench/fleet-summary.ts
+  await mkdir(FLEET_RUNS_DIR, { recursive: true })
+  const kept = join(FLEET_RUNS_DIR, `${finishedAt.replace(/[:.]/g, '-')}-${gitCommit.slice(0, 7)}.json`)
+  await writeFile(kept, text)
+  console.log(`\nresults: ${file} (kept as ${kept})`)
 }
 
 /** `--fleet-cluster [--fleet-levels=0,1000,5000,15000] [--label=NAME] [--quick]`: only the fleet-scale cluster scenario. */
