@@ -7,7 +7,7 @@
 //   npx tsx bench/fleet-summary.ts [FILE.json | DIR ...] [--commit=PREFIX] [--include-modified]
 // Runs are pooled only with runs of the same shape (K, targets, windows, window length, paced rate);
 // runs made on a modified tree (throw-away experiments) are left out unless --include-modified.
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { fleetChecks, fleetReferences, FLEET_RUNS_DIR, type FleetResult, type FleetShape } from './fleet-node.ts'
@@ -29,13 +29,15 @@ export function pool (xs: number[]): Pooled {
 
 function runFiles (args: string[]): string[] {
   const paths = args.length > 0 ? args : [FLEET_RUNS_DIR]
+  for (const p of paths) if (!existsSync(p)) throw new Error(`${p}: no such file or directory (npm run bench -- --fleet keeps each run in ${FLEET_RUNS_DIR})`)
   return paths.flatMap(p => statSync(p).isDirectory()
     ? readdirSync(p).filter(f => f.endsWith('.json')).sort().map(f => join(p, f))
     : [p])
 }
 
 function readRun (file: string): KeptRun {
-  const j = JSON.parse(readFileSync(file, 'utf8')) as Partial<KeptRun>
+  let j: Partial<KeptRun>
+  try { j = JSON.parse(readFileSync(file, 'utf8')) as Partial<KeptRun> } catch (err) { throw new Error(`${file}: not readable as JSON (${err instanceof Error ? err.message : String(err)})`) }
   if (!Array.isArray(j.results) || j.shape === undefined) throw new Error(`${file}: not a fleet run kept by npm run bench -- --fleet (no results or shape)`)
   return { file, finishedAt: j.finishedAt ?? '?', gitCommit: j.gitCommit ?? 'unknown', gitDirty: j.gitDirty === true, node: j.node ?? '?', shape: j.shape, results: j.results }
 }
