@@ -793,10 +793,14 @@ export interface FleetShape { fleetSizes: number[], targets: FleetTargetName[], 
 /** One target of the issue in one run: the figure as a number (a ratio, or a percentage), its limit, and the verdict. */
 export interface FleetCheck { name: string, figure: number, unit: '×' | '%', limit: number, atMost: boolean, value: string, target: string, verdict: 'PASS' | 'FAIL' }
 
+/** A ratio with two decimals, a percentage with one: how every fleet figure is printed. */
+export function formatFigure (figure: number, unit: '×' | '%'): string {
+  return `${figure.toFixed(unit === '%' ? 1 : 2)}${unit}`
+}
+
 export function fleetCheck (name: string, figure: number, unit: '×' | '%', limit: number, atMost: boolean): FleetCheck {
-  const digits = unit === '%' ? 1 : 2
   const pass = atMost ? figure <= limit : figure >= limit
-  return { name, figure, unit, limit, atMost, value: `${figure.toFixed(digits)}${unit}`, target: `${atMost ? '≤' : '≥'} ${unit === '%' ? limit : limit.toFixed(2)}${unit}`, verdict: pass ? 'PASS' : 'FAIL' }
+  return { name, figure, unit, limit, atMost, value: formatFigure(figure, unit), target: `${atMost ? '≤' : '≥'} ${unit === '%' ? limit : limit.toFixed(2)}${unit}`, verdict: pass ? 'PASS' : 'FAIL' }
 }
 
 /**
@@ -898,8 +902,8 @@ export function fleetReferences (rs: FleetResult[]): FleetReport['references'] {
   const g = growthRatio(rs, 'aedes')
   if (g !== undefined) {
     // the same ratio of the broker the issue takes as flat in K
-    refs.push({ name: `plain aedes CPU per round trip, K=${g.big} vs K=${g.small} (saturated)`, value: `${g.saturated.toFixed(2)}×`, figure: g.saturated })
-    if (g.paced !== undefined) refs.push({ name: `plain aedes CPU per round trip, K=${g.big} vs K=${g.small} (paced)`, value: `${g.paced.toFixed(2)}×`, figure: g.paced })
+    refs.push({ name: `plain aedes CPU per round trip, K=${g.big} vs K=${g.small} (saturated)`, value: formatFigure(g.saturated, '×'), figure: g.saturated })
+    if (g.paced !== undefined) refs.push({ name: `plain aedes CPU per round trip, K=${g.big} vs K=${g.small} (paced)`, value: formatFigure(g.paced, '×'), figure: g.paced })
   }
   // the policy's share: aedes with the same authentication and policy work, against plain aedes and the gateway
   for (const k of [...new Set(rs.map(r => r.agents))].sort((a, b) => a - b)) {
