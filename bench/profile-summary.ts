@@ -146,18 +146,34 @@ export function formatSummary (name: string, s: ProfileSummary): string {
   return lines.join('\n')
 }
 
+const USAGE = 'usage: tsx bench/profile-summary.ts <file.cpuprofile> [top] | --diff A.cpuprofile OPS_A B.cpuprofile OPS_B [--by-file] [top]'
+
+/** Exits with the usage and what was wrong: a stray argument (a shell glob that matched two files) must not
+ * silently become an empty top list. */
+function usageError (why: string): never {
+  console.error(`${why}\n${USAGE}`)
+  process.exit(2)
+}
+
+/** The optional [top] argument: how many functions to list, a positive whole number. */
+function topCount (arg: string | undefined, otherwise: number): number {
+  if (arg === undefined) return otherwise
+  const n = Number(arg)
+  if (!Number.isInteger(n) || n <= 0) usageError(`top must be a positive whole number, not "${arg}"`)
+  return n
+}
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2)
   const fail = (err: unknown): void => { console.error(err); process.exitCode = 1 }
   if (args[0] === '--diff') {
     const byFile = args.includes('--by-file')
-    const [fa, na, fb, nb, top] = args.slice(1).filter(x => x !== '--by-file')
-    if (!fa || !fb || !(Number(na) > 0) || !(Number(nb) > 0)) {
-      console.error('usage: tsx bench/profile-summary.ts --diff A.cpuprofile OPS_A B.cpuprofile OPS_B [--by-file] [top]')
-      process.exit(2)
-    }
+    const positional = args.slice(1).filter(x => x !== '--by-file')
+    if (positional.length > 5) usageError(`too many arguments: ${positional.slice(5).join(' ')}`)
+    const [fa, na, fb, nb, top] = positional
+    if (!fa || !fb || !(Number(na) > 0) || !(Number(nb) > 0)) usageError('--diff needs two profiles, each followed by its operation count (> 0)')
+    const n = topCount(top, 30)
     diffProfiles({ file: fa, operations: Number(na) }, { file: fb, operations: Number(nb) }, byFile).then(d => {
-      const n = Number(top ?? 30)
       const line = (r: ProfileDiffRow): string => `${r.aUs.toFixed(2).padStart(8)} ${r.bUs.toFixed(2).padStart(8)} ${(r.bUs - r.aUs).toFixed(2).padStart(8)}  ${r.key}`
       console.log(`self µs per operation, A → B (difference): busy ${d.aUs.toFixed(2)} → ${d.bUs.toFixed(2)}`)
       console.log('grew most:')
@@ -167,10 +183,9 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     }, fail)
   } else {
     const file = args[0]
-    if (!file) {
-      console.error('usage: tsx bench/profile-summary.ts <file.cpuprofile> [top] | --diff A.cpuprofile OPS_A B.cpuprofile OPS_B [--by-file] [top]')
-      process.exit(2)
-    }
-    summarizeProfile(file, Number(args[1] ?? 25)).then(s => console.log(formatSummary(file, s)), fail)
+    if (!file) usageError('no profile given')
+    if (args.length > 2) usageError(`too many arguments: ${args.slice(2).join(' ')}`)
+    const n = topCount(args[1], 25)
+    summarizeProfile(file, n).then(s => console.log(formatSummary(file, s)), fail)
   }
 }
