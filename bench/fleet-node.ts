@@ -905,8 +905,18 @@ export function fleetReferences (rs: FleetResult[]): FleetReport['references'] {
     refs.push({ name: `plain aedes CPU per round trip, K=${g.big} vs K=${g.small} (saturated)`, value: formatFigure(g.saturated, '×'), figure: g.saturated })
     if (g.paced !== undefined) refs.push({ name: `plain aedes CPU per round trip, K=${g.big} vs K=${g.small} (paced)`, value: formatFigure(g.paced, '×'), figure: g.paced })
   }
+  const ks = [...new Set(rs.map(r => r.agents))].sort((a, b) => a - b)
+  // what the agents themselves keep: the RSS per agent also holds the young generation's pages, a few MB
+  // that do not depend on K and decide the ratio at 1,000 agents (bench/FLEET.md, twenty-first pass)
+  for (const k of ks) {
+    const gw = rs.find(r => r.target === 'gateway' && r.agents === k)?.memoryPerAgent
+    const plain = rs.find(r => r.target === 'aedes' && r.agents === k)?.memoryPerAgent
+    if (gw === undefined || plain === undefined) continue
+    const ratio = gw.liveHeapKB / plain.liveHeapKB
+    refs.push({ name: `live heap per agent vs aedes, K=${k}`, value: `${formatFigure(ratio, '×')} (${gw.liveHeapKB.toFixed(1)} vs ${plain.liveHeapKB.toFixed(1)} kB)`, figure: ratio })
+  }
   // the policy's share: aedes with the same authentication and policy work, against plain aedes and the gateway
-  for (const k of [...new Set(rs.map(r => r.agents))].sort((a, b) => a - b)) {
+  for (const k of ks) {
     const auth = rs.find(r => r.target === 'aedes-auth' && r.agents === k)
     if (auth === undefined) continue
     const plain = rs.find(r => r.target === 'aedes' && r.agents === k)
