@@ -859,25 +859,34 @@ export async function runFleetBench (options: Partial<FleetOptions> = {}): Promi
   }
 }
 
+/** The fleet sizes measured in a run, smallest first. */
+function fleetSizes (rs: FleetResult[]): number[] {
+  return [...new Set(rs.map(r => r.agents))].sort((a, b) => a - b)
+}
+
+/** One target's result at one fleet size. */
+function resultOf (rs: FleetResult[], target: string, k: number): FleetResult | undefined {
+  return rs.find(r => r.target === target && r.agents === k)
+}
+
 /** One target's CPU per round trip at the largest K against the smallest (saturated; paced when measured). */
 interface GrowthRatio { small: number, big: number, saturated: number, paced: number | undefined }
 
 function growthRatio (rs: FleetResult[], target: FleetTargetName): GrowthRatio | undefined {
-  const ks = [...new Set(rs.map(r => r.agents))].sort((a, b) => a - b)
+  const ks = fleetSizes(rs)
   const small = ks[0]
   const big = ks[ks.length - 1]
   if (small === undefined || big === undefined || small === big) return undefined
-  const a = rs.find(r => r.target === target && r.agents === small)
-  const b = rs.find(r => r.target === target && r.agents === big)
+  const a = resultOf(rs, target, small)
+  const b = resultOf(rs, target, big)
   if (a === undefined || b === undefined) return undefined
   const paced = a.pacedCpuUsPerRoundTrip !== undefined && b.pacedCpuUsPerRoundTrip !== undefined ? b.pacedCpuUsPerRoundTrip / a.pacedCpuUsPerRoundTrip : undefined
   return { small, big, saturated: b.brokerCpuUsPerRoundTrip / a.brokerCpuUsPerRoundTrip, paced }
 }
 
 export function fleetChecks (rs: FleetResult[]): FleetCheck[] {
-  const get = (t: string, k: number): FleetResult | undefined => rs.find(r => r.target === t && r.agents === k)
   const checks: FleetCheck[] = []
-  const ks = [...new Set(rs.map(r => r.agents))].sort((a, b) => a - b)
+  const ks = fleetSizes(rs)
   const big = ks[ks.length - 1]
   const g = growthRatio(rs, 'gateway')
   if (g !== undefined) {
@@ -887,8 +896,8 @@ export function fleetChecks (rs: FleetResult[]): FleetCheck[] {
     }
   }
   for (const k of ks) {
-    const g = get('gateway', k)
-    const a = get('aedes', k)
+    const g = resultOf(rs, 'gateway', k)
+    const a = resultOf(rs, 'aedes', k)
     if (!g || !a) continue
     checks.push(fleetCheck(`round trips/s vs aedes, K=${k}`, g.roundTripsPerSec / a.roundTripsPerSec * 100, '%', 100, false))
     checks.push(fleetCheck(`RSS per agent vs aedes, K=${k}`, g.rssPerAgentKB / a.rssPerAgentKB, '×', 2, true))
@@ -905,22 +914,22 @@ export function fleetReferences (rs: FleetResult[]): FleetReport['references'] {
     refs.push({ name: `plain aedes CPU per round trip, K=${g.big} vs K=${g.small} (saturated)`, value: formatFigure(g.saturated, '×'), figure: g.saturated })
     if (g.paced !== undefined) refs.push({ name: `plain aedes CPU per round trip, K=${g.big} vs K=${g.small} (paced)`, value: formatFigure(g.paced, '×'), figure: g.paced })
   }
-  const ks = [...new Set(rs.map(r => r.agents))].sort((a, b) => a - b)
+  const ks = fleetSizes(rs)
   // what the agents themselves keep: the RSS per agent also holds the young generation's pages, a few MB
   // that do not depend on K and decide the ratio at 1,000 agents (bench/FLEET.md, twenty-first pass)
   for (const k of ks) {
-    const gw = rs.find(r => r.target === 'gateway' && r.agents === k)?.memoryPerAgent
-    const plain = rs.find(r => r.target === 'aedes' && r.agents === k)?.memoryPerAgent
+    const gw = resultOf(rs, 'gateway', k)?.memoryPerAgent
+    const plain = resultOf(rs, 'aedes', k)?.memoryPerAgent
     if (gw === undefined || plain === undefined) continue
     const ratio = gw.liveHeapKB / plain.liveHeapKB
     refs.push({ name: `live heap per agent vs aedes, K=${k}`, value: `${formatFigure(ratio, '×')} (${gw.liveHeapKB.toFixed(1)} vs ${plain.liveHeapKB.toFixed(1)} kB)`, figure: ratio })
   }
   // the policy's share: aedes with the same authentication and policy work, against plain aedes and the gateway
   for (const k of ks) {
-    const auth = rs.find(r => r.target === 'aedes-auth' && r.agents === k)
+    const auth = resultOf(rs, 'aedes-auth', k)
     if (auth === undefined) continue
-    const plain = rs.find(r => r.target === 'aedes' && r.agents === k)
-    const gw = rs.find(r => r.target === 'gateway' && r.agents === k)
+    const plain = resultOf(rs, 'aedes', k)
+    const gw = resultOf(rs, 'gateway', k)
     if (plain !== undefined) refs.push({ name: `time to connect K=${k}, aedes-auth vs aedes`, value: `${(auth.connectMs / plain.connectMs).toFixed(2)}× (CPU per connect ${auth.brokerCpuUsPerConnect.toFixed(0)} vs ${plain.brokerCpuUsPerConnect.toFixed(0)} µs)` })
     if (gw !== undefined) {
       refs.push({ name: `time to connect K=${k}, gateway vs aedes-auth`, value: `${(gw.connectMs / auth.connectMs).toFixed(2)}× (CPU per connect ${gw.brokerCpuUsPerConnect.toFixed(0)} vs ${auth.brokerCpuUsPerConnect.toFixed(0)} µs)` })
