@@ -106,7 +106,9 @@ test('cluster: a tenant subscription quota of 3 counts the subscriptions held on
   assert.equal((await A.api('PATCH', '/v1/tenants/cs', { quotas: { maxSubscriptions: 3 } })).status, 200)
   await waitFor(() => B.gw.store.getCredential('cs', 'self::cs-ctrl-b'), 5000, 'credential on node B')
   const viewOf = (g: TestGateway): number | undefined => g.gw.cluster!.tenantQuotas.otherSubscriptions('cs')
-  await waitFor(() => viewOf(B) === 0, 5000, 'node B counts the tenant\'s subscriptions on the other nodes')
+  // both nodes, not only B: until a node's first sync after the PATCH has read the tenant's counts it has
+  // no view of them and refuses the tenant's new filters (fail closed), which raced node A's first SUBSCRIBE
+  await waitFor(() => viewOf(A) === 0 && viewOf(B) === 0, 5000, 'both nodes count the tenant\'s subscriptions on the other nodes')
 
   const subs = async (c: Awaited<ReturnType<typeof connect>>, xs: string[]): Promise<number[]> =>
     await c.subscribeAsync(Object.fromEntries(xs.map(x => [`cs/bulkdata/${x}/#`, { qos: 0 as const }]))).then(
