@@ -93,7 +93,7 @@ function inspect (
 ): Finding | undefined {
   // Content Type and the Record's `version` are never grounds to refuse: some controllers send no
   // Content Type (TR-369 R-MQTT.27a), and versions vary in the wild ("1.3" obuspa, "1.0" oktopus).
-  const read = readRecord(ctx.payload, ctx.maxRecordBytes === undefined ? {} : { maxBytes: ctx.maxRecordBytes })
+  const read = readRecord(ctx.payload, { maxBytes: ctx.maxRecordBytes, expectedToId: inboxEndpointId, expectedFromId: ctx.publisher.endpointId })
   if (!('envelope' in read)) return { code: 'usp.malformed_record', reason: read.reason } // TR-369 7100
   const envelope = read.envelope
   result.envelope = envelope

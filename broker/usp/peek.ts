@@ -41,6 +41,13 @@ export type PeekResult = RecordEnvelope | UspFailure
 export interface PeekOptions {
   /** Largest Record accepted; the listener's MQTT packet-size limit is the primary bound. */
   maxBytes?: number
+  /**
+   * The to_id and from_id the caller expects (inspection: the inbox's endpoint id and the publisher's):
+   * when the Record holds exactly them, these strings are reused instead of decoding the bytes again.
+   * Only a saving: the envelope read is the same either way, and nothing is checked against them here.
+   */
+  expectedToId?: string
+  expectedFromId?: string
 }
 
 export const DEFAULT_MAX_RECORD_BYTES = 4 * 1024 * 1024
@@ -109,6 +116,9 @@ export interface RecordRead {
   msgPayload?: FieldSpan
 }
 
+/** The version of the last Record read: a fleet speaks one or two, so the next one is likely the same text. */
+let lastVersion = ''
+
 export function readRecord (buf: Uint8Array, options: PeekOptions = {}): RecordRead | UspFailure {
   if (!(buf instanceof Uint8Array)) return fail('record is not a byte buffer')
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_RECORD_BYTES
@@ -142,10 +152,12 @@ export function readRecord (buf: Uint8Array, options: PeekOptions = {}): RecordR
   const inner = walkMessage(buf, body.start, body.end, RECORD_TYPE_RULES[recordType], recordType)
   if (!inner.ok) return inner
 
+  const version = stringField(buf, fields[1], lastVersion)
+  lastVersion = version
   const envelope: EnvelopeFields = {
-    version: stringField(buf, fields[1]),
-    toId: stringField(buf, toId),
-    fromId: stringField(buf, fromId),
+    version,
+    toId: stringField(buf, toId, options.expectedToId),
+    fromId: stringField(buf, fromId, options.expectedFromId),
     payloadSecurity: enumName(PAYLOAD_SECURITY_NAMES, fields[4]?.value ?? 0),
     recordType
   }

@@ -162,9 +162,25 @@ function validUtf8 (buf: Uint8Array, start: number, end: number): boolean {
 
 const utf8 = new TextDecoder('utf-8')
 
-/** The text of a string field already checked by walkMessage ('' when absent, as in proto3). */
-export function stringField (buf: Uint8Array, span: FieldSpan | undefined): string {
+/**
+ * The text of a string field already checked by walkMessage ('' when absent, as in proto3).
+ * `likely`: the text the caller expects (an inbox's endpoint id, the publisher's own): when the field
+ * holds exactly its characters, all ASCII, that string is the answer: no decode, no new string. The
+ * result is the same text either way.
+ */
+export function stringField (buf: Uint8Array, span: FieldSpan | undefined, likely?: string): string {
   if (span === undefined) return ''
+  if (likely !== undefined && sameAscii(buf, span.start, span.end, likely)) return likely
   // a PUBLISH payload is a Buffer: its toString decodes in place (no view, no TextDecoder call)
   return Buffer.isBuffer(buf) ? buf.toString('utf8', span.start, span.end) : utf8.decode(buf.subarray(span.start, span.end))
+}
+
+/** `buf[start..end)` is exactly the ASCII text `s` (and so its UTF-8 too). */
+function sameAscii (buf: Uint8Array, start: number, end: number, s: string): boolean {
+  if (end - start !== s.length) return false
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 0x80 || buf[start + i] !== c) return false
+  }
+  return true
 }

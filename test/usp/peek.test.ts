@@ -42,6 +42,26 @@ test('round trip: every record type encodes, peeks and fully decodes alike', () 
   }
 })
 
+test('expected ids only save a decode: the envelope holds the Record\'s own ids, whatever the caller expected', () => {
+  // [actual id in the Record, id the caller expected]: equal, one character off, a prefix, longer,
+  // multi-byte on either side (é is 2 UTF-8 bytes; "Ã©" is what those bytes would read as Latin-1)
+  const pairs: Array<[string, string]> = [
+    [AGENT, AGENT], [AGENT, AGENT.replace(/9$/, '8')], [AGENT, AGENT.slice(0, -1)], [AGENT, `${AGENT}0`],
+    ['os::caf\u00e9', 'os::caf\u00e9'], ['os::caf\u00e9', 'os::caf\u00c3\u00a9'], ['os::caf\u00c3\u00a9', 'os::caf\u00e9'], [AGENT, '']
+  ]
+  for (const [actual, expected] of pairs) {
+    const bytes = encodeRecord({ version: '1.3', toId: actual, fromId: actual, noSessionContext: { payload: getMsg() } })
+    const plain = ok(peekRecord(bytes))
+    const env = ok(peekRecord(bytes, { expectedToId: expected, expectedFromId: expected }))
+    assert.deepEqual(env, plain, `${actual} read with ${expected} expected`)
+    assert.equal(env.fromId, actual)
+    assert.equal(env.toId, actual)
+  }
+  // the version of the previous Record is not carried over to the next one
+  assert.equal(ok(peekRecord(encodeRecord({ version: '1.4', toId: CONTROLLER, fromId: AGENT, noSessionContext: { payload: getMsg() } }))).version, '1.4')
+  assert.equal(ok(peekRecord(encodeRecord({ version: '1.3', toId: CONTROLLER, fromId: AGENT, noSessionContext: { payload: getMsg() } }))).version, '1.3')
+})
+
 test('mqtt_connect and disconnect details are peeked', () => {
   const v311 = ok(peekRecord(encodeRecord({ toId: CONTROLLER, fromId: AGENT, mqttConnect: { version: 0, subscribedTopic: 'acme/usp/agent/x' } })))
   assert.deepEqual(v311.mqttConnect, { version: 'V3_1_1', subscribedTopic: 'acme/usp/agent/x' })
