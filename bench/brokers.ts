@@ -47,6 +47,12 @@ export interface StartOptions {
   nodeFlags?: string[]
   /** gateway only: run in cluster mode on this Redis with this node id (a node of gateway-2node) */
   cluster?: { redisUrl: string, nodeId: string }
+  /**
+   * Run the broker of another checkout of this repository (its bench/broker-child.ts, its built dist/,
+   * its shipped node flags), e.g. a `git worktree` of the commit before a change: the fleet bench's
+   * `gateway-base` target, measured in the same run as this checkout's gateway.
+   */
+  checkout?: string
 }
 
 // ---- process-wide cleanup registry: children to kill and dirs to remove, also on signals/exit
@@ -102,8 +108,8 @@ export function cleanupAll (): void {
  * The node flags `npm start` runs the gateway with (and the container image: a test keeps them equal),
  * read from package.json, so every bench measures the gateway as it ships. Plain aedes keeps Node's defaults.
  */
-export function shippedGatewayNodeFlags (): string[] {
-  const start = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
+export function shippedGatewayNodeFlags (repo = REPO): string[] {
+  const start = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
   const m = /exec node ((?:--\S+\s+)*)dist\/bin\/uspgate\.js start/.exec(start)
   if (m === null) throw new Error(`package.json scripts.start does not exec node dist/bin/uspgate.js start: ${start}`)
   return m[1]!.split(/\s+/).filter(f => f !== '')
@@ -118,9 +124,10 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
   const logPath = join(workDir, 'broker.log')
   const logFd = openSync(logPath, 'a')
   const args = kind !== 'gateway' ? [kind] : opts.cluster !== undefined ? [kind, dataDir, opts.cluster.redisUrl, opts.cluster.nodeId] : [kind, dataDir]
-  const shippedFlags = kind === 'gateway' ? shippedGatewayNodeFlags() : []
-  const child = fork(CHILD, args, {
-    cwd: REPO,
+  const repo = opts.checkout ?? REPO
+  const shippedFlags = kind === 'gateway' ? shippedGatewayNodeFlags(repo) : []
+  const child = fork(opts.checkout === undefined ? CHILD : join(opts.checkout, 'bench', 'broker-child.ts'), args, {
+    cwd: repo,
     execArgv: ['--import', 'tsx', ...shippedFlags, ...(opts.nodeFlags ?? [])],
     stdio: ['ignore', logFd, logFd, 'ipc'],
     env: { ...process.env, NODE_ENV: 'production' }

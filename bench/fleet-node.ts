@@ -7,7 +7,7 @@
 // (Debian, password file + pattern ACLs), plain aedes 2.0.0-beta.1, and the gateway (inspection
 // and policy on). Reported per K and target: round trips/s, p50/p99 RTT, broker CPU µs per round
 // trip and per connect (from /proc), RSS with the fleet and per agent, time to connect the fleet.
-import { fork, type ChildProcess } from 'node:child_process'
+import { execFileSync, fork, type ChildProcess } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
@@ -27,21 +27,25 @@ const REPO = fileURLToPath(new URL('..', import.meta.url))
 const CLK_TCK = 100
 
 /**
- * The issue's three, and a reference it does not name: `aedes-auth` (plain aedes with the password
- * digests and the policy engine in its hooks, bench/broker-child.ts), to tell the policy's share of the
- * gateway's cost over plain aedes. Not in the default run; its ratios are references, not targets.
+ * The issue's three, and two references it does not name, not in the default run, their ratios
+ * references, not targets: `aedes-auth` (plain aedes with the password digests and the policy engine in
+ * its hooks, bench/broker-child.ts), to tell the policy's share of the gateway's cost over plain aedes;
+ * `gateway-base` (the gateway of another checkout, `--fleet-base=<dir>`), to measure a change to the
+ * gateway against the code before it in the same run, windows interleaved.
  */
-export const FLEET_TARGETS = ['mosquitto', 'aedes', 'aedes-auth', 'gateway'] as const
+export const FLEET_TARGETS = ['mosquitto', 'aedes', 'aedes-auth', 'gateway', 'gateway-base'] as const
 export type FleetTargetName = typeof FLEET_TARGETS[number]
 
 /** Broker processes that take credentials issued by the bench (Mosquitto gets a password file instead). */
 function issuesCredentials (name: FleetTargetName): boolean {
-  return name === 'gateway' || name === 'aedes-auth'
+  return name === 'gateway' || name === 'gateway-base' || name === 'aedes-auth'
 }
 
 export interface FleetOptions {
   fleetSizes: number[]
   targets: FleetTargetName[]
+  /** The checkout the `gateway-base` target runs (built, with node_modules). */
+  baseCheckout?: string
   tenant: string
   inFlight: number
   /** CONNECTs in flight over all loaders while the fleet connects */
@@ -253,7 +257,7 @@ interface Identity { clientId: string, endpointId: string, role: 'agent' | 'cont
 
 const PROVISION_CHUNK = 1000
 
-async function startTarget (name: FleetTargetName, tenant: string, ids: Identity[]): Promise<FleetTarget> {
+async function startTarget (name: FleetTargetName, tenant: string, ids: Identity[], baseCheckout?: string): Promise<FleetTarget> {
   if (name === 'mosquitto') {
     const creds = new Map(ids.map(id => [id.endpointId, { username: mosquittoUsername(tenant, id.endpointId), password: randomBytes(18).toString('base64url') }]))
     const t0 = Date.now()
@@ -261,7 +265,14 @@ async function startTarget (name: FleetTargetName, tenant: string, ids: Identity
     return { name, port: m.port, pid: m.pid, note: `${m.version}, password file (${ids.length} users, mosquitto_passwd hashes) + pattern ACLs`, credentials: creds, provisionMs: Date.now() - t0, stop: m.stop }
   }
   // --expose-gc: RSS is read after a full GC in both node brokers (live memory, not what the GC has not yet collected)
-  const b: BrokerHandle = await startBroker(name, { nodeFlags: ['--expose-gc'] })
+  let b: BrokerHandle
+  if (name === 'gateway-base') {
+    if (baseCheckout === undefined) throw new Error('the gateway-base target needs --fleet-base=<checkout>')
+    b = await startBroker('gateway', { nodeFlags: ['--expose-gc'], checkout: baseCheckout })
+    b.notes.push(`gateway-base: the checkout ${baseCheckout} at ${checkoutCommit(baseCheckout)}`)
+  } else {
+    b = await startBroker(name, { nodeFlags: ['--expose-gc'] })
+  }
   let credentials: FleetTarget['credentials']
   const t0 = Date.now()
   if (issuesCredentials(name)) {
@@ -286,6 +297,16 @@ async function startTarget (name: FleetTargetName, tenant: string, ids: Identity
     heapStart: sampling => b.heapStart(sampling),
     heapStop: top => b.heapStop(top),
     stop: () => b.stop()
+  }
+}
+
+/** The commit a checkout is at (and "+ changes" when its tracked files differ from it). */
+function checkoutCommit (dir: string): string {
+  const git = (args: string[]): string => execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8' }).trim()
+  try {
+    return `${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain', '--untracked-files=no']) === '' ? '' : ' + changes'}`
+  } catch {
+    return 'an unknown commit (not a git checkout)'
   }
 }
 
@@ -556,7 +577,7 @@ function connectLine (c: ConnectSample & { connectFailures?: string[] }, k: numb
 /** One connect round of one (K, target): a fresh broker and loaders, the fleet connected and measured, everything stopped. */
 async function connectRound (o: FleetOptions, name: FleetTargetName, k: number): Promise<ConnectSample> {
   const { agents, controller } = fleetIdentities(k)
-  const target = await startTarget(name, o.tenant, [...agents, controller])
+  const target = await startTarget(name, o.tenant, [...agents, controller], o.baseCheckout)
   const loaders: Loader[] = []
   try {
     const fleet = fleetAgents(o, agents, target)
@@ -576,7 +597,7 @@ async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number):
   const log = o.log
   const { agents, controller } = fleetIdentities(k)
   log(`fleet K=${k} on ${name}: starting${issuesCredentials(name) ? ` and issuing ${k + 1} credentials` : ''}...`)
-  const target = await startTarget(name, o.tenant, [...agents, controller])
+  const target = await startTarget(name, o.tenant, [...agents, controller], o.baseCheckout)
   log(`  ${target.note}${target.credentials ? `; ${k + 1} credentials in ${(target.provisionMs / 1000).toFixed(1)} s` : ''}`)
   const loaders: Loader[] = []
   let ctl: Controller | undefined
@@ -935,6 +956,18 @@ export function fleetReferences (rs: FleetResult[]): FleetReport['references'] {
       refs.push({ name: `time to connect K=${k}, gateway vs aedes-auth`, value: `${(gw.connectMs / auth.connectMs).toFixed(2)}× (CPU per connect ${gw.brokerCpuUsPerConnect.toFixed(0)} vs ${auth.brokerCpuUsPerConnect.toFixed(0)} µs)` })
       refs.push({ name: `round trips/s K=${k}, gateway vs aedes-auth`, value: `${(gw.roundTripsPerSec / auth.roundTripsPerSec * 100).toFixed(1)}%` })
     }
+  }
+  // a change against the code before it, in the same run: this checkout's gateway over the base checkout's
+  for (const k of ks) {
+    const base = resultOf(rs, 'gateway-base', k)
+    const gw = resultOf(rs, 'gateway', k)
+    if (base === undefined || gw === undefined) continue
+    const us = (n: number): string => n.toFixed(0)
+    refs.push({ name: `gateway vs gateway-base, K=${k}: CPU per round trip saturated`, value: `${formatFigure(gw.brokerCpuUsPerRoundTrip / base.brokerCpuUsPerRoundTrip, '×')} (${us(gw.brokerCpuUsPerRoundTrip)} vs ${us(base.brokerCpuUsPerRoundTrip)} µs)` })
+    if (gw.pacedCpuUsPerRoundTrip !== undefined && base.pacedCpuUsPerRoundTrip !== undefined) {
+      refs.push({ name: `gateway vs gateway-base, K=${k}: CPU per round trip paced`, value: `${formatFigure(gw.pacedCpuUsPerRoundTrip / base.pacedCpuUsPerRoundTrip, '×')} (${us(gw.pacedCpuUsPerRoundTrip)} vs ${us(base.pacedCpuUsPerRoundTrip)} µs)` })
+    }
+    refs.push({ name: `gateway vs gateway-base, K=${k}: round trips/s`, value: `${(gw.roundTripsPerSec / base.roundTripsPerSec * 100).toFixed(1)}%` })
   }
   return refs
 }

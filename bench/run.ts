@@ -29,9 +29,10 @@
 // Targets are informational: the exit code is 0 whatever the ratios, 1 only when the run itself
 // failed (a broker did not start, clients could not connect, nothing was delivered...).
 import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { runDecisionBench, type DecisionBenchResult } from './decision.ts'
 import { runFanout, type FanoutResult, type MqttIdentity } from './fanout.ts'
@@ -534,7 +535,19 @@ function fleetTargets (list: string): FleetTargetName[] {
   return names as FleetTargetName[]
 }
 
-/** `--fleet [--fleet-k=1000,10000] [--fleet-targets=mosquitto,aedes,gateway] (aedes-auth: a reference) [--fleet-window=S] [--fleet-windows=N] [--fleet-connect-rounds=N] [--fleet-paced=RATE] [--cpu-prof] [--heap-prof] [--alloc-prof] [--retained-prof] [--promoted-prof]` */
+/**
+ * The checkout the `gateway-base` target runs: a directory holding this repository's layout, built
+ * (`npm run build` there) and with its node_modules (a `git worktree` can link this one's).
+ */
+function baseCheckout (dir: string): string {
+  const abs = resolve(dir)
+  for (const need of ['bench/broker-child.ts', 'dist/broker/index.js', 'node_modules/aedes', 'package.json']) {
+    if (!existsSync(join(abs, need))) throw new Error(`--fleet-base=${dir}: ${need} is missing (a checkout of this repository, built with npm run build, with node_modules)`)
+  }
+  return abs
+}
+
+/** `--fleet [--fleet-k=1000,10000] [--fleet-targets=mosquitto,aedes,gateway] (aedes-auth, gateway-base: references) [--fleet-base=DIR] [--fleet-window=S] [--fleet-windows=N] [--fleet-connect-rounds=N] [--fleet-paced=RATE] [--cpu-prof] [--heap-prof] [--alloc-prof] [--retained-prof] [--promoted-prof]` */
 async function fleetMain (argv: string[]): Promise<void> {
   const o: Partial<FleetOptions> = {}
   for (const a of argv) {
@@ -550,8 +563,10 @@ async function fleetMain (argv: string[]): Promise<void> {
     else if (a.startsWith('--fleet-windows=')) o.windows = Number(a.slice(16))
     else if (a.startsWith('--fleet-connect-rounds=')) o.connectRounds = Number(a.slice(23))
     else if (a.startsWith('--fleet-paced=')) o.pacedRate = Number(a.slice(14))
-    else throw new Error(`unknown argument ${a} with --fleet (use --fleet-k=, --fleet-targets=, --fleet-window=, --fleet-windows=, --fleet-connect-rounds=, --fleet-paced=, --cpu-prof, --heap-prof, --alloc-prof, --retained-prof, --promoted-prof)`)
+    else if (a.startsWith('--fleet-base=')) o.baseCheckout = baseCheckout(a.slice(13))
+    else throw new Error(`unknown argument ${a} with --fleet (use --fleet-k=, --fleet-targets=, --fleet-window=, --fleet-windows=, --fleet-connect-rounds=, --fleet-paced=, --fleet-base=, --cpu-prof, --heap-prof, --alloc-prof, --retained-prof, --promoted-prof)`)
   }
+  if ((o.targets ?? []).includes('gateway-base') && o.baseCheckout === undefined) throw new Error('--fleet-targets=...,gateway-base needs --fleet-base=<checkout of the code to compare against>')
   const report = await runFleetBench(o)
   console.log('\n' + formatFleetReport(report))
   await mkdir(RESULTS_DIR, { recursive: true })
