@@ -18,7 +18,6 @@ import { readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { loadavg } from 'node:os'
 import { setFlagsFromString } from 'node:v8'
@@ -28,7 +27,7 @@ import type { MqttClient } from 'mqtt'
 import { startBroker, trackProcess, type BrokerHandle, type CredentialRequest, type FleetStats } from './brokers.ts'
 import { startBenchRedis, type BenchRedis } from './redis.ts'
 import { connectClient, runFanout, type FanoutResult, type MqttIdentity } from './fanout.ts'
-import { Samples, sleep, waitForQuiet } from './stats.ts'
+import { Samples, sleep, waitForQuiet, git } from './stats.ts'
 import type { LoaderAgent, LoaderResult } from './fleet-cluster-loader.ts'
 import { encodeMsg, encodeRecord } from '../broker/usp/index.ts'
 
@@ -431,9 +430,6 @@ export function formatFleet (r: FleetReport): string {
 
 function fmtInt (n: number): string { return Math.round(n).toLocaleString('en-US') }
 function fmtMs (us: number): string { return Number.isFinite(us) ? `${(us / 1000).toFixed(us < 10_000 ? 2 : 0)} ms` : 'n/a' }
-function git (args: string[]): string | null {
-  try { return execFileSync('git', args, { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { return null }
-}
 
 /**
  * `--startup-only=K`: node start-up alone. A node is started on an empty cluster (0 sessions), K

@@ -7,7 +7,7 @@
 // (Debian, password file + pattern ACLs), plain aedes 2.0.0-beta.1, and the gateway (inspection
 // and policy on). Reported per K and target: round trips/s, p50/p99 RTT, broker CPU µs per round
 // trip and per connect (from /proc), RSS with the fleet and per agent, time to connect the fleet.
-import { execFileSync, fork, type ChildProcess } from 'node:child_process'
+import { fork, type ChildProcess } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
@@ -18,7 +18,7 @@ import { uspSchema } from '../broker/usp/index.ts'
 import { startBroker, trackProcess, type BrokerHandle } from './brokers.ts'
 import type { GcTime, HeapAfterGc, HeapSampling, HeapSite } from './broker-child.ts'
 import { startMosquitto, mosquittoUsername } from './mosquitto.ts'
-import { Samples, sleep, waitForQuiet, nowUs, machineCpuUs } from './stats.ts'
+import { Samples, sleep, waitForQuiet, nowUs, machineCpuUs, git } from './stats.ts'
 import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
 import type { FleetAgent, FleetLoaderMessage, FleetLoaderRequest } from './fleet-loader.ts'
 
@@ -267,9 +267,9 @@ async function startTarget (name: FleetTargetName, tenant: string, ids: Identity
   // --expose-gc: RSS is read after a full GC in both node brokers (live memory, not what the GC has not yet collected)
   let b: BrokerHandle
   if (name === 'gateway-base') {
-    if (baseCheckout === undefined) throw new Error('the gateway-base target needs --fleet-base=<checkout>')
-    b = await startBroker('gateway', { nodeFlags: ['--expose-gc'], checkout: baseCheckout })
-    b.notes.push(`gateway-base: the checkout ${baseCheckout} at ${checkoutCommit(baseCheckout)}`)
+    const checkout = baseCheckout! // runFleetBench refuses gateway-base without one
+    b = await startBroker('gateway', { nodeFlags: ['--expose-gc'], checkout })
+    b.notes.push(`gateway-base: the checkout ${checkout} at ${checkoutCommit(checkout)}`)
   } else {
     b = await startBroker(name, { nodeFlags: ['--expose-gc'] })
   }
@@ -302,12 +302,9 @@ async function startTarget (name: FleetTargetName, tenant: string, ids: Identity
 
 /** The commit a checkout is at (and "+ changes" when its tracked files differ from it). */
 function checkoutCommit (dir: string): string {
-  const git = (args: string[]): string => execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8' }).trim()
-  try {
-    return `${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain', '--untracked-files=no']) === '' ? '' : ' + changes'}`
-  } catch {
-    return 'an unknown commit (not a git checkout)'
-  }
+  const commit = git(['rev-parse', '--short', 'HEAD'], dir)
+  if (commit === null) return 'an unknown commit (not a git checkout)'
+  return `${commit}${git(['status', '--porcelain', '--untracked-files=no'], dir) === '' ? '' : ' + changes'}`
 }
 
 // ---- loaders
@@ -836,6 +833,8 @@ export function fleetCheck (name: string, figure: number, unit: '×' | '%', limi
  */
 export async function runFleetBench (options: Partial<FleetOptions> = {}): Promise<FleetReport> {
   const o: FleetOptions = { ...defaultFleetOptions, ...options }
+  // before any target starts, not minutes into the run
+  if (o.targets.includes('gateway-base') && o.baseCheckout === undefined) throw new Error('the gateway-base target needs --fleet-base=<checkout of the code to compare against>')
   const fleets: PreparedFleet[] = []
   const connectRounds = new Map<string, ConnectSample[]>()
   const pairs = o.fleetSizes.flatMap(k => o.targets.map(name => ({ k, name })))

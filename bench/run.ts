@@ -28,7 +28,6 @@
 //
 // Targets are informational: the exit code is 0 whatever the ratios, 1 only when the run itself
 // failed (a broker did not start, clients could not connect, nothing was delivered...).
-import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
@@ -40,7 +39,7 @@ import { runStorm, type StormResult } from './storm.ts'
 import { plainAedes, aedesNoDelay, aedesNoDelayCork, singleGateway, clusterGateway, withCredentials, type Target, type TargetFactory } from './targets.ts'
 import { cleanupAll, type CredentialRequest } from './brokers.ts'
 import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
-import { waitForQuiet } from './stats.ts'
+import { git, waitForQuiet } from './stats.ts'
 import { runFleetCluster, runStartupOnly, type FleetOptions as FleetClusterOptions } from './fleet-cluster.ts'
 import { runProvisioningBench, formatProvisioning } from './provisioning.ts'
 import { runFleetBench, formatFleetReport, FLEET_TARGETS, FLEET_RUNS_DIR, type FleetOptions, type FleetTargetName } from './fleet-node.ts'
@@ -169,10 +168,6 @@ function identities (prefix: string, n: number, endpoint: (i: number) => string)
 
 function bestOf<T> (xs: T[], by: (x: T) => number): T {
   return xs.reduce((a, b) => by(b) > by(a) ? b : a)
-}
-
-function git (args: string[]): string | null {
-  try { return execFileSync('git', args, { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { return null }
 }
 
 export async function runBench (options: Partial<BenchOptions> = {}): Promise<BenchReport> {
@@ -566,7 +561,6 @@ async function fleetMain (argv: string[]): Promise<void> {
     else if (a.startsWith('--fleet-base=')) o.baseCheckout = baseCheckout(a.slice(13))
     else throw new Error(`unknown argument ${a} with --fleet (use --fleet-k=, --fleet-targets=, --fleet-window=, --fleet-windows=, --fleet-connect-rounds=, --fleet-paced=, --fleet-base=, --cpu-prof, --heap-prof, --alloc-prof, --retained-prof, --promoted-prof)`)
   }
-  if ((o.targets ?? []).includes('gateway-base') && o.baseCheckout === undefined) throw new Error('--fleet-targets=...,gateway-base needs --fleet-base=<checkout of the code to compare against>')
   const report = await runFleetBench(o)
   console.log('\n' + formatFleetReport(report))
   await mkdir(RESULTS_DIR, { recursive: true })
@@ -575,7 +569,9 @@ async function fleetMain (argv: string[]): Promise<void> {
   const gitCommit = git(['rev-parse', 'HEAD']) ?? 'unknown'
   // a run on a modified tree measured something no commit holds: the summary leaves it out
   const gitDirty = (git(['status', '--porcelain', '--untracked-files=no']) ?? '') !== ''
-  const text = JSON.stringify({ finishedAt, gitCommit, gitDirty, node: process.version, cpus: cpus().length, ...report }, null, 2) + '\n'
+  // the code gateway-base ran, so a kept comparison says against what
+  const base = o.baseCheckout === undefined ? {} : { baseCheckout: o.baseCheckout, baseCommit: git(['rev-parse', 'HEAD'], o.baseCheckout) }
+  const text = JSON.stringify({ finishedAt, gitCommit, gitDirty, ...base, node: process.version, cpus: cpus().length, ...report }, null, 2) + '\n'
   await writeFile(file, text)
   // every run is also kept, so that several can be judged together: npx tsx bench/fleet-summary.ts
   await mkdir(FLEET_RUNS_DIR, { recursive: true })

@@ -1,5 +1,7 @@
 // Small numeric helpers shared by the load generators.
+import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 
 /** Growable Float64 sample buffer (latencies in µs) with a hard cap so memory stays bounded. */
 export class Samples {
@@ -112,4 +114,9 @@ export async function waitForQuiet (maxMs: number, thresholdPct = 15, sampleMs =
     if (otherPct < thresholdPct) return { waitedMs: Date.now() - start, quiet: true, otherPct }
     if (Date.now() - start >= maxMs) return { waitedMs: Date.now() - start, quiet: false, otherPct }
   }
+}
+
+/** `git <args>` in a checkout (this one by default): its trimmed output, or null when git fails there. */
+export function git (args: string[], cwd = fileURLToPath(new URL('..', import.meta.url))): string | null {
+  try { return execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { return null }
 }

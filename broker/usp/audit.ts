@@ -27,9 +27,11 @@ export interface UspAuditEntry {
 
 export const USP_AUDIT_PER_TENANT = 1000
 /**
- * Records are appended to the file at least this often, and at once when this many bytes wait. Each
- * file write is a libuv pool request whose cost is mostly fixed (a worker thread woken, a syscall): in
- * the fleet bench one write every 20 ms was ~3 % of the gateway's CPU profile on this machine kind.
+ * Records are appended to the file at least this often, and at once when this many bytes wait: one
+ * write for all the records since, not one per record nor per event-loop turn. Each write is a libuv
+ * pool request whose cost is mostly fixed (a worker thread woken, a syscall): in the fleet bench one
+ * every 20 ms was ~3 % of the gateway's CPU profile on this machine kind. A crash can lose at most the
+ * last FLUSH_MS of records from the file; close() writes them all.
  */
 const FLUSH_MS = 100
 const FLUSH_BYTES = 256 * 1024
@@ -142,13 +144,7 @@ export class UspAuditTrail {
     return await this.shared.list(tenant, limit)
   }
 
-  /**
-   * Every queued record into the file and the rings: one file write per FLUSH_MS (or FLUSH_BYTES) for
-   * all the records since, not one per record nor per event-loop turn: at a few thousand records per
-   * second a turn holds one or two, so a write per turn was a libuv pool request and its completion
-   * for every record or two. A crash can lose at most the last FLUSH_MS of records from the file;
-   * close() writes them all.
-   */
+  /** Every queued record into the file's buffer and the rings, then one file write for all of them. */
   private readonly flush = (): void => {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
