@@ -198,6 +198,8 @@ export function newClientState (s: Pick<ClientState, 'tenant' | 'principal' | 'r
     policyClient: { tenant: s.tenant, principal: s.principal, role: s.role, client_id: s.wireClientId, protocol: s.protocol, auth: s.auth, listener: s.listener },
     publishMemo: undefined,
     deliverMemo: undefined,
+    publishedTopic: undefined,
+    publishedUspTopic: undefined,
     deliveringBytes: 0,
     deliveringTurn: -1
   }

@@ -2,7 +2,7 @@
 // publishes. A step lets the packet through (undefined), refuses it (a Denial: event, metric, aedes
 // error), or has already reported itself and only says what to do with the packet (Handled).
 import type { Aedes, AedesOptions, Client, PublishPacket } from 'aedes'
-import { inspectUspPublish } from '../usp/index.ts'
+import { inspectUspPublish, parseUspTopic } from '../usp/index.ts'
 import { checkTopicName } from './invariants.ts'
 import { rateVerdict } from './fairness.ts'
 import type { ClientState } from './sessions.ts'
@@ -35,8 +35,14 @@ const identityStillTrusted: PublishStep = (a, ctx) => {
 
 /** Tenant prefix, no `$`, bounded and clean topic (code, before any policy). */
 const topicInsideTenant: PublishStep = (a, ctx) => {
-  const check = checkTopicName(a.st.tenant, a.packet.topic, ctx.deps.limits)
-  return check.ok ? undefined : check
+  const { st, packet } = a
+  // the session's tenant and the gateway's limits do not change: a topic name that passed, passes
+  if (packet.topic === st.publishedTopic) return undefined
+  const check = checkTopicName(st.tenant, packet.topic, ctx.deps.limits)
+  if (!check.ok) return check
+  st.publishedTopic = packet.topic
+  st.publishedUspTopic = undefined
+  return undefined
 }
 
 const withinRate: PublishStep = (a, ctx) => {
@@ -63,6 +69,8 @@ const uspEnvelope: PublishStep = (a, ctx) => {
   const inspection = inspectUspPublish({
     publisher: { tenant: st.tenant, endpointId: st.principal, role: st.role },
     topic: packet.topic,
+    // topicInsideTenant ran first and kept this topic name; its USP reading is made once per name
+    parsedTopic: packet.topic === st.publishedTopic ? (st.publishedUspTopic ??= parseUspTopic(packet.topic)) : undefined,
     payload: packet.payload as Buffer,
     responseTopic: packet.properties?.responseTopic,
     protocolVersion: st.protocol as 3 | 4 | 5,

@@ -4,6 +4,7 @@
 import type { Role } from '../core/index.ts'
 import type { PolicyClient } from '../../policies/index.ts'
 import type { DecisionMemo } from './decision-memo.ts'
+import type { UspTopic } from '../usp/index.ts'
 import { DISCONNECT } from './reason-codes.ts'
 
 export interface ClientState {
@@ -42,6 +43,13 @@ export interface ClientState {
   /** Publish and delivery decisions of this session for one policy revision (created at first use). */
   publishMemo: DecisionMemo | undefined
   deliverMemo: DecisionMemo | undefined
+  /**
+   * The topic name of this session's last PUBLISH that passed the topic checks (tenant prefix, no `$`,
+   * bounded and clean, against the gateway's limits, fixed at start), and its USP reading, made at first
+   * use: an Agent publishes to its Controller's inbox again and again, so both are done once (publish.ts).
+   */
+  publishedTopic: string | undefined
+  publishedUspTopic: UspTopic | undefined
   /** Payload bytes let through to this client in event-loop turn `deliveringTurn`, not yet written (see authorizeForward). */
   deliveringBytes: number
   deliveringTurn: number

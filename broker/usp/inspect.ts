@@ -4,7 +4,7 @@
 // Pure: no aedes, no I/O. The tenant-prefix and `$` invariants on the topic itself run before this.
 
 import { readRecord, msgHeaderOf, type EnvelopeFields, type MsgHeader } from './peek.ts'
-import { parseUspTopic } from './topics.ts'
+import { parseUspTopic, type UspTopic } from './topics.ts'
 
 export type UspInspectionMode = 'enforce' | 'observe' | 'off'
 export type UspAuditLevel = 'envelope' | 'message'
@@ -18,6 +18,8 @@ export interface UspPublishContext {
   /** The authenticated identity of the publishing connection. */
   publisher: { tenant: string; endpointId: string; role: 'agent' | 'controller' | string }
   topic: string
+  /** `parseUspTopic(topic)`, when the caller has it already (a session publishing to one inbox again and again). */
+  parsedTopic?: UspTopic
   payload: Uint8Array
   /** MQTT 5 Response Topic property, if the PUBLISH has one. */
   responseTopic?: string
@@ -64,7 +66,7 @@ function quote (text: string): string {
 /** Inspects one PUBLISH. Never throws; an internal error fails closed as a malformed record. */
 export function inspectUspPublish (ctx: UspPublishContext): UspInspection {
   if (ctx.mode === 'off') return { verdict: 'not_usp' }
-  const topic = parseUspTopic(ctx.topic)
+  const topic = ctx.parsedTopic ?? parseUspTopic(ctx.topic)
   // Only inboxes carry Records; Bulk Data (JSON/CSV) and other topics pass through untouched.
   if (topic.kind !== 'agent' && topic.kind !== 'controller') return { verdict: 'not_usp' }
 

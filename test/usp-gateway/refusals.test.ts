@@ -253,6 +253,45 @@ for (const v of [5, 4] as const) {
   })
 }
 
+test('one MQTT 5 Agent connection, topics alternating: every PUBLISH is checked and inspected again, whatever passed before on the same topic', async () => {
+  // The session keeps the last topic name that passed the topic checks and its USP reading
+  // (broker/mqtt/publish.ts): a passed topic must not let a bad Record, another topic, or a stale
+  // reading through.
+  const agent = await connectAgent(5)
+  const before = ctrl.messages.length
+  const send = (topic: string, payload: Buffer, responseTopic = AGENT_INBOX): Promise<PublishResult> =>
+    agent.publish(topic, payload, { qos: 1, responseTopic, contentType: USP_CONTENT_TYPE })
+
+  const firstId = agent.nextMsgId('memo-first')
+  assert.equal((await send(CTRL_INBOX, agent.record(CTRL, bootNotifyMsg(firstId)))).reasonCode ?? 0, 0)
+  await ctrl.waitForMsg(firstId)
+
+  const spoofed = uniqueBoot(agent, { fromId: 'os::00256D-IMPOSTOR' })
+  assert.equal((await send(CTRL_INBOX, spoofed)).reasonCode, 0x87, 'same inbox, spoofed from_id')
+  await waitForEvent(t, { code: 'usp.from_id_spoofed', clientId: agent.clientId })
+  const crossReply = uniqueBoot(agent)
+  assert.equal((await send(CTRL_INBOX, crossReply, 'beta/usp/controller/self::beta-controller')).reasonCode, 0x87, 'same inbox, reply-to into another tenant')
+  await waitForEvent(t, { code: 'usp.reply_to_cross_tenant', clientId: agent.clientId })
+  const crossTopic = uniqueBoot(agent)
+  assert.equal((await send('beta/usp/controller/self::beta-controller', crossTopic)).reasonCode, 0x87, 'another tenant\'s inbox')
+  await waitForEvent(t, { code: 'acl.cross_tenant', clientId: agent.clientId })
+  // another topic that passes the topic checks, its reply-to suffix into another tenant
+  const suffixTopic = withReplyToSuffix(CTRL_INBOX, 'beta/usp/controller/self::beta-controller')
+  const deeper = uniqueBoot(agent)
+  assert.equal((await send(suffixTopic, deeper)).reasonCode, 0x87, 'a 3.1.1 reply-to suffix into another tenant')
+  await waitForEvent(t, { code: 'usp.reply_to_cross_tenant', clientId: agent.clientId, topic: suffixTopic })
+
+  // back to the inbox after another topic passed the checks: read afresh (not with that suffix), delivered
+  const lastId = agent.nextMsgId('memo-last')
+  assert.equal((await send(CTRL_INBOX, agent.record(CTRL, bootNotifyMsg(lastId)))).reasonCode ?? 0, 0)
+  await ctrl.waitForMsg(lastId)
+  const after = ctrl.messages.slice(before)
+  for (const refused of [spoofed, crossReply, crossTopic, deeper]) {
+    assert.equal(after.filter(m => m.payload.equals(refused)).length, 0, 'a refused record never reached the Controller')
+  }
+  assert.equal(agent.closed, false)
+})
+
 test('MQTT 5 CONNECT whose usp-endpoint-id is not the authenticated endpoint: CONNACK 0x87, usp.endpoint_id_mismatch, no session, no presence', async () => {
   const eid = 'os::00256D-0000002222'
   const secret = await enrol(t, TENANT, eid, 'agent')
