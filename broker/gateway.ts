@@ -13,7 +13,7 @@ import { createLogger, Metrics, SecurityEvents, ProbeListener, requireClusterMas
 import { FileStateStore, writeFileAtomic, DEFAULT_USP_SETTINGS, type StateStore } from './store/index.ts'
 import { Cluster, clusterNodeId, RedisStateStore, RedisEndpointRegistry, RedisConnectCounts, RedisUspAudit, ClusterPki } from './cluster/index.ts'
 import { EndpointRegistry, UspAuditTrail, Presence, uspRecordObserver, inboxTopic, type Endpoints, type SharedUspAudit } from './usp/index.ts'
-import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installConnackSteering, rememberKeptSessions, skipUnreadSysAnnouncements, createMemoryPersistence, countMemoryStore, drainClients, storeGrantedSubscriptionsOnly, discardOfflineState, pendingClientIds, Fairness, type GatewayClient, type ClientState } from './mqtt/index.ts'
+import { AuthThrottle, SessionIndex, MqttListeners, SharedSubscriptions, ProxyProtocolGate, parseTrustedNetworks, createHooks, trackSessions, reportBrokerErrors, installWholePacketWrites, installConnackSteering, rememberKeptSessions, skipUnreadSysAnnouncements, createMemoryPersistence, countMemoryStore, drainClients, storeGrantedSubscriptionsOnly, discardOfflineState, pendingClientIds, Fairness, type GatewayClient, type ClientState } from './mqtt/index.ts'
 import { GatewayControlPlane, PolicyVersions, ensureBootstrapToken } from './control/index.ts'
 import { CertificateService } from './pki/index.ts'
 import { buildAdminApi, type AdminApi, type AdminSettings } from '../admin-api/index.ts'
@@ -129,6 +129,8 @@ export class Gateway {
     this.uspAudit = new UspAuditTrail(config.dataDir, mode.sharedUspAudit)
     this.sessions = new SessionIndex(this.nodeId)
     this.throttle = new AuthThrottle(config.limits.authFailuresBeforeBackoff, config.limits.authMaxBackoffSeconds)
+    // the serializer first, then the wrappers that run before it (patches/whole-packet-writes.ts)
+    installWholePacketWrites()
     installConnackSteering()
     const emit = (e: SecurityEventInput): void => { this.events.emit(e) }
     // Evaluation errors fail closed (the hook denies) and are reported here.

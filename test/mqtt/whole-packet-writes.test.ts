@@ -10,7 +10,7 @@ import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Aedes } from 'aedes'
 import mqttPacket from 'mqtt-packet'
-import { wholePacketWrites } from '../../broker/mqtt/patches/index.ts'
+import { installWholePacketWrites, wholePacketWritesInstalled } from '../../broker/mqtt/patches/index.ts'
 import { encode } from '../helpers/raw-mqtt.ts'
 
 async function until (what: string, ok: () => boolean): Promise<void> {
@@ -19,7 +19,8 @@ async function until (what: string, ok: () => boolean): Promise<void> {
 }
 
 test('each packet aedes sends is one socket write (a large PUBLISH two), and the client reads the same packets', async () => {
-  assert.equal(wholePacketWrites.applied, true)
+  installWholePacketWrites()
+  assert.equal(wholePacketWritesInstalled(), true)
   const aedes = await Aedes.createBroker()
   const writes: Buffer[] = []
   const server = createServer(socket => {
@@ -82,6 +83,7 @@ test('each packet aedes sends is one socket write (a large PUBLISH two), and the
 })
 
 test('a packet mqtt-packet refuses destroys the connection with its error; backpressure is reported as mqtt-packet reports it', async () => {
+  installWholePacketWrites()
   const accepted: Socket[] = []
   const server = createServer(socket => { socket.pause(); accepted.push(socket) }) // reads nothing: the client's writes back up
   server.listen(0, '127.0.0.1')

@@ -3,8 +3,7 @@
 // a source patch instead, applied by npm install: aedes-source/README.md.
 // First, before any module that loads mqtt-packet (see the file):
 export { quietDebug } from './quiet-debug.ts'
-// Second, so that the other writeToStream wrappers (connack steering, outbound limits) wrap it:
-export { wholePacketWrites } from './whole-packet-writes.ts'
+export { installWholePacketWrites, wholePacketWritesInstalled } from './whole-packet-writes.ts'
 export { installConnackSteering, setConnackUserProperties, setConnackRefusalReason } from './connack-user-properties.ts'
 export { hardenPersistence, createMemoryPersistence, countEachAckOnce, type PersistenceConnection } from './persistence.ts'
 export { indexRetained, RetainedIndex } from './retained-index.ts'

@@ -11,10 +11,15 @@
 //
 // The fix: aedes' connections get each packet serialized by mqtt-packet itself into a collector, then
 // written as one buffer — or, when the packet would not fit a pooled buffer (4 kB), its fields as one
-// buffer and the payload after it, without a copy. The bytes on the wire are the same. Installed when
-// this module is first loaded, before the other writeToStream wrappers (connack-user-properties.ts,
-// outbound-limits.ts), so they run first and this one does the serializing. Streams that are not an
-// aedes connection (mqtt.js clients in the same process) keep mqtt-packet's own writes.
+// buffer and the payload after it, without a copy. The bytes on the wire are the same. Streams that are
+// not an aedes connection (mqtt.js clients in the same process) keep mqtt-packet's own writes.
+//
+// Installed by the gateway at construction (not on import: the bench's plain-aedes peers load the
+// gateway's modules too, and must stay plain), before the other writeToStream wrappers
+// (connack-user-properties.ts, outbound-limits.ts), so that they run first and this one serializes:
+// under them it would hand them a collector instead of the connection. Installing it after another
+// wrapper throws.
+import { createRequire } from 'node:module'
 import mqttPacket from 'mqtt-packet'
 
 type Writer = (packet: { cmd: string }, stream: unknown, opts?: unknown) => unknown
@@ -90,12 +95,18 @@ function writeWholePacket (packet: { cmd: string }, stream: unknown, opts?: unkn
   return result === LAST_WRITE ? written : result
 }
 
-function install (): boolean {
+/** Makes mqtt-packet write whole packets to aedes connections (once per process; see above). */
+export function installWholePacketWrites (): void {
+  if (original !== undefined) return
   const mp = mqttPacket as unknown as { writeToStream: Writer }
-  if (original !== undefined) return true
-  original = mp.writeToStream
+  // the serializer itself, as mqtt-packet's index exports it before anyone wraps it
+  const serializer = createRequire(createRequire(import.meta.url).resolve('mqtt-packet'))('./writeToStream.js') as Writer
+  if (mp.writeToStream !== serializer) throw new Error('whole-packet writes must be installed before any other wrapper of mqtt-packet\'s writeToStream')
+  original = serializer
   mp.writeToStream = writeWholePacket
-  return true
 }
 
-export const wholePacketWrites: { readonly applied: boolean } = { applied: install() }
+/** Whether this process writes whole packets (the gateway installed it). */
+export function wholePacketWritesInstalled (): boolean {
+  return original !== undefined
+}
