@@ -12,11 +12,9 @@ import { Aedes } from 'aedes'
 import mqttPacket from 'mqtt-packet'
 import { installWholePacketWrites, wholePacketWritesInstalled } from '../../broker/mqtt/patches/index.ts'
 import { encode } from '../helpers/raw-mqtt.ts'
+import { waitFor } from '../helpers/gateway.ts'
 
-async function until (what: string, ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 250 && !ok(); i++) await sleep(20)
-  assert.ok(ok(), `timed out waiting for ${what}`)
-}
+const until = (what: string, ok: () => boolean): Promise<true> => waitFor(() => ok() || undefined, 5000, what)
 
 test('each packet aedes sends is one socket write (a large PUBLISH two), and the client reads the same packets', async () => {
   installWholePacketWrites()

@@ -60,7 +60,7 @@ let original: Writer | undefined
 function writeWholePacket (packet: { cmd: string }, stream: unknown, opts?: unknown): unknown {
   if ((stream as { client?: unknown } | null)?.client === undefined) return original!(packet, stream, opts)
   const sink = stream as Sink
-  collected.reset()
+  // the collector is empty here: every way out of this function resets it
   let result: unknown
   try {
     result = original!(packet, collected, opts)
