@@ -17,7 +17,7 @@ import { coalesceWrites } from './socket-writes.ts'
 import { ReadGate, type Fairness } from './fairness.ts'
 import { DISCONNECT } from './reason-codes.ts'
 import { prefacedStream, type ProxyProtocolGate } from './proxy-protocol.ts'
-import { deliverPerMatchingSubscriptions, dictionarySubscriptions, enforceOutboundLimits, releaseIdleParserPacket, type OutboundLimitOptions } from './patches/index.ts'
+import { deliverPerMatchingSubscriptions, dictionarySubscriptions, enforceOutboundLimits, releaseConnectPacket, releaseIdleParserPacket, type OutboundLimitOptions } from './patches/index.ts'
 import type { SharedSubscriptions } from './shared-subscriptions.ts'
 
 /** Hands a socket to aedes and returns its client (the MQTTS listener uses it after the TLS handshake). */
@@ -99,6 +99,8 @@ export class MqttListeners {
     dictionarySubscriptions(client)
     // before ReadGate binds the parser's parse
     releaseIdleParserPacket(client)
+    // the parser keeps the protocol version, not the CONNECT (its password, will, properties)
+    releaseConnectPacket(client)
     // before any subscription captures the delivery functions (also a restored session's)
     deliverPerMatchingSubscriptions(client)
     enforceOutboundLimits(client, this.outboundLimits)

@@ -14,4 +14,5 @@ export { rememberKeptSessions, resumeSessionPresent } from './session-present.ts
 export { markGranted, storeGrantedSubscriptionsOnly } from './granted-subscriptions.ts'
 export { dictionarySubscriptions } from './subscription-table.ts'
 export { releaseIdleParserPacket } from './idle-parser.ts'
+export { releaseConnectPacket } from './connect-packet.ts'
 export { skipUnreadSysAnnouncements } from './unread-sys.ts'
