@@ -11,7 +11,7 @@ import { writeFile, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Session } from 'node:inspector/promises'
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
-import { getHeapSpaceStatistics } from 'node:v8'
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import type * as GatewayModule from '../broker/index.ts'
 import type * as CoreModule from '../broker/core/index.ts'
 import type * as PoliciesModule from '../policies/index.ts'
@@ -58,6 +58,8 @@ export type ChildRequest =
   /** sampling heap profiler: what the allocations still live at the stop were made by */
   | { id: number, type: 'heap-start', sampling?: HeapSampling }
   | { id: number, type: 'heap-stop', top: number }
+  /** a full GC, then a V8 heap snapshot written to `file` (Chrome DevTools format; bench/heap-snapshot-diff.ts) */
+  | { id: number, type: 'heap-snapshot', file: string }
   | { id: number, type: 'close' }
 
 export interface ChildStats {
@@ -502,6 +504,10 @@ async function main (): Promise<void> {
         break
       case 'heap-stop':
         reply(heap.stop(req.top))
+        break
+      case 'heap-snapshot':
+        (globalThis as { gc?: () => void }).gc?.()
+        reply(mkdir(dirname(req.file), { recursive: true }).then(() => writeHeapSnapshot(req.file)))
         break
       case 'profile-stop':
         reply(profiler.stop(req.file))

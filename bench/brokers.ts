@@ -38,6 +38,8 @@ export interface BrokerHandle {
   /** allocations: everything allocated until the stop, collected or not (else what is live at the stop) */
   heapStart: (sampling?: HeapSampling) => Promise<void>
   heapStop: (top: number) => Promise<{ totalBytes: number, sites: HeapSite[] }>
+  /** A full GC, then a V8 heap snapshot written to `file`; resolves to its path. */
+  heapSnapshot: (file: string) => Promise<string>
   /** Graceful stop (lets a --cpu-prof profile be written), SIGKILL after a grace period. */
   stop: () => Promise<void>
 }
@@ -208,6 +210,7 @@ export async function startBroker (kind: BrokerKind, opts: StartOptions = {}): P
     profileStop: file => request<string>({ type: 'profile-stop', file }),
     heapStart: sampling => request<void>({ type: 'heap-start', sampling }),
     heapStop: top => request<{ totalBytes: number, sites: HeapSite[] }>({ type: 'heap-stop', top }),
+    heapSnapshot: file => request<string>({ type: 'heap-snapshot', file }),
     async stop () {
       if (!exited) {
         try { child.send({ type: 'close', id: nextId++ }) } catch { /* channel gone */ }

@@ -20,6 +20,7 @@ import type { GcTime, HeapAfterGc, HeapSampling, HeapSite } from './broker-child
 import { startMosquitto, mosquittoUsername } from './mosquitto.ts'
 import { Samples, sleep, waitForQuiet, nowUs, machineCpuUs, git } from './stats.ts'
 import { summarizeProfile, formatSummary, type ProfileSummary } from './profile-summary.ts'
+import { heapSnapshotDiff, formatHeapDiff } from './heap-snapshot-diff.ts'
 import type { FleetAgent, FleetLoaderMessage, FleetLoaderRequest } from './fleet-loader.ts'
 
 const LOADER = fileURLToPath(new URL('./fleet-loader.ts', import.meta.url))
@@ -78,6 +79,8 @@ export interface FleetOptions {
   profile: boolean
   /** sampling heap profile of the fleet connect (node targets): where the memory per agent goes */
   heap: boolean
+  /** V8 heap snapshots before and after the fleet connect (node targets), and their difference per agent: which objects hold the memory per agent (the RSS figures of such a run include the snapshot writer's) */
+  snapshots: boolean
   /** sampling allocation profile of the first round-trip window (node targets): bytes allocated per round trip, by function */
   allocations: boolean
   /** sampling heap profile from round 2 to the end (node targets): what the steady state allocates and keeps (a leak shows here) */
@@ -105,6 +108,7 @@ export const defaultFleetOptions: FleetOptions = {
   v311Every: 10,
   profile: false,
   heap: false,
+  snapshots: false,
   allocations: false,
   retained: false,
   promoted: false,
@@ -250,6 +254,7 @@ interface FleetTarget {
   gcTime?: () => Promise<GcTime>
   heapStart?: (sampling?: HeapSampling) => Promise<void>
   heapStop?: (top: number) => Promise<{ totalBytes: number, sites: HeapSite[] }>
+  heapSnapshot?: (file: string) => Promise<string>
   stop: () => Promise<void>
 }
 
@@ -296,6 +301,7 @@ async function startTarget (name: FleetTargetName, tenant: string, ids: Identity
     gcTime: () => b.gcTime(),
     heapStart: sampling => b.heapStart(sampling),
     heapStop: top => b.heapStop(top),
+    heapSnapshot: file => b.heapSnapshot(file),
     stop: () => b.stop()
   }
 }
@@ -606,6 +612,9 @@ async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number):
     await sleep(1000)
     const heapIdle = await target.gc?.()
     const rssIdle = procRssBytes(target.pid)
+    const snapshotting = o.snapshots && target.heapSnapshot !== undefined
+    const snapshotFile = (when: string): string => join(o.profileDir, `${name}-K${k}-${when}.heapsnapshot`)
+    if (snapshotting) await target.heapSnapshot!(snapshotFile('before-fleet'))
 
     await waitForQuiet(15_000)
     const heapProfiling = o.heap && target.heapStart !== undefined
@@ -618,6 +627,11 @@ async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number):
     await sleep(2000)
     const heapFleet = await target.gc?.()
     const rssFleet = procRssBytes(target.pid)
+    if (snapshotting) {
+      await target.heapSnapshot!(snapshotFile('with-fleet'))
+      log(`  heap snapshots ${snapshotFile('before-fleet')} and ${snapshotFile('with-fleet')}: what the fleet added, by object and holder:`)
+      for (const line of formatHeapDiff(heapSnapshotDiff(snapshotFile('before-fleet'), snapshotFile('with-fleet'), Math.max(1, connected)), 30)) log(`    ${line}`)
+    }
     const memoryPerAgent = heapIdle !== undefined && heapFleet !== undefined ? perAgent(heapIdle, heapFleet, rssFleet - rssIdle, Math.max(1, connected)) : undefined
     let heap: FleetResult['heap']
     if (heapProfiling) {

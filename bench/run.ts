@@ -542,13 +542,14 @@ function baseCheckout (dir: string): string {
   return abs
 }
 
-/** `--fleet [--fleet-k=1000,10000] [--fleet-targets=mosquitto,aedes,gateway] (aedes-auth, gateway-base: references) [--fleet-base=DIR] [--fleet-window=S] [--fleet-windows=N] [--fleet-connect-rounds=N] [--fleet-paced=RATE] [--cpu-prof] [--heap-prof] [--alloc-prof] [--retained-prof] [--promoted-prof]` */
+/** `--fleet [--fleet-k=1000,10000] [--fleet-targets=mosquitto,aedes,gateway] (aedes-auth, gateway-base: references) [--fleet-base=DIR] [--fleet-window=S] [--fleet-windows=N] [--fleet-connect-rounds=N] [--fleet-paced=RATE] [--cpu-prof] [--heap-prof] [--heap-snapshots] [--alloc-prof] [--retained-prof] [--promoted-prof]` */
 async function fleetMain (argv: string[]): Promise<void> {
   const o: Partial<FleetOptions> = {}
   for (const a of argv) {
     if (a === '--fleet') continue
     else if (a === '--cpu-prof') o.profile = true
     else if (a === '--heap-prof') o.heap = true
+    else if (a === '--heap-snapshots') o.snapshots = true
     else if (a === '--alloc-prof') o.allocations = true
     else if (a === '--retained-prof') o.retained = true
     else if (a === '--promoted-prof') o.promoted = true
@@ -559,7 +560,7 @@ async function fleetMain (argv: string[]): Promise<void> {
     else if (a.startsWith('--fleet-connect-rounds=')) o.connectRounds = Number(a.slice(23))
     else if (a.startsWith('--fleet-paced=')) o.pacedRate = Number(a.slice(14))
     else if (a.startsWith('--fleet-base=')) o.baseCheckout = baseCheckout(a.slice(13))
-    else throw new Error(`unknown argument ${a} with --fleet (use --fleet-k=, --fleet-targets=, --fleet-window=, --fleet-windows=, --fleet-connect-rounds=, --fleet-paced=, --fleet-base=, --cpu-prof, --heap-prof, --alloc-prof, --retained-prof, --promoted-prof)`)
+    else throw new Error(`unknown argument ${a} with --fleet (use --fleet-k=, --fleet-targets=, --fleet-window=, --fleet-windows=, --fleet-connect-rounds=, --fleet-paced=, --fleet-base=, --cpu-prof, --heap-prof, --heap-snapshots, --alloc-prof, --retained-prof, --promoted-prof)`)
   }
   const report = await runFleetBench(o)
   console.log('\n' + formatFleetReport(report))
@@ -573,6 +574,11 @@ async function fleetMain (argv: string[]): Promise<void> {
   const base = o.baseCheckout === undefined ? {} : { baseCheckout: o.baseCheckout, baseCommit: git(['rev-parse', 'HEAD'], o.baseCheckout) }
   const text = JSON.stringify({ finishedAt, gitCommit, gitDirty, ...base, node: process.version, cpus: cpus().length, ...report }, null, 2) + '\n'
   await writeFile(file, text)
+  // the snapshot writer's own memory is in every RSS reading after the first snapshot: not a measurement to pool
+  if (o.snapshots === true) {
+    console.log(`\nresults: ${file} (not kept for bench/fleet-summary.ts: its RSS readings include the heap snapshots' own memory)`)
+    return
+  }
   // every run is also kept, so that several can be judged together: npx tsx bench/fleet-summary.ts
   await mkdir(FLEET_RUNS_DIR, { recursive: true })
   const kept = join(FLEET_RUNS_DIR, `${finishedAt.replace(/[:.]/g, '-')}-${gitCommit.slice(0, 7)}.json`)
