@@ -38,7 +38,7 @@ export interface BrokerHandle {
   /** allocations: everything allocated until the stop, collected or not (else what is live at the stop) */
   heapStart: (sampling?: HeapSampling) => Promise<void>
   heapStop: (top: number) => Promise<{ totalBytes: number, sites: HeapSite[] }>
-  /** A full GC, then a V8 heap snapshot written to `file`; resolves to its path. */
+  /** A V8 heap snapshot (of live objects: V8 collects first) written to `file`; resolves to its path. */
   heapSnapshot: (file: string) => Promise<string>
   /** Graceful stop (lets a --cpu-prof profile be written), SIGKILL after a grace period. */
   stop: () => Promise<void>

@@ -613,8 +613,8 @@ async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number):
     const heapIdle = await target.gc?.()
     const rssIdle = procRssBytes(target.pid)
     const snapshotting = o.snapshots && target.heapSnapshot !== undefined
-    const snapshotFile = (when: string): string => join(o.profileDir, `${name}-K${k}-${when}.heapsnapshot`)
-    if (snapshotting) await target.heapSnapshot!(snapshotFile('before-fleet'))
+    const [snapshotBefore, snapshotWith] = ['before-fleet', 'with-fleet'].map(when => join(o.profileDir, `${name}-K${k}-${when}.heapsnapshot`)) as [string, string]
+    if (snapshotting) await target.heapSnapshot!(snapshotBefore)
 
     await waitForQuiet(15_000)
     const heapProfiling = o.heap && target.heapStart !== undefined
@@ -628,9 +628,9 @@ async function prepareFleet (o: FleetOptions, name: FleetTargetName, k: number):
     const heapFleet = await target.gc?.()
     const rssFleet = procRssBytes(target.pid)
     if (snapshotting) {
-      await target.heapSnapshot!(snapshotFile('with-fleet'))
-      log(`  heap snapshots ${snapshotFile('before-fleet')} and ${snapshotFile('with-fleet')}: what the fleet added, by object and holder:`)
-      for (const line of formatHeapDiff(heapSnapshotDiff(snapshotFile('before-fleet'), snapshotFile('with-fleet'), Math.max(1, connected)), 30)) log(`    ${line}`)
+      await target.heapSnapshot!(snapshotWith)
+      log(`  heap snapshots ${snapshotBefore} and ${snapshotWith}: what the fleet added, by object and holder:`)
+      for (const line of formatHeapDiff(heapSnapshotDiff(snapshotBefore, snapshotWith, Math.max(1, connected)), 30)) log(`    ${line}`)
     }
     const memoryPerAgent = heapIdle !== undefined && heapFleet !== undefined ? perAgent(heapIdle, heapFleet, rssFleet - rssIdle, Math.max(1, connected)) : undefined
     let heap: FleetResult['heap']
