@@ -19,7 +19,7 @@ let g: AdminGateway
 before(async () => { g = await startAdminGateway() })
 after(async () => { await g.close(); await removeDir(g.dataDir) })
 
-// The role table (README "Admin roles"), written out independently of broker/admin-roles.ts on purpose.
+// The role table (README "Admin roles"), written out independently of broker/control/admin-roles.ts on purpose.
 const GRANTS: Record<AdminRoleName, string[]> = {
   viewer: ['read'],
   security: ['read', 'credential.revoke', 'cert.revoke', 'ca.manage', 'policy.evaluate'],
